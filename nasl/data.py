@@ -1,0 +1,422 @@
+"""Proxy data sets as tensors in memory.
+
+``load_dataset(spec, resolution=..., seed=...)`` reads a data set once per process (raw
+arrays are cached per spec), takes seeded stratified splits and subsets, resizes the images
+once to ``resolution`` x ``resolution`` and normalises every channel with the statistics of
+the training split. Nothing is ever downloaded.
+
+Grey images are fed as **one channel**, as they are; a network reads its input channels
+from ``DataSplits.in_channels``. Non-square images are resized to a square (``imagefolder``
+instead resizes the short side and centre-crops).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+
+from nasl.errors import NaslError
+
+DEFAULT_DATASET = "digits"
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+DATASETS: dict[str, str] = {
+    "digits": "scikit-learn's 8x8 grey digits, 1797 images, 10 classes (ships with "
+    "scikit-learn; fixed stratified 80/20 train/test split)",
+    "fashion-mnist[:DIR]": "Fashion-MNIST, the four IDX .gz files (default DIR "
+    f"{FASHION_MNIST_DIR}, Debian package dataset-fashion-mnist), 28x28 grey, 10 classes",
+    "cifar10:DIR": "CIFAR-10 python batches (data_batch_1..5, test_batch), 32x32 RGB",
+    "cifar100:DIR": "CIFAR-100 python pickles (train, test), 32x32 RGB, 100 fine classes",
+    "imagefolder:DIR": "DIR/train/<class>/* and DIR/val/<class>/* (or DIR/test); "
+    "needs torchvision",
+    "npz:PATH": "arrays x_train, y_train, x_test, y_test; x as NxHxW, NxHxWxC or NxCxHxW",
+    "fake[:N]": "deterministic random images for tests: N (default 320) train, 3x32x32, "
+    "10 classes",
+}
+
+_KINDS_WITH_PATH = ("cifar10", "cifar100", "imagefolder", "npz")
+_KINDS = ("digits", "fashion-mnist", "fake", *_KINDS_WITH_PATH)
+_FASHION_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplits:
+    """Normalised float32 NCHW images and int64 labels, ready for training.
+
+    ``split="search"``: val is carved from the training data. ``split="final"``: train is the
+    full training split and val (and test) is the test split.
+    """
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    num_classes: int
+    in_channels: int
+    name: str
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    resolution: int = 0
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class _Raw:
+    """Decoded arrays: x as N x C x H x W (uint8 or float32), y as int64."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    name: str
+
+
+def _valid_forms() -> str:
+    return ", ".join(DATASETS)
+
+
+def parse_data_spec(spec: str) -> tuple[str, str | None]:
+    """Check a data spec's form without loading it -> (kind, path or argument or None).
+
+    ``fashion-mnist`` gets its default folder; ``fake:N`` returns N as the argument.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise NaslError(f"data set spec {spec!r} is empty; expected one of: {_valid_forms()}")
+    kind, sep, arg = spec.strip().partition(":")
+    kind = kind.lower()
+    if kind not in _KINDS:
+        raise NaslError(f"unknown data set {spec!r}; expected one of: {_valid_forms()}")
+    if kind == "digits":
+        if sep:
+            raise NaslError(f"data set {spec!r}: 'digits' takes no argument")
+        return kind, None
+    if kind == "fashion-mnist":
+        return kind, arg or FASHION_MNIST_DIR
+    if kind == "fake":
+        if not sep:
+            return kind, None
+        if not arg.isdigit() or int(arg) < 20:
+            raise NaslError(f"data set {spec!r}: expected fake:N with an integer N >= 20")
+        return kind, arg
+    if not arg:
+        form = "PATH" if kind == "npz" else "DIR"
+        raise NaslError(f"data set {spec!r} needs a location: expected {kind}:{form}")
+    return kind, arg
+
+
+# ---------------------------------------------------------------- raw loaders
+
+
+def _load_digits() -> _Raw:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32)[:, None]  # 0..16, N x 1 x 8 x 8
+    y = bunch.target.astype(np.int64)
+    tr, te = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=0)
+    tr, te = np.sort(tr), np.sort(te)
+    return _Raw(x[tr], y[tr], x[te], y[te], 10, "digits")
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (optionally gzipped) with ``ndim`` dimensions."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise NaslError(f"{path}: cannot read IDX file ({e})") from e
+    expected = 0x0800 | ndim
+    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else -1
+    if magic != expected or len(data) < 4 + 4 * ndim:
+        raise NaslError(
+            f"{path}: not an IDX file of unsigned bytes with {ndim} dimension(s) "
+            f"(magic {magic:#010x}, expected {expected:#010x})"
+        )
+    dims = tuple(int(d) for d in np.frombuffer(data, ">i4", count=ndim, offset=4))
+    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise NaslError(
+            f"{path}: header says {dims} = {int(np.prod(dims))} bytes but the file holds "
+            f"{body.size}"
+        )
+    return body.reshape(dims)
+
+
+def _load_fashion(folder: str) -> _Raw:
+    root = Path(folder).expanduser()
+    arrays: dict[str, np.ndarray] = {}
+    for key, stem in _FASHION_FILES.items():
+        path = next((p for p in (root / f"{stem}.gz", root / stem) if p.is_file()), None)
+        if path is None:
+            raise NaslError(
+                f"fashion-mnist: {root / stem}.gz not found; install the data set with "
+                "`apt-get install dataset-fashion-mnist` or pass the folder that holds the "
+                "four IDX files as fashion-mnist:DIR"
+            )
+        arrays[key] = _read_idx(path, 3 if key.endswith("x") else 1)
+    for part in ("train", "test"):
+        nx, ny = len(arrays[f"{part}_x"]), len(arrays[f"{part}_y"])
+        if nx != ny:
+            raise NaslError(f"fashion-mnist in {root}: {part} has {nx} images but {ny} labels")
+    y_tr, y_te = arrays["train_y"].astype(np.int64), arrays["test_y"].astype(np.int64)
+    if max(y_tr.max(initial=0), y_te.max(initial=0)) > 9:
+        raise NaslError(f"fashion-mnist in {root}: labels must be 0..9")
+    return _Raw(arrays["train_x"][:, None], y_tr, arrays["test_x"][:, None], y_te, 10,
+                "fashion-mnist")
+
+
+def _unpickle(path: Path) -> dict:
+    if not path.is_file():
+        raise NaslError(f"{path} not found; expected the extracted python version of the "
+                        "official CIFAR tar (nothing is downloaded)")
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f, encoding="bytes")  # the official format; trusted data only
+    except Exception as e:
+        raise NaslError(f"{path}: not a CIFAR python pickle ({e})") from e
+
+
+def _load_cifar(kind: str, folder: str) -> _Raw:
+    root = Path(folder).expanduser()
+    sub = root / ("cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python")
+    if sub.is_dir():
+        root = sub
+    if not root.is_dir():
+        raise NaslError(f"{kind}: folder {root} not found; expected {kind}:DIR with the "
+                        "extracted python batches")
+    if kind == "cifar10":
+        train_files, test_files, key, classes = (
+            [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels", 10)
+    else:
+        train_files, test_files, key, classes = ["train"], ["test"], b"fine_labels", 100
+
+    def read(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for name in names:
+            d = _unpickle(root / name)
+            if b"data" not in d or key not in d:
+                raise NaslError(f"{root / name}: missing 'data' or {key.decode()!r}")
+            xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(d[key], np.int64))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    (xa, ya), (xb, yb) = read(train_files), read(test_files)
+    return _Raw(xa, ya, xb, yb, classes, kind)
+
+
+def _load_imagefolder(folder: str, resolution: int) -> _Raw:
+    try:
+        from torchvision import transforms
+        from torchvision.datasets import ImageFolder
+    except ImportError as e:
+        raise NaslError("imagefolder:DIR needs torchvision, which is not importable: "
+                        "pip install torchvision") from e
+    root = Path(folder).expanduser()
+    held = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
+    if not (root / "train").is_dir() or held is None:
+        raise NaslError(f"imagefolder: expected {root}/train/<class>/* and "
+                        f"{root}/val/<class>/* (or test/)")
+    tf = transforms.Compose([transforms.Resize(resolution), transforms.CenterCrop(resolution),
+                             transforms.PILToTensor()])
+    sets = [ImageFolder(str(root / "train"), transform=tf), ImageFolder(str(held), transform=tf)]
+    if sets[0].class_to_idx != sets[1].class_to_idx:
+        raise NaslError(f"imagefolder: {root}/train and {held} have different class folders")
+    out = []
+    for ds in sets:
+        if len(ds) == 0:
+            raise NaslError(f"imagefolder: no images under {ds.root}")
+        out.append(np.stack([ds[i][0].numpy() for i in range(len(ds))]))
+        out.append(np.asarray(ds.targets, np.int64))
+    return _Raw(*out, len(sets[0].classes), f"imagefolder:{root.name}")
+
+
+def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4:
+        if x.shape[1] > 4 and x.shape[-1] <= 4:
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        elif x.shape[1] > 4:
+            raise NaslError(f"{path}: {key} has shape {x.shape}; cannot tell the channel "
+                            "axis (expected 1-4 channels first or last)")
+    else:
+        raise NaslError(f"{path}: {key} has shape {x.shape}; expected NxHxW, NxHxWxC or "
+                        "NxCxHxW")
+    if x.dtype == np.uint8:
+        return x
+    if not np.issubdtype(x.dtype, np.number):
+        raise NaslError(f"{path}: {key} has dtype {x.dtype}; expected numbers")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise NaslError(f"{path}: {key} holds NaN or infinite values")
+    return x
+
+
+def _load_npz(file: str) -> _Raw:
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise NaslError(f"npz: file {path} not found; expected npz:PATH to a .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise NaslError(f"{path}: not a readable .npz file ({e})") from e
+    need = ("x_train", "y_train", "x_test", "y_test")
+    missing = [k for k in need if k not in arrays]
+    if missing:
+        raise NaslError(f"{path}: missing arrays {missing}; expected {list(need)}, found "
+                        f"{sorted(arrays)}")
+    xs = [_npz_images(arrays[k], path, k) for k in ("x_train", "x_test")]
+    if xs[0].shape[1:] != xs[1].shape[1:]:
+        raise NaslError(f"{path}: x_train images {xs[0].shape[1:]} and x_test images "
+                        f"{xs[1].shape[1:]} differ in shape")
+    ys = []
+    for key, x in zip(("y_train", "y_test"), xs, strict=True):
+        y = arrays[key]
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(y) != len(x):
+            raise NaslError(f"{path}: {key} must be 1-D integer labels, one per image "
+                            f"(got shape {y.shape}, dtype {y.dtype}, {len(x)} images)")
+        if y.size and y.min() < 0:
+            raise NaslError(f"{path}: {key} has negative labels; expected 0..K-1")
+        ys.append(y.astype(np.int64))
+    classes = int(max(ys[0].max(initial=0), ys[1].max(initial=0))) + 1
+    return _Raw(xs[0], ys[0], xs[1], ys[1], classes, f"npz:{path.name}")
+
+
+def _load_fake(n: int) -> _Raw:
+    rng = np.random.default_rng(12345)
+    templates = rng.integers(0, 256, size=(10, 3, 4, 4)).astype(np.float32)
+    templates = templates.repeat(8, axis=2).repeat(8, axis=3)  # 10 x 3 x 32 x 32
+
+    def make(count: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(count, dtype=np.int64) % 10
+        noise = rng.normal(0.0, 60.0, size=(count, 3, 32, 32))
+        return np.clip(templates[y] + noise, 0, 255).astype(np.uint8), y
+
+    (xa, ya), (xb, yb) = make(n), make(max(n // 4, 20))
+    return _Raw(xa, ya, xb, yb, 10, "fake")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_raw(kind: str, arg: str | None, resolution: int) -> _Raw:
+    """Decode a data set once per process (``resolution`` matters for imagefolder only)."""
+    if kind == "digits":
+        raw = _load_digits()
+    elif kind == "fashion-mnist":
+        raw = _load_fashion(arg or FASHION_MNIST_DIR)
+    elif kind in ("cifar10", "cifar100"):
+        raw = _load_cifar(kind, str(arg))
+    elif kind == "imagefolder":
+        raw = _load_imagefolder(str(arg), resolution)
+    elif kind == "npz":
+        raw = _load_npz(str(arg))
+    else:
+        raw = _load_fake(int(arg) if arg else 320)
+    for a in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
+        a.flags.writeable = False
+    return raw
+
+
+# ---------------------------------------------------------------- splits and tensors
+
+
+def _stratified_pick(y: np.ndarray, n: int, seed: int, what: str) -> np.ndarray:
+    """Indices of a seeded stratified subset of ``n`` of the labels ``y`` (sorted)."""
+    if n >= len(y):
+        return np.arange(len(y))
+    try:
+        picked, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y,
+                                     random_state=seed)
+    except ValueError as e:
+        raise NaslError(f"{what}={n}: cannot take a stratified subset of {len(y)} images "
+                        f"({e})") from e
+    return np.sort(picked)
+
+
+def _to_tensor(x: np.ndarray, idx: np.ndarray, resolution: int, chunk: int = 2048
+               ) -> torch.Tensor:
+    """Selected images as float32 N x C x res x res, resized (bilinear) in batches."""
+    n, c, h, w = len(idx), *x.shape[1:]
+    out = torch.empty((n, c, resolution, resolution), dtype=torch.float32)
+    down = h > resolution or w > resolution
+    for start in range(0, n, chunk):
+        part = torch.from_numpy(x[idx[start:start + chunk]]).float()
+        if (h, w) != (resolution, resolution):
+            part = F.interpolate(part, size=(resolution, resolution), mode="bilinear",
+                                 align_corners=False, antialias=down)
+        out[start:start + len(part)] = part
+    return out
+
+
+def load_dataset(spec: str, *, resolution: int, seed: int, val_fraction: float = 0.2,
+                 subset: int | None = None, val_subset: int | None = None,
+                 split: str = "search") -> DataSplits:
+    """Load ``spec`` as normalised tensors resized to ``resolution`` -> DataSplits.
+
+    ``split="search"``: a stratified ``val_fraction`` of the training split (seeded) is the
+    validation set; the test split is never read. ``split="final"``: train on the whole
+    training split, validate (and test) on the test split. ``subset``/``val_subset`` take
+    seeded stratified subsets of train/val.
+    """
+    kind, arg = parse_data_spec(spec)
+    if split not in ("search", "final"):
+        raise NaslError(f"split={split!r}; expected 'search' or 'final'")
+    if not isinstance(resolution, int) or resolution < 1:
+        raise NaslError(f"resolution={resolution!r}; expected a positive integer")
+    if not 0.0 < val_fraction < 1.0:
+        raise NaslError(f"val_fraction={val_fraction!r}; expected a number between 0 and 1")
+    for what, value in (("subset", subset), ("val_subset", val_subset)):
+        if value is not None and value < 1:
+            raise NaslError(f"{what}={value!r}; expected a positive integer or None")
+    raw = _load_raw(kind, arg, resolution if kind == "imagefolder" else 0)
+
+    if split == "search":
+        try:
+            tr, va = train_test_split(np.arange(len(raw.y_train)), test_size=val_fraction,
+                                      stratify=raw.y_train, random_state=seed)
+        except ValueError as e:
+            raise NaslError(f"{spec}: cannot carve a stratified validation set of "
+                            f"val_fraction={val_fraction} ({e})") from e
+        tr, va = np.sort(tr), np.sort(va)
+        x_val_src, y_val_src = raw.x_train, raw.y_train
+    else:
+        tr, va = np.arange(len(raw.y_train)), np.arange(len(raw.y_test))
+        x_val_src, y_val_src = raw.x_test, raw.y_test
+    if subset is not None:
+        tr = tr[_stratified_pick(raw.y_train[tr], subset, seed, "subset")]
+    if val_subset is not None:
+        va = va[_stratified_pick(y_val_src[va], val_subset, seed, "val_subset")]
+
+    train_x = _to_tensor(raw.x_train, tr, resolution)
+    val_x = _to_tensor(x_val_src, va, resolution)
+    mean = train_x.mean(dim=(0, 2, 3), dtype=torch.float64)
+    std = train_x.to(torch.float64).std(dim=(0, 2, 3))
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    shape = (1, -1, 1, 1)
+    for t in (train_x, val_x):
+        t.sub_(mean.float().view(shape)).div_(std.float().view(shape))
+    train_y = torch.from_numpy(raw.y_train[tr].copy())
+    val_y = torch.from_numpy(y_val_src[va].copy())
+    final = split == "final"
+    return DataSplits(
+        train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
+        num_classes=raw.num_classes, in_channels=int(train_x.shape[1]), name=raw.name,
+        test_x=val_x if final else None, test_y=val_y if final else None,
+        resolution=resolution, mean=tuple(mean.tolist()), std=tuple(std.tolist()),
+    )
