@@ -19,7 +19,7 @@ def positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 def fraction(name: str, value: Any, *, inclusive_high: bool = True) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value and (
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and (
         value <= 1 if inclusive_high else value < 1)
     if not ok:
         high = "1]" if inclusive_high else "1)"

@@ -33,7 +33,7 @@ def generate(width_mult: float = 1.0, resolution_mult: float = 1.0,
                          f"got {list(down)}")
     stem = (ConvBN(make_divisible(STEM * a, 8), 3, 2),)
     stages = []
-    for i, ((c, _), n) in enumerate(zip(STAGES, repeats)):
+    for i, ((c, _), n) in enumerate(zip(STAGES, repeats, strict=True)):
         out = make_divisible(c * a, 8)
         blocks = tuple(DWS(out, 2 if j == 0 and i in down else 1) for j in range(n))
         stages.append(Stage(f"stage{i + 1}", blocks))

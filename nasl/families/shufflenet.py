@@ -28,13 +28,12 @@ STEM = 24
 
 def _build(groups: int, shuffle: bool, stem: int, widths: tuple[int, ...],
            repeats: tuple[int, ...], size: int, num_classes: int) -> ArchConfig:
-    stages, cin = [], stem
-    for i, (c, n) in enumerate(zip(widths, repeats)):
+    stages = []
+    for i, (c, n) in enumerate(zip(widths, repeats, strict=True)):
         units = []
         for j in range(n):
             units.append(ShuffleUnit(c, 2 if j == 0 else 1, groups, shuffle,
                                      first_group=not (i == 0 and j == 0)))
-            cin = c
         stages.append(Stage(f"stage{i + 2}", tuple(units)))
     return ArchConfig(NAME, (ConvBN(stem, 3, 2), Pool(3, 2, 1)), tuple(stages),
                       Head("linear", bias=False), size, num_classes)
