@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,6 +112,84 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- search / report
+def parse_duration(text: str) -> float:
+    """``30m``, ``90s``, ``2h``, ``1h30m`` or plain seconds → seconds (``NaslError`` if bad)."""
+    import re
+
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        value = float(t)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|m|min|s|sec)", t)
+        if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*(h|min|m|sec|s)", "", t).strip():
+            raise NaslError(f"--timeout {text!r}: expected a duration like 30m, 90s, 2h or 1h30m")
+        scale = {"h": 3600, "m": 60, "min": 60, "s": 1, "sec": 1}
+        value = sum(float(n) * scale[u] for n, u in parts)
+    if value <= 0:
+        raise NaslError(f"--timeout {text!r}: expected a positive duration")
+    return value
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nasl.search import SearchOptions, run_search
+    from nasl.space import load_space
+    from nasl.units import parse_budgets
+
+    space = load_space(args.space)
+    budgets = parse_budgets(args.budget or [])
+    if args.trials is not None and args.trials < 1:
+        raise NaslError(f"--trials {args.trials}: expected an integer >= 1")
+    if args.epochs is not None and args.epochs < 1:
+        raise NaslError(f"--epochs {args.epochs}: expected an integer >= 1")
+    wandb = None
+    if args.wandb:
+        wandb = {"project": args.wandb_project, "entity": args.wandb_entity}
+    opts = SearchOptions(
+        name=args.name, runs_dir=Path(args.runs_dir), budgets=dict(budgets), trials=args.trials,
+        sampler=args.sampler, seed=args.seed, epochs=args.epochs, data=args.data,
+        early_stop=not args.no_early_stop,
+        timeout=parse_duration(args.timeout) if args.timeout else None, resume=args.resume,
+        storage=args.storage, device=args.device, threads=args.threads,
+        show_progress=not args.quiet, wandb=wandb)
+    outcome = run_search(space, opts, backend=args.backend, workers=args.workers,
+                         address=args.address, cpus_per_trial=args.cpus_per_trial,
+                         gpus_per_trial=args.gpus_per_trial)
+    _print_run(outcome.run, quiet=args.quiet)
+    if outcome.interrupted:
+        print(f"interrupted: outputs written; continue with --resume --name {outcome.run.name}",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def _print_run(run: Any, quiet: bool = False) -> None:
+    from rich.console import Console
+
+    from nasl import report
+    from nasl.report_run import load_run
+
+    rows, env = load_run(run)
+    objectives = [tuple(o) for o in env["objectives"]]
+    console = Console(width=max(120, Console().width))
+    console.print(report.front_table(rows, objectives))
+    console.print(report.summary_line(rows))
+    if not quiet:
+        for f in ("trials.csv", "pareto.csv", "pareto.json", "report.html", "pareto.png",
+                  "env.json", "space.yaml"):
+            if (run / f).exists():
+                console.print(f"  {run / f}")
+        console.print(f"  optuna-dashboard {env['storage']}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nasl.report_run import rebuild
+
+    run = rebuild(Path(args.run))
+    _print_run(run, quiet=args.quiet)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -138,6 +217,48 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--repeats", type=int, default=30, help="timed runs (median reported)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     sp.set_defaults(func=cmd_cost)
+
+    sp = sub.add_parser(
+        "search", help="multi-objective search: train candidates, keep the Pareto front",
+        epilog=MACS_NOTE + " Budgets: 40MFLOPs, 40M, 40MMACs, 0.04GFLOPs (MACs), 1.5Mparams, "
+        "5ms or 300us (latency), 2MB (fp32 size), or explicit macs<=40M.")
+    sp.add_argument("space", help="a shipped space name (see `nasl space list`) or a YAML file")
+    sp.add_argument("--budget", action="append", metavar="BUDGET",
+                    help="hard budget, e.g. 40MFLOPs, 1.5Mparams, 5ms, 2MB (repeatable; "
+                         "overrides the space's budget for that metric)")
+    sp.add_argument("--trials", type=int, help="trained trials in total (rejected over-budget "
+                                               "candidates do not count)")
+    sp.add_argument("--sampler", help="tpe (default), nsga2, nsga3, gp or random")
+    sp.add_argument("--seed", type=int, help="study seed (per-trial seeds derive from it)")
+    sp.add_argument("--epochs", type=int, help="proxy-training epochs per trial")
+    sp.add_argument("--data", help="proxy data set: digits (default), fashion-mnist[:DIR], "
+                                   "cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:PATH")
+    sp.add_argument("--no-early-stop", action="store_true",
+                    help="train every candidate to the end")
+    sp.add_argument("--timeout", help="stop starting new trials after this long (30m, 2h, 90s)")
+    sp.add_argument("--name", help="run name (default: space name + timestamp)")
+    sp.add_argument("--runs-dir", default="runs", help="folder of runs (default: runs)")
+    sp.add_argument("--resume", action="store_true", help="continue the run called --name")
+    sp.add_argument("--storage", help="Optuna storage URL (default: sqlite in the run folder); "
+                                      "e.g. postgresql://... to share a study between processes")
+    sp.add_argument("--device", help="latency device: auto, cpu, cuda[:i] (default: the space's)")
+    sp.add_argument("--threads", type=int, help="torch threads for training (default: torch's)")
+    sp.add_argument("--quiet", action="store_true", help="no live progress display")
+    sp.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
+                    help="optuna (one process, default) or ray (many workers or a cluster)")
+    sp.add_argument("--workers", type=int, default=None, help="ray: trials at once")
+    sp.add_argument("--address", default=None, help="ray: auto or ray://HOST:PORT")
+    sp.add_argument("--cpus-per-trial", type=float, default=1.0, help="ray: CPUs per trial")
+    sp.add_argument("--gpus-per-trial", type=float, default=0.0, help="ray: GPUs per trial")
+    sp.add_argument("--wandb", action="store_true", help="log trials and the front to W&B")
+    sp.add_argument("--wandb-project", default=None)
+    sp.add_argument("--wandb-entity", default=None)
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("report", help="rebuild a run's outputs and print its Pareto front")
+    sp.add_argument("run", help="the run folder, e.g. runs/shufflenet-20260101-120000")
+    sp.add_argument("--quiet", action="store_true", help="only the table")
+    sp.set_defaults(func=cmd_report)
 
     return p
 

@@ -1,0 +1,176 @@
+"""Run directory: Optuna trials → ``trials.csv``, ``pareto.csv/json``, ``env.json`` (no torch).
+
+In: a run folder and an Optuna study (or its storage URL). Out: the files of DESIGN.md's
+run layout, written atomically so an interrupted run never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from nasl.errors import NaslError
+from nasl.pareto import non_dominated
+
+# Columns every trials.csv has; design choices go between BEFORE and AFTER.
+BEFORE = ["number", "state", "baseline"]
+AFTER = ["macs", "params", "size_mb", "latency_ms", "latency_p10_ms", "latency_p90_ms",
+         "accuracy", "best_accuracy", "epochs", "seconds", "feasible", "pareto", "reason",
+         "device", "device_name", "node", "arch_id", "seed"]
+METRICS = ("accuracy", "macs", "params", "size_mb", "latency_ms")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run (``runs/<name>/``)."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def __truediv__(self, part: str) -> Path:
+        return self.root / part
+
+    @property
+    def space_yaml(self) -> Path:
+        return self.root / "space.yaml"
+
+    @property
+    def env_json(self) -> Path:
+        return self.root / "env.json"
+
+    @property
+    def default_storage(self) -> str:
+        return f"sqlite:///{(self.root / 'study.db').resolve()}"
+
+    def read_env(self) -> dict[str, Any]:
+        """``env.json`` of an existing run (``NaslError`` if this is not a run folder)."""
+        if not self.root.is_dir():
+            raise NaslError(f"no run folder {str(self.root)!r}; expected runs/<name> written by "
+                            "`nasl search`")
+        if not self.env_json.is_file():
+            raise NaslError(f"{str(self.root)!r} is not a nasl run: {self.env_json.name} missing")
+        try:
+            return json.loads(self.env_json.read_text())
+        except json.JSONDecodeError as e:
+            raise NaslError(f"{self.env_json}: not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape a result."""
+    out = {"python": platform.python_version()}
+    for pkg in ("nasl", "torch", "optuna", "ray", "wandb", "thop", "numpy", "onnxruntime"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def environment(seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What env.json records: versions, machine, command line, seed, plus ``extra``."""
+    return {
+        "versions": versions(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "node": platform.node()},
+        "command": " ".join(sys.argv),
+        "seed": seed,
+        **(extra or {}),
+    }
+
+
+# ------------------------------------------------------------------------------- trial rows
+def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """One trials.csv row from a finished (or running) trial's user attributes."""
+    ua = t.user_attrs
+    row: dict[str, Any] = {"number": t.number, "state": t.state.name,
+                           "baseline": ua.get("baseline", "")}
+    row.update(ua.get("choices", {}))
+    for key in AFTER:
+        if key not in ("pareto",):
+            row[key] = ua.get(key)
+    if t.state == optuna.trial.TrialState.RUNNING:
+        row["reason"] = row["reason"] or "running"
+    row["feasible"] = bool(ua.get("feasible", False))
+    row["pareto"] = False
+    return row
+
+
+def mark_front(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) -> list[int]:
+    """Set ``pareto`` on the feasible, complete, non-dominated rows; return their indices."""
+    cand = [i for i, r in enumerate(rows)
+            if r["state"] == "COMPLETE" and r["feasible"]
+            and all(r.get(m) is not None for m, _ in objectives)]
+    if not cand:
+        return []
+    points = [[float(rows[i][m]) for m, _ in objectives] for i in cand]
+    front = [cand[j] for j in non_dominated(points, [d for _, d in objectives])]
+    for i in front:
+        rows[i]["pareto"] = True
+    return front
+
+
+def columns(rows: list[dict[str, Any]], choice_names: Sequence[str]) -> list[str]:
+    """Column order: number, state, baseline, design choices, costs and outcome."""
+    return BEFORE + [c for c in choice_names if c not in BEFORE + AFTER] + AFTER
+
+
+def to_csv(rows: list[dict[str, Any]], cols: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(cols), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _cell(r.get(k)) for k in cols})
+    return buf.getvalue()
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+def write_tables(run: RunDir, rows: list[dict[str, Any]], choice_names: Sequence[str],
+                 objectives: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Write trials.csv, pareto.csv and pareto.json; return the front rows (best accuracy first)."""
+    mark_front(rows, objectives)
+    cols = columns(rows, choice_names)
+    write_text_atomic(run / "trials.csv", to_csv(rows, cols))
+    front = [r for r in rows if r["pareto"]]
+    first = objectives[0][0]
+    reverse = dict(objectives)[first] == "maximize"
+    front.sort(key=lambda r: (r[first] is None, r[first]), reverse=reverse)
+    write_text_atomic(run / "pareto.csv", to_csv(front, cols))
+    write_text_atomic(run / "pareto.json", json.dumps(
+        {"objectives": [{"metric": m, "direction": d} for m, d in objectives],
+         "trials": [{k: r.get(k) for k in cols} for r in front]}, indent=2, default=str))
+    return front
+
+
+def load_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """All trials of the study as rows (in trial-number order)."""
+    return [trial_row(t) for t in study.get_trials(deepcopy=False)]

@@ -1,0 +1,146 @@
+"""One candidate, start to finish: params → ArchConfig → costs → budget → latency → training.
+
+In: a search space, the resolved settings and a sampled design. Out: the trial's record
+(costs, latency, learning curve) or the reason it was rejected, stopped or failed. The
+backends (Optuna, Ray) only decide *which* candidates to evaluate and where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nasl.arch import ArchConfig
+from nasl.errors import NaslError
+
+COST_METRICS = ("macs", "params", "size_mb", "latency_ms")
+# Budgets known before anything runs (checked in microseconds) vs after one measurement.
+STATIC_METRICS = ("macs", "params", "size_mb")
+
+
+class Stopped(Exception):
+    """Raised from the epoch callback to stop a trial early (recorded as PRUNED)."""
+
+    def __init__(self, reason: str, epoch: int):
+        super().__init__(reason)
+        self.reason = reason
+        self.epoch = epoch
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a trial needs besides its design (resolved from space + CLI)."""
+
+    objectives: tuple[tuple[str, str], ...]
+    budgets: dict[str, float]
+    data: str
+    proxy_resolution: int
+    val_fraction: float
+    subset: int | None
+    val_subset: int | None
+    train: Any  # nasl.train.TrainConfig
+    device: str = "auto"
+    latency_batch: int = 1
+    dtype: str = "fp32"
+    latency_warmup: int = 5
+    latency_repeats: int = 20
+    threads: int | None = None
+    latency_threads: int = 1
+    seed: int = 0
+    early_stop: bool = True
+    early_stop_margin: float = 0.05
+
+    @property
+    def cost_objectives(self) -> tuple[str, ...]:
+        return tuple(m for m, _ in self.objectives if m != "accuracy")
+
+    @property
+    def needs_latency(self) -> bool:
+        return "latency_ms" in self.budgets or "latency_ms" in dict(self.objectives)
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """Per-trial seed from (study seed, trial number), recorded with the trial."""
+    return (seed * 1_000_003 + number * 7919 + 17) % (2**31 - 1)
+
+
+def static_costs(arch: ArchConfig) -> dict[str, float]:
+    """MACs, params and size of the target network, analytically (microseconds)."""
+    from nasl.cost import costs
+
+    return dict(costs(arch))
+
+
+def violations(measured: dict[str, Any], budgets: dict[str, float],
+               metrics: tuple[str, ...]) -> dict[str, float]:
+    """``metric → value - budget`` for every budget in ``metrics`` that is exceeded."""
+    return {m: float(measured[m]) - b for m, b in budgets.items()
+            if m in metrics and measured.get(m) is not None and float(measured[m]) > b}
+
+
+def describe_violation(measured: dict[str, Any], budgets: dict[str, float],
+                       over: dict[str, float]) -> str:
+    from nasl.units import format_budget
+
+    parts = [f"{m} {format_budget(m, float(measured[m]))} > {format_budget(m, budgets[m])}"
+             for m in over]
+    return "over budget: " + "; ".join(parts)
+
+
+@dataclass
+class Evaluator:
+    """Evaluates candidates of one space under one set of settings (data cached per size)."""
+
+    space: Any  # nasl.space.SearchSpace
+    settings: Settings
+    _data: dict[int, Any] = field(default_factory=dict)
+
+    def target(self, params: dict[str, Any]) -> ArchConfig:
+        try:
+            return self.space.to_arch(params)
+        except ValueError as e:
+            raise NaslError(f"{self.space.name}: design {params} cannot be built: {e}") from None
+
+    def data(self, resolution: int) -> Any:
+        """Proxy data at ``resolution`` (loaded once per resolution)."""
+        if resolution not in self._data:
+            from nasl.data import load_dataset
+
+            s = self.settings
+            self._data[resolution] = load_dataset(
+                s.data, resolution=resolution, seed=s.seed, val_fraction=s.val_fraction,
+                subset=s.subset, val_subset=s.val_subset, split="search")
+        return self._data[resolution]
+
+    def proxy(self, params: dict[str, Any]) -> tuple[ArchConfig, Any]:
+        """The proxy network (proxy resolution × ρ, the data set's classes) and its data."""
+        rho = float(params.get("resolution_mult", 1.0))
+        res = max(8, round(self.settings.proxy_resolution * rho))
+        data = self.data(res)
+        arch = self.space.to_arch(params).with_io(input_size=res, num_classes=data.num_classes,
+                                                  in_channels=data.in_channels)
+        return arch, data
+
+    def latency(self, arch: ArchConfig, *, repeats: int | None = None) -> Any:
+        """Latency of the target network on the target device, measured alone."""
+        from nasl.builder import build_model
+        from nasl.cost import measure_latency
+
+        s = self.settings
+        return measure_latency(build_model(arch, seed=0),
+                               (arch.in_channels, arch.input_size, arch.input_size),
+                               device=s.device, batch_size=s.latency_batch, dtype=s.dtype,
+                               warmup=s.latency_warmup, repeats=repeats or s.latency_repeats,
+                               threads=s.latency_threads)
+
+    def train(self, params: dict[str, Any], seed: int,
+              on_epoch: Callable[[Any], None] | None = None) -> Any:
+        """Build the proxy network with ``seed`` and train it → ``TrainResult``."""
+        from nasl.builder import build_model
+        from nasl.train import train_model
+
+        arch, data = self.proxy(params)
+        model = build_model(arch, seed=seed)
+        return train_model(model, data, self.settings.train, seed=seed, on_epoch=on_epoch,
+                           threads=self.settings.threads)

@@ -1,0 +1,84 @@
+"""Optuna study plumbing: samplers by name, storage, recording a trial's outcome.
+
+In: run options. Out: a multi-objective ``optuna.Study`` whose trials carry everything
+``trials.csv`` needs as user attributes (so any tool reading the storage sees it all).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nasl.errors import NaslError
+
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
+# Value told to Optuna for a metric never measured (infeasible trials are not trained and
+# may not be timed); the trial is infeasible through its constraint, so it never reaches
+# a front. trials.csv shows the real, empty value.
+UNMEASURED = {"accuracy": 0.0, "latency_ms": 1e6}
+TRAINED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def make_sampler(name: str, seed: int, *, n_startup: int = 10) -> optuna.samplers.BaseSampler:
+    """The sampler called ``name`` (see :data:`SAMPLERS`), seeded."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=True, n_startup_trials=n_startup)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(8, n_startup))
+    if name == "nsga3":
+        return optuna.samplers.NSGAIIISampler(seed=seed, population_size=max(8, n_startup))
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise NaslError(f"--sampler {name!r}: expected one of {', '.join(SAMPLERS)}")
+
+
+def open_study(storage: str, name: str, directions: Sequence[str], sampler: Any, *,
+               resume: bool) -> optuna.Study:
+    """Create the study, or load it when ``resume`` (its directions must match)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        if resume:
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+            if [d.name.lower() for d in study.directions] != list(directions):
+                raise NaslError(f"study {name!r} in {storage} optimises "
+                                f"{[d.name.lower() for d in study.directions]}, not {list(directions)}")
+            return study
+        return optuna.create_study(study_name=name, storage=storage, directions=list(directions),
+                                   sampler=sampler, load_if_exists=False)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise NaslError(f"study {name!r} already exists in {storage}; pass --resume to continue "
+                        "it or --name to start another") from None
+    except KeyError:
+        raise NaslError(f"no study {name!r} in {storage} to resume") from None
+
+
+def trained_count(study: optuna.Study) -> int:
+    """Trials that went into training (complete and feasible, pruned, or failed in training)."""
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.user_attrs.get("trained") and t.state in TRAINED_STATES)
+
+
+def fail_interrupted(study: optuna.Study) -> list[FrozenTrial]:
+    """Mark trials left RUNNING by a killed process as FAIL ("interrupted"); return them."""
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in stale:
+        study._storage.set_trial_user_attr(t._trial_id, "reason",
+                                           "interrupted: the process ended during this trial")
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return stale
+
+
+def values_for(objectives: Sequence[tuple[str, str]], rec: dict[str, Any]) -> list[float]:
+    """Objective values of a record, with :data:`UNMEASURED` for what was never measured."""
+    out = []
+    for m, _ in objectives:
+        v = rec.get(m)
+        out.append(float(v) if v is not None and math.isfinite(float(v)) else UNMEASURED.get(m, 0.0))
+    return out
