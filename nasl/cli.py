@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -191,8 +191,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one line (exit 2), like every other error."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise NaslError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="nasl", description="Hardware-aware neural-architecture search for lightweight CNNs.",
         epilog=MACS_NOTE)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -266,8 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nasl`` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except NaslError as e:
         print(f"nasl: error: {e}", file=sys.stderr)

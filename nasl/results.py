@@ -6,6 +6,7 @@ run layout, written atomically so an interrupted run never leaves half a file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -28,6 +29,8 @@ BEFORE = ["number", "state", "baseline"]
 AFTER = ["macs", "params", "size_mb", "latency_ms", "latency_p10_ms", "latency_p90_ms",
          "accuracy", "best_accuracy", "epochs", "seconds", "feasible", "pareto", "reason",
          "device", "device_name", "node", "arch_id", "seed"]
+# Study user attribute: trial number → latency re-measured with more repeats at the end.
+FINAL_LATENCY = "final_latency"
 METRICS = ("accuracy", "macs", "params", "size_mb", "latency_ms")
 
 
@@ -80,10 +83,8 @@ def versions() -> dict[str, str]:
     """Versions of Python and the libraries that shape a result."""
     out = {"python": platform.python_version()}
     for pkg in ("nasl", "torch", "optuna", "ray", "wandb", "thop", "numpy", "onnxruntime"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -172,5 +173,11 @@ def write_tables(run: RunDir, rows: list[dict[str, Any]], choice_names: Sequence
 
 
 def load_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """All trials of the study as rows (in trial-number order)."""
-    return [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    """All trials of the study as rows (in trial-number order), with final re-timings applied."""
+    final = study.user_attrs.get(FINAL_LATENCY, {})
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        row = trial_row(t)
+        row.update({k: v for k, v in final.get(str(t.number), {}).items() if k in row})
+        rows.append(row)
+    return rows

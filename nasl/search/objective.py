@@ -115,12 +115,9 @@ class Evaluator:
 
     def proxy(self, params: dict[str, Any]) -> tuple[ArchConfig, Any]:
         """The proxy network (proxy resolution × ρ, the data set's classes) and its data."""
-        rho = float(params.get("resolution_mult", 1.0))
-        res = max(8, round(self.settings.proxy_resolution * rho))
+        res = self.space.proxy_arch(params, 1, 3).input_size
         data = self.data(res)
-        arch = self.space.to_arch(params).with_io(input_size=res, num_classes=data.num_classes,
-                                                  in_channels=data.in_channels)
-        return arch, data
+        return self.space.proxy_arch(params, data.num_classes, data.in_channels), data
 
     def latency(self, arch: ArchConfig, *, repeats: int | None = None) -> Any:
         """Latency of the target network on the target device, measured alone."""
@@ -138,9 +135,12 @@ class Evaluator:
               on_epoch: Callable[[Any], None] | None = None) -> Any:
         """Build the proxy network with ``seed`` and train it → ``TrainResult``."""
         from nasl.builder import build_model
+        from nasl.cost import device_lock
         from nasl.train import train_model
 
         arch, data = self.proxy(params)
         model = build_model(arch, seed=seed)
-        return train_model(model, data, self.settings.train, seed=seed, on_epoch=on_epoch,
-                           threads=self.settings.threads)
+        # Training holds the CPU lock shared: latency (exclusive) never times beside it.
+        with device_lock("cpu", shared=True):
+            return train_model(model, data, self.settings.train, seed=seed, on_epoch=on_epoch,
+                               threads=self.settings.threads)

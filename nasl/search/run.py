@@ -82,6 +82,21 @@ def default_name(space_name: str) -> str:
     return f"{space_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
+
+
+def objective_pairs(space: Any) -> tuple[tuple[str, str], ...]:
+    """The space's objectives as (metric, 'maximize'|'minimize') pairs, Optuna's spelling."""
+    return tuple((o.metric, DIRECTIONS[o.direction]) for o in space.objectives)
+
+
+def choice_names(space: Any) -> list[str]:
+    """Design-choice columns of trials.csv: the sampled parameters, then the fixed ones."""
+    names = list(space.order)
+    return names + [k for k in space.fixed if k not in names]
+
+
 def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
     """Space defaults + CLI overrides → :class:`Settings`."""
     from nasl.train import TrainConfig
@@ -90,7 +105,7 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
     seed = opts.seed if opts.seed is not None else space.search.seed
     train = TrainConfig(**{**proxy.train_kwargs(), **({"epochs": opts.epochs} if opts.epochs else {})})
     return Settings(
-        objectives=tuple(space.objective_pairs()),
+        objectives=objective_pairs(space),
         budgets={**dict(space.budget), **opts.budgets},
         data=opts.data or proxy.dataset,
         proxy_resolution=proxy.resolution,
@@ -100,7 +115,7 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
         train=train,
         device=opts.device or target.device,
         latency_batch=target.batch_size,
-        dtype=target.dtype,
+        dtype=DTYPES.get(target.dtype, target.dtype),
         threads=opts.threads,
         seed=seed,
         early_stop=opts.early_stop,
@@ -157,7 +172,7 @@ class Search:
 
     def _write_static(self) -> None:
         s = self.settings
-        results.write_text_atomic(self.run.space_yaml, self.space.to_yaml(budgets=s.budgets))
+        results.write_text_atomic(self.run.space_yaml, self.space.with_budget(s.budgets).to_yaml())
         env = results.environment(s.seed, {
             "run": self.run.name, "space": self.space.name, "family": self.space.family,
             "storage": self.storage, "study": self.study.study_name,
@@ -165,7 +180,7 @@ class Search:
             "sampler": self.sampler_name, "trials": self.trials_target, "data": s.data,
             "epochs": s.train.epochs, "proxy_resolution": s.proxy_resolution,
             "target_device": s.device, "early_stop": s.early_stop,
-            "choice_names": list(self.space.choice_names()),
+            "choice_names": choice_names(self.space),
         })
         try:
             from nasl.cost import cpu_name, resolve_device
@@ -350,21 +365,23 @@ class Search:
         rows = results.load_rows(self.study)
         front = results.mark_front(rows, self.settings.objectives)
         trials = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        final = dict(self.study.user_attrs.get(results.FINAL_LATENCY, {}))
         for i in front:
             t = trials[rows[i]["number"]]
             self.progress("remeasure", {"number": t.number})
             lat = self.evaluator.latency(self.space.to_arch(t.user_attrs["choices"]),
                                          repeats=self.opts.final_repeats)
-            st = self.study._storage
-            for k, v in {"latency_ms": lat.median_ms, "latency_p10_ms": lat.p10_ms,
-                         "latency_p90_ms": lat.p90_ms, "latency": lat.to_dict(),
-                         "latency_search_ms": t.user_attrs.get("latency_ms"),
-                         "device": lat.device, "device_name": lat.device_name}.items():
-                st.set_trial_user_attr(t._trial_id, k, v)
+            final[str(t.number)] = {
+                "latency_ms": lat.median_ms, "latency_p10_ms": lat.p10_ms,
+                "latency_p90_ms": lat.p90_ms, "latency": lat.to_dict(),
+                "latency_search_ms": t.user_attrs.get("latency_ms"), "device": lat.device,
+                "device_name": lat.device_name}
+        # Finished trials are read-only in Optuna: the final timings live on the study.
+        self.study.set_user_attr(results.FINAL_LATENCY, final)
 
     def _write_outputs(self, *, report: bool) -> list[dict[str, Any]]:
         rows = results.load_rows(self.study)
-        front = results.write_tables(self.run, rows, self.space.choice_names(),
+        front = results.write_tables(self.run, rows, choice_names(self.space),
                                      self.settings.objectives)
         self.progress("front", {"size": len(front), "rows": rows, "final": report})
         if report:

@@ -1,0 +1,392 @@
+"""Costs of a network: MACs, params, size, and latency measured on the target device.
+
+In: an :class:`~nasl.arch.ArchConfig` (analytic counts, microseconds) or an ``nn.Module``
+(thop, cross-checked by ``torch.utils.flop_counter``). Out: integers, MiB, or a
+:class:`Latency`. MACs are conv + linear multiply-accumulates only (DESIGN.md); params are
+trainable parameters. Latency is measured alone: :func:`device_lock` serialises timing
+across processes on one machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+import math
+import os
+import platform
+import re
+import statistics
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import torch
+from torch import nn
+
+from nasl.arch import ArchConfig
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: locking is a no-op
+    fcntl = None  # type: ignore[assignment]
+
+BYTES_PER_PARAM = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+# Layers that cost zero MACs under the papers' convention (thop counts several of them).
+_ZERO = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm,
+    nn.LayerNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.ReLU, nn.ReLU6,
+    nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
+    nn.Hardsigmoid, nn.Softmax, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d,
+    nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity, nn.Flatten,
+)
+
+
+def _zero_ops(m: nn.Module, x: Any, y: Any) -> None:
+    """thop hook of a layer that costs zero MACs: leaves its ``total_ops`` at 0."""
+
+
+def _input_shape(model: Any, input_shape: Sequence[int] | None) -> tuple[int, ...]:
+    """(N, C, H, W) from (C, H, W) / (N, C, H, W), or a built network's ``arch`` at batch 1."""
+    if input_shape is None:
+        cfg = getattr(model, "arch", None)
+        if not isinstance(cfg, ArchConfig):
+            raise ValueError("input_shape is required for a module without an ArchConfig")
+        return (1, cfg.in_channels, cfg.input_size, cfg.input_size)
+    shape = tuple(int(s) for s in input_shape)
+    shape = (1, *shape) if len(shape) == 3 else shape
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (C, H, W) or (N, C, H, W), got {input_shape!r}")
+    return shape
+
+
+def _example(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
+    ref: torch.Tensor | None = next(iter(model.parameters()), None)
+    ref = next(iter(model.buffers()), None) if ref is None else ref
+    if ref is None:
+        return torch.zeros(shape)
+    dtype = ref.dtype if ref.is_floating_point() else torch.float32
+    return torch.zeros(shape, device=ref.device, dtype=dtype)
+
+
+@contextlib.contextmanager
+def _inference(model: nn.Module) -> Iterator[None]:
+    """Eval mode + inference mode; every submodule's train/eval flag restored afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def count_macs(obj: ArchConfig | nn.Module, input_shape: Sequence[int] | None = None) -> int:
+    """Multiply-accumulates of convs and linears (BN, activations, pooling count zero).
+
+    ``obj``: an ArchConfig (analytic; ``input_shape`` (C, H, W) / (N, C, H, W), if given,
+    re-sizes it and N multiplies) or a module, counted with thop on the module's own device
+    (the meta device works) under inference mode. ``input_shape`` defaults to the built
+    network's ``arch`` input at batch 1. Out: MACs for the whole batch. The module is
+    left as it was: thop's hooks and ``total_ops``/``total_params`` buffers are removed
+    and every submodule's train/eval mode is restored.
+    """
+    if isinstance(obj, ArchConfig):
+        if input_shape is None:
+            return obj.macs()
+        n, c, h, w = _input_shape(None, input_shape)
+        if h != w:
+            raise ValueError(f"an ArchConfig takes square inputs, got {h}x{w}")
+        return n * obj.with_io(input_size=h, in_channels=c).macs()
+    with warnings.catch_warnings():  # thop imports distutils' LooseVersion
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import thop  # slow import, only needed here
+
+    x = _example(obj, _input_shape(obj, input_shape))
+    # thop adds total_ops/total_params buffers to every module but removes them only from
+    # the ones it hooked (not from containers like Fire): restore every buffer table.
+    saved = [(m, dict(m._buffers), set(m._non_persistent_buffers_set)) for m in obj.modules()]
+    try:
+        with _inference(obj):
+            ops, _ = thop.profile(obj, inputs=(x,), verbose=False,
+                                  custom_ops=dict.fromkeys(_ZERO, _zero_ops))
+    finally:
+        for m, buffers, non_persistent in saved:
+            m._buffers.clear()
+            m._buffers.update(buffers)
+            m._non_persistent_buffers_set.clear()
+            m._non_persistent_buffers_set.update(non_persistent)
+    return int(round(float(ops)))
+
+
+def flop_counter_ops(obj: nn.Module, input_shape: Sequence[int] | None = None) -> dict[str, int]:
+    """FLOPs per aten op seen by ``FlopCounterMode`` (conv/matmul family only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = _example(obj, _input_shape(obj, input_shape))
+    with _inference(obj), FlopCounterMode(display=False) as counter:
+        obj(x)
+    return {str(k): int(v) for k, v in counter.get_flop_counts().get("Global", {}).items()}
+
+
+def count_macs_flop_counter(obj: ArchConfig | nn.Module,
+                            input_shape: Sequence[int] | None = None) -> int:
+    """Independent cross-check of :func:`count_macs`: ``FlopCounterMode`` total // 2.
+
+    It counts convolutions and matmuls only (never BN or pooling), so it equals the
+    papers' MACs. An ArchConfig is built on the meta device first (no memory, no data).
+    """
+    if isinstance(obj, ArchConfig):
+        from nasl.builder import build_model
+
+        with torch.device("meta"):
+            obj = build_model(obj, seed=None)
+    return sum(flop_counter_ops(obj, input_shape).values()) // 2
+
+
+def count_params(obj: ArchConfig | nn.Module) -> int:
+    """Trainable parameters: analytic for an ArchConfig, else numel over requires_grad."""
+    if isinstance(obj, ArchConfig):
+        return obj.params()
+    return sum(p.numel() for p in obj.parameters() if p.requires_grad)
+
+
+def size_mb(params: int, dtype: str = "fp32") -> float:
+    """Weight storage in MiB (the SqueezeNet paper's "MB": 4 bytes × params for fp32).
+
+    ``dtype``: fp32 (4 bytes), fp16/bf16 (2), int8 (1; an estimate, scales not counted).
+    """
+    if dtype not in BYTES_PER_PARAM:
+        raise ValueError(f"dtype must be one of {list(BYTES_PER_PARAM)}, got {dtype!r}")
+    return params * BYTES_PER_PARAM[dtype] / 2**20
+
+
+class Costs(TypedDict):
+    """What :func:`costs` returns (MACs per image at the arch's input size, sizes in MiB)."""
+
+    macs: int
+    params: int
+    size_mb: float
+    size_int8_mb: float
+
+
+def costs(arch: ArchConfig) -> Costs:
+    """The budget check, analytic (microseconds): macs, params, size_mb, size_int8_mb."""
+    rows = arch.walk()
+    macs = sum(r[3].macs for r in rows)
+    params = sum(r[3].params for r in rows)
+    return Costs(macs=macs, params=params, size_mb=size_mb(params),
+                 size_int8_mb=size_mb(params, "int8"))
+
+
+# -- devices and the lock ------------------------------------------------------------------
+def resolve_device(device: str | torch.device = "auto") -> str:
+    """'auto' → 'cuda:0' if a GPU is visible else 'cpu'; 'cuda' → 'cuda:0'; checks 'cuda:N',
+    'cpu' and 'mps'. Raises ``ValueError`` saying why (no GPU, bad index, unknown name)."""
+    d = str(device).strip().lower()
+    match = re.fullmatch(r"cuda(?::(\d+))?", d)
+    if d == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if d == "cpu" or (d == "mps" and torch.backends.mps.is_available()):
+        return d
+    if d == "mps":
+        raise ValueError("device 'mps' requested but MPS is not available on this machine")
+    if not match:
+        raise ValueError(f"unknown device {device!r}; expected auto, cpu, cuda, cuda:N or mps")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but no CUDA GPU is available "
+                         "(use 'cpu' or 'auto')")
+    index, count = int(match.group(1) or 0), torch.cuda.device_count()
+    if index >= count:
+        raise ValueError(f"device {device!r}: only {count} CUDA device(s) visible")
+    return f"cuda:{index}"
+
+
+def lock_dir() -> str:
+    """Directory of the lock files: ``$NASL_LOCK_DIR`` or ``<tmp>/nasl-locks``."""
+    return os.environ.get("NASL_LOCK_DIR") or os.path.join(tempfile.gettempdir(), "nasl-locks")
+
+
+_held = threading.local()  # per thread: lock name -> depth, for re-entry
+
+
+@contextlib.contextmanager
+def device_lock(device: str, *, shared: bool = False,
+                timeout: float | None = None) -> Iterator[None]:
+    """Hold the machine-wide lock of ``device``: ``fcntl.flock`` on ``<lock_dir>/<dev>.lock``.
+
+    Exclusive (the default) for timing: no two nasl processes or threads time one device
+    at once. ``shared=True`` lets any number of holders in together (e.g. trainers) but
+    keeps exclusive ones out. Re-entrant within a thread. ``timeout``: seconds to wait
+    (None: forever), then ``TimeoutError``. A no-op where ``fcntl`` does not exist.
+    """
+    name = str(device).strip().lower()
+    name = re.sub(r"[^a-z0-9]+", "_", resolve_device(name) if name in ("auto", "cuda") else name)
+    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+    if depth.get(name) or fcntl is None:
+        depth[name] = depth.get(name, 0) + 1
+        try:
+            yield
+        finally:
+            depth[name] -= 1
+        return
+    os.makedirs(lock_dir(), exist_ok=True)
+    fd = os.open(os.path.join(lock_dir(), f"{name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    op = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    deadline = time.monotonic() + (math.inf if timeout is None else timeout)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, op if timeout is None else op | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"device lock {name!r} busy for {timeout} s") from None
+                time.sleep(0.01)
+        depth[name] = 1
+        try:
+            yield
+        finally:
+            depth[name] = 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+# -- latency --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Latency:
+    """One latency measurement (milliseconds per forward pass of the whole batch).
+
+    ``cpu_ratio`` (CPU only): process CPU time / wall time / threads over the timed runs,
+    ≈ 1.0 when every thread had a core to itself, ≈ 0.5 when a core was shared.
+    """
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    mean_ms: float
+    std_ms: float
+    repeats: int
+    warmup: int
+    device: str
+    device_name: str
+    threads: int
+    batch_size: int
+    dtype: str
+    cpu_ratio: float | None
+    input_shape: tuple[int, ...] = ()
+    channels_last: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every field."""
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+
+@functools.cache
+def cpu_name() -> str:
+    """CPU model from /proc/cpuinfo ("model name"), else ``platform.processor()``."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+@functools.cache
+def _cpu_supports(dtype: torch.dtype) -> bool:
+    try:
+        conv = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.BatchNorm2d(4)).eval().to(dtype)
+        with torch.inference_mode():
+            conv(torch.zeros(1, 4, 8, 8, dtype=dtype))
+        return True
+    except RuntimeError:
+        return False
+
+
+def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str = "auto",
+                    batch_size: int | None = None, dtype: str = "fp32", warmup: int = 10,
+                    repeats: int = 30, threads: int | None = 1, channels_last: bool = True,
+                    lock: bool = True) -> Latency:
+    """Time ``model``'s forward pass on ``device``, alone; the caller's model is untouched.
+
+    In: ``input_shape`` (C, H, W) or (N, C, H, W); ``batch_size`` replaces N (None: N,
+    or 1 for a 3-tuple). ``dtype`` fp32/fp16/bf16; ``threads`` for torch on CPU (None:
+    leave as is; restored afterwards). A copy of the model in eval mode runs under
+    ``torch.inference_mode`` (channels-last if asked); ``warmup`` untimed runs, then
+    ``repeats`` timed ones (``perf_counter`` on CPU, CUDA events with a sync per run).
+    ``lock`` holds :func:`device_lock` throughout. Out: a :class:`Latency`.
+    Raises ``ValueError`` for a bad device, dtype, count or shape, or a meta model.
+    """
+    dev = resolve_device(device)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    if dev == "cpu" and not _cpu_supports(DTYPES[dtype]):
+        raise ValueError(f"dtype {dtype!r} is not supported on CPU by this torch build")
+    shape = _input_shape(model, input_shape)
+    n = shape[0] if batch_size is None else batch_size
+    if repeats < 1 or warmup < 0 or (threads is not None and threads < 1) or n < 1:
+        raise ValueError(f"need repeats >= 1, warmup >= 0, threads >= 1 or None, batch_size "
+                         f">= 1; got {repeats}, {warmup}, {threads}, {batch_size}")
+    if any(p.is_meta for p in model.parameters()):
+        raise ValueError("cannot time a model on the meta device; build it on a real device")
+    shape = (n, *shape[1:])
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = copy.deepcopy(model).to(device=dev, dtype=DTYPES[dtype])
+    net = net.to(memory_format=fmt).eval()  # type: ignore[call-overload]  # missing in stubs
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    x = x.to(device=dev, dtype=DTYPES[dtype], memory_format=fmt)
+    cuda = dev.startswith("cuda")
+    sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (
+        torch.mps.synchronize if dev == "mps" else (lambda: None))
+    old_threads = torch.get_num_threads()
+    times: list[float] = []
+    cpu_ratio: float | None = None
+    with device_lock(dev) if lock else contextlib.nullcontext(), torch.inference_mode():
+        try:
+            torch.set_num_threads(threads or old_threads)
+            for _ in range(warmup):
+                net(x)
+            sync()
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            for _ in range(repeats):
+                if cuda:  # device time between two events, synchronised every run
+                    start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+                    start.record()
+                    net(x)
+                    end.record()
+                    end.synchronize()
+                    times.append(start.elapsed_time(end))
+                else:
+                    t0 = time.perf_counter()
+                    net(x)
+                    sync()
+                    times.append((time.perf_counter() - t0) * 1e3)
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            used = torch.get_num_threads()
+            if dev == "cpu" and wall > 0:
+                cpu_ratio = cpu / wall / used
+        finally:
+            torch.set_num_threads(old_threads)
+    # deciles with linear interpolation (as numpy.percentile); one run is its own decile
+    q = statistics.quantiles(times, n=10, method="inclusive") if repeats > 1 else times * 9
+    name = torch.cuda.get_device_name(dev) if cuda else (
+        "Apple MPS" if dev == "mps" else cpu_name())
+    return Latency(
+        median_ms=statistics.median(times), p10_ms=q[0], p90_ms=q[-1],
+        mean_ms=statistics.fmean(times), std_ms=statistics.stdev(times) if repeats > 1 else 0.0,
+        repeats=repeats, warmup=warmup, device=dev, device_name=name, threads=used,
+        batch_size=n, dtype=dtype, cpu_ratio=cpu_ratio, input_shape=shape,
+        channels_last=channels_last)

@@ -1,0 +1,378 @@
+"""``nasl export``: choose a trial of a run (or a preset), train it for real, export it.
+
+In: a run folder written by ``nasl search`` and ``--trial N`` or ``--pick HOW`` (or a paper
+preset with overrides). Out: an export folder (see :func:`nasl.export.export_arch`).
+
+Which network is exported. The search reports MACs, params and latency for the *target*
+network (e.g. 224 × ρ px, 1000 classes) but trains the *proxy* network (the data set's
+channels and classes at ``proxy_resolution`` × ρ). By default the proxy network is trained
+from scratch on the **full training split** for ``epochs`` (default: ``3 ×`` the run's proxy
+epochs, at least 30, with the space's proxy recipe) and evaluated on the **test split**,
+which the search never saw; that trained network is exported. The card shows its own
+MACs/params and the target's, and checks that the target rebuilt from the trial's design
+has exactly the MACs and params recorded for the trial. ``train=False`` (``--no-train``)
+exports the target network itself with a fresh initialisation (its MACs/params are then
+the trial's exactly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nasl.arch import ArchConfig
+from nasl.errors import NaslError
+from nasl.export.artifacts import FORMATS, ExportResult, export_arch, parse_formats, prepare_out
+
+EPOCH_FACTOR = 3
+MIN_EPOCHS = 30
+DEFAULT_PICK = "knee"
+PRESET_DATA = "digits"
+PRESET_RESOLUTION = 32
+KNEE_RULE = ("Knee: each objective is min-max normalised over the Pareto front; the knee is the "
+             "front point farthest from the plane through the per-objective extremes, towards the "
+             "ideal point, i.e. the point that gives up least in any objective "
+             "(`nasl.pareto.knee`).")
+
+
+def default_epochs(proxy_epochs: int | None) -> int:
+    """Export training length: ``3 ×`` the proxy epochs, at least 30."""
+    return max(MIN_EPOCHS, EPOCH_FACTOR * int(proxy_epochs or 0))
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape an export."""
+    from importlib import metadata
+
+    from nasl.results import versions as run_versions
+
+    out = run_versions()
+    for pkg in ("onnx", "onnxscript", "safetensors"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[pkg] = metadata.version(pkg)
+    return out
+
+
+# ------------------------------------------------------------------------------ choosing
+def _valid_picks(objectives: Sequence[Sequence[str]]) -> list[str]:
+    from nasl.pareto import ALIASES
+
+    names = [m for m, _ in objectives]
+    return [DEFAULT_PICK, *names, *(a for a, n in ALIASES.items() if n in names and a not in names)]
+
+
+def choose_trial(study: Any, env: Mapping[str, Any], run: str, *, trial: int | None,
+                 pick: str | None) -> Any:
+    """The ``FrozenTrial`` asked for: ``trial`` by number (must be COMPLETE) or ``pick``
+    from the Pareto front (``knee`` when neither is given). NaslError with one line otherwise."""
+    import optuna
+
+    from nasl import pareto, results
+
+    trials = study.get_trials(deepcopy=False)
+    if trial is not None:
+        by_number = {t.number: t for t in trials}
+        if trial not in by_number:
+            have = f"trials 0..{max(by_number)}" if by_number else "no trials"
+            raise NaslError(f"run {run!r} has no trial {trial} ({have})")
+        t = by_number[trial]
+        if t.state != optuna.trial.TrialState.COMPLETE:
+            reason = t.user_attrs.get("reason") or "no reason recorded"
+            raise NaslError(f"run {run!r}: trial {trial} is {t.state.name}, not COMPLETE ({reason}); "
+                            "only completed trials can be exported")
+        if not t.user_attrs.get("choices"):
+            raise NaslError(f"run {run!r}: trial {trial} has no recorded design choices")
+        return t
+    how = pick or DEFAULT_PICK
+    objectives = [tuple(o) for o in env["objectives"]]
+    valid = _valid_picks(objectives)
+    if how not in valid:
+        raise NaslError(f"--pick {how!r}: unknown choice; expected one of {', '.join(valid)}")
+    rows = results.load_rows(study)
+    front = [rows[i] for i in results.mark_front(rows, objectives)]
+    if not front:
+        raise NaslError(f"run {run!r} has no completed feasible trial yet, so no Pareto front to "
+                        "pick from; use --trial N")
+    points = [[float(r[m]) for m, _ in objectives] for r in front]
+    idx = pareto.pick(points, [d for _, d in objectives], how, [m for m, _ in objectives])
+    return next(t for t in trials if t.number == front[idx]["number"])
+
+
+# ------------------------------------------------------------------------------ training
+def _progress() -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Info(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(str(task.fields.get("info", "")))
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Info(),
+                    TimeElapsedColumn(), TimeRemainingColumn())
+
+
+def train_network(arch: ArchConfig, data: Any, cfg: Any, *, seed: int,
+                  progress: bool = True) -> tuple[Any, Any]:
+    """Build ``arch`` with ``seed`` and train it on ``data`` → (model, TrainResult).
+
+    ``progress`` shows a bar per epoch with the epoch, mean train loss and test accuracy.
+    """
+    from nasl.builder import build_model
+    from nasl.train import train_model
+
+    model = build_model(arch, seed=seed)
+    if not progress:
+        return model, train_model(model, data, cfg, seed=seed)
+    bar = _progress()
+    with bar:
+        task = bar.add_task(f"train {arch.family} on {data.name}", total=cfg.epochs, info="")
+
+        def on_epoch(ep: Any) -> None:
+            bar.update(task, advance=1, info=f"epoch {ep.epoch}/{cfg.epochs}  loss "
+                       f"{ep.train_loss:.4f}  test acc {100 * ep.val_accuracy:.2f} %")
+
+        result = train_model(model, data, cfg, seed=seed, on_epoch=on_epoch, progress=bar)
+    return model, result
+
+
+def _train_config(recipe: Mapping[str, Any], epochs: int) -> Any:
+    from nasl.train import TrainConfig
+
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{**{k: v for k, v in recipe.items() if k in known}, "epochs": epochs})
+
+
+def _recipe(cfg: Any) -> dict[str, Any]:
+    keys = ("epochs", "batch_size", "optimizer", "learning_rate", "momentum", "weight_decay",
+            "label_smoothing", "warmup_epochs")
+    return {k: getattr(cfg, k) for k in keys}
+
+
+def _proxy_network(target: ArchConfig, *, data_spec: str, res_at_1: int, data_seed: int
+                   ) -> tuple[ArchConfig, Any]:
+    """The proxy network of ``target`` (``res_at_1`` × ρ px, the data's classes and channels)
+    and its data (split "final": the full training split, and the test split)."""
+    from nasl.data import load_dataset
+
+    rho = float(dict(target.choices).get("resolution_mult", 1.0))
+    res = max(8, round(res_at_1 * rho))
+    data = load_dataset(data_spec, resolution=res, seed=data_seed, split="final")
+    arch = target.with_io(input_size=res, num_classes=data.num_classes, in_channels=data.in_channels)
+    try:
+        arch.validate()
+    except ValueError as e:
+        raise NaslError(f"the design cannot be built at the proxy resolution {res} px: {e}") from None
+    return arch, data
+
+
+def _train_and_export(target: ArchConfig, out: Path, card: dict[str, Any], *, train: bool,
+                      data_spec: str, res_at_1: int, data_seed: int, epochs: int,
+                      recipe: Mapping[str, Any], seed: int, formats: tuple[str, ...],
+                      progress: bool) -> ExportResult:
+    """Shared tail of export_run / export_preset: train the proxy network (or take the target
+    network untrained), then :func:`export_arch` with the card."""
+    acc = card.setdefault("accuracy", {})
+    if not train:
+        acc["trained"] = False
+        return export_arch(target, out, formats=formats, card=card, seed=seed)
+    arch, data = _proxy_network(target, data_spec=data_spec, res_at_1=res_at_1, data_seed=data_seed)
+    cfg = _train_config(recipe, epochs)
+    model, result = train_network(arch, data, cfg, seed=seed, progress=progress)
+    acc.update(trained=True, test=result.final_accuracy, best_test=result.best_accuracy,
+               epochs=result.epochs, data=data_spec, resolution=arch.input_size,
+               seconds=round(result.seconds, 1))
+    card["training"] = {**_recipe(cfg), "seed": seed, "data": data_spec}
+    return export_arch(arch, out, model=model, formats=formats, card=card, mean=data.mean,
+                       std=data.std, seed=seed)
+
+
+def _target_facts(target: ArchConfig) -> dict[str, Any]:
+    from nasl.cost import size_mb
+
+    return {"input_shape": [1, target.in_channels, target.input_size, target.input_size],
+            "num_classes": target.num_classes, "macs": target.macs(), "params": target.params(),
+            "size_mb": size_mb(target.params())}
+
+
+def built_params(arch: ArchConfig) -> int:
+    """Parameters of the module actually built from ``arch`` (on the meta device: no memory)."""
+    import torch
+
+    from nasl.builder import build_model
+    from nasl.cost import count_params
+
+    with torch.device("meta"):
+        return count_params(build_model(arch, seed=None))
+
+
+def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | None = None,
+               epochs: int | None = None, train: bool = True, data: str | None = None,
+               formats: str | Sequence[str] = FORMATS, out: Path | str | None = None,
+               progress: bool = True, command: str | None = None) -> ExportResult:
+    """Export one trial of a run → ExportResult (see the module docstring).
+
+    ``trial``: any COMPLETE trial by number; ``pick``: knee (default), accuracy, macs,
+    latency, ... (the run's objectives) from the Pareto front; not both. ``epochs``: export
+    training length (default :func:`default_epochs` of the run's proxy epochs); ``train=False``
+    exports the untrained target network. ``data``: data set (default: the run's).
+    ``out``: default ``<run>/export/trial-N/``. ``command``: recorded in the card (default:
+    the equivalent ``nasl export`` command). Bad input raises NaslError with one line.
+    """
+    from nasl.report_run import open_run_study
+    from nasl.results import RunDir
+
+    if trial is not None and pick is not None:
+        raise NaslError("--trial and --pick exclude each other: give one (or neither for the knee)")
+    fmts = parse_formats(formats)
+    _check_epochs(epochs)
+    run = RunDir(Path(run_dir))
+    study, env = open_run_study(run)
+    t = choose_trial(study, env, str(run.root), trial=trial, pick=pick)
+    space = _load_space(run)
+    ua = t.user_attrs
+    target = space.to_arch(ua["choices"])
+    facts = _target_facts(target)
+    recorded = (ua.get("macs"), ua.get("params"))
+    matches = recorded == (facts["macs"], facts["params"]) == (target.macs(), built_params(target))
+    if not matches:
+        raise NaslError(f"run {str(run.root)!r}: trial {t.number} recorded {recorded[0]} MACs / "
+                        f"{recorded[1]} params but its design now builds {facts['macs']} / "
+                        f"{facts['params']} (was the space or nasl changed since the search?)")
+    out_dir = prepare_out(Path(out) if out is not None else run.root / "export" / f"trial-{t.number}")
+    seed = int(ua.get("seed", env.get("seed", 0)))
+    run_epochs = env.get("epochs") or getattr(space.proxy, "epochs", None)
+    n_epochs = epochs or default_epochs(run_epochs)
+    data_spec = data or env.get("data") or space.proxy.dataset
+    how = None if trial is not None else (pick or DEFAULT_PICK)
+    card: dict[str, Any] = {
+        "title": f"{space.name}: trial {t.number} of run {run.name}",
+        "command": command or _command(["nasl", "export", str(run_dir),
+                                        *(["--trial", str(trial)] if trial is not None else []),
+                                        *(["--pick", how] if how else []),
+                                        *(["--no-train"] if not train else ["--epochs", str(n_epochs)]),
+                                        *(["--data", data] if data else []),
+                                        "--format", ",".join(fmts), "--out", str(out_dir)]),
+        "source": {"kind": "run", "run": str(run.root), "trial": t.number, "pick": how,
+                   "pick_rule": KNEE_RULE if how == "knee" else None,
+                   "baseline": ua.get("baseline") or None, "feasible": ua.get("feasible"),
+                   "reason": ua.get("reason")},
+        "choices": dict(ua["choices"]),
+        "target": {**facts, "macs_recorded": recorded[0], "params_recorded": recorded[1],
+                   "matches": matches},
+        "latency": _latency_facts(ua),
+        "accuracy": {"proxy": ua.get("accuracy"), "proxy_epochs": ua.get("epochs")},
+        "space": {"name": env.get("space", space.name), "family": env.get("family", space.family),
+                  "path": str(run.space_yaml), "objectives": env.get("objectives"),
+                  "budgets": env.get("budgets"), "sampler": env.get("sampler"),
+                  "trials": env.get("trials"), "yaml": run.space_yaml.read_text()},
+        "versions": versions(),
+    }
+    recipe = space.proxy.train_kwargs() if hasattr(space.proxy, "train_kwargs") else {}
+    return _train_and_export(target, out_dir, card, train=train, data_spec=data_spec,
+                             res_at_1=int(env.get("proxy_resolution") or space.proxy.resolution),
+                             data_seed=int(env.get("seed", 0)), epochs=n_epochs, recipe=recipe,
+                             seed=seed, formats=fmts, progress=progress)
+
+
+def _load_space(run: Any) -> Any:
+    from nasl.space import load_space
+
+    if not run.space_yaml.is_file():
+        raise NaslError(f"{str(run.root)!r} is not a complete nasl run: space.yaml missing")
+    return load_space(run.space_yaml)
+
+
+def _latency_facts(ua: Mapping[str, Any]) -> dict[str, Any] | None:
+    if ua.get("latency_ms") is None:
+        return None
+    detail = ua.get("latency") or {}
+    return {"median_ms": ua["latency_ms"], "p10_ms": ua.get("latency_p10_ms"),
+            "p90_ms": ua.get("latency_p90_ms"), "device": ua.get("device"),
+            "device_name": ua.get("device_name"),
+            **{k: detail.get(k) for k in ("threads", "batch_size", "dtype", "repeats")},
+            "source": "measured during the search"}
+
+
+def export_preset(name: str, overrides: Mapping[str, Any] | None = None, *,
+                  epochs: int | None = None, train: bool = True, data: str | None = None,
+                  resolution: int | None = None, formats: str | Sequence[str] = FORMATS,
+                  out: Path | str | None = None, seed: int = 0, latency: bool = True,
+                  progress: bool = True, command: str | None = None) -> ExportResult:
+    """Export a paper preset (``overrides``: design choices, as ``--set k=v``) → ExportResult.
+
+    The target is the preset at its paper size (224 or 299 × ρ, 1000 classes; ``input_size``
+    and ``num_classes`` may be overridden too). Training as for a run, on ``data`` (default
+    digits) at ``resolution`` × ρ (default 32) for ``epochs`` (default 30) with the default
+    recipe. ``latency``: time the target network on this machine's default device (1 thread).
+    ``out``: default ``runs/export/<name>`` (``<name>-<arch id>`` with overrides).
+    """
+    from nasl.cost import measure_latency
+    from nasl.families import preset, preset_choices
+
+    fmts = parse_formats(formats)
+    _check_epochs(epochs)
+    over = dict(overrides or {})
+    io = {k: over.pop(k) for k in ("input_size", "num_classes") if k in over}
+    try:
+        family, choices = preset_choices(name)
+        target = preset(name, **io, **over)
+    except (ValueError, TypeError) as e:
+        raise NaslError(f"nasl export --preset {name}: {e}") from None
+    default_out = Path("runs") / "export" / (name if not (over or io) else f"{name}-{target.id}")
+    out_dir = prepare_out(Path(out) if out is not None else default_out)
+    lat = None
+    if latency:
+        from nasl.builder import build_model
+
+        m = measure_latency(build_model(target, seed=seed), (target.in_channels, target.input_size,
+                                                             target.input_size), warmup=5, repeats=20)
+        lat = {**{k: getattr(m, k) for k in ("median_ms", "p10_ms", "p90_ms", "device",
+                                             "device_name", "threads", "batch_size", "dtype",
+                                             "repeats")}, "source": "measured by nasl export"}
+    n_epochs = epochs or MIN_EPOCHS
+    data_spec = data or PRESET_DATA
+    sets = [a for k, v in {**io, **over}.items() for a in ("--set", f"{k}={_cli_text(v)}")]
+    card: dict[str, Any] = {
+        "title": f"{name}" + (" (modified)" if over or io else "") + f" [{family.name}]",
+        "command": command or _command(["nasl", "export", "--preset", name, *sets,
+                                        *(["--no-train"] if not train else ["--epochs", str(n_epochs)]),
+                                        *(["--data", data] if data else []),
+                                        "--format", ",".join(fmts), "--out", str(out_dir)]),
+        "source": {"kind": "preset", "preset": name, "overrides": {**io, **over}},
+        "choices": {**choices, **over},
+        "target": _target_facts(target),
+        "target_label": "target (paper setting)",
+        "latency": lat,
+        "accuracy": {},
+        "versions": versions(),
+    }
+    return _train_and_export(target, out_dir, card, train=train, data_spec=data_spec,
+                             res_at_1=resolution or PRESET_RESOLUTION, data_seed=seed,
+                             epochs=n_epochs, recipe={}, seed=seed, formats=fmts, progress=progress)
+
+
+def _cli_text(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _check_epochs(epochs: int | None) -> None:
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise NaslError(f"--epochs {epochs!r}: expected an integer >= 1")
+
+
+def _command(parts: Sequence[str | None]) -> str:
+    return " ".join(shlex.quote(p) for p in parts if p is not None)

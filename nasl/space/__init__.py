@@ -1,0 +1,64 @@
+"""Search spaces: YAML → validated SearchSpace → Optuna define-by-run params → ArchConfig.
+
+In: a YAML file or the bare name of a shipped space (``nasl/spaces/*.yaml``). Out: a
+:class:`SearchSpace` (``sample(trial)``, ``to_arch(params)``, ``baselines``, ``budget``,
+``to_yaml()``) plus summaries for the CLI. Bad input raises :class:`nasl.errors.NaslError`
+with one line naming the file, line, key path, value and what is expected.
+Torch is never imported here.
+"""
+
+from nasl.space.describe import (
+    BaselineRow,
+    ParamRow,
+    Range,
+    SpaceSummary,
+    costs,
+    describe,
+    min_cost,
+    param_rows,
+    sample_configs,
+    sample_params,
+    space_size,
+    unsatisfiable_budget_message,
+)
+from nasl.space.load import (
+    list_spaces,
+    load_space,
+    loads_space,
+    resolve_space_path,
+    shipped_dir,
+    shipped_names,
+)
+from nasl.space.model import RESOLUTION, SearchSpace, build_space
+from nasl.space.schema import Objective, Param, Proxy, SearchDefaults, Target
+from nasl.units import Budgets
+
+__all__ = [
+    "RESOLUTION",
+    "BaselineRow",
+    "Budgets",
+    "Objective",
+    "Param",
+    "ParamRow",
+    "Proxy",
+    "Range",
+    "SearchDefaults",
+    "SearchSpace",
+    "SpaceSummary",
+    "Target",
+    "build_space",
+    "costs",
+    "describe",
+    "list_spaces",
+    "load_space",
+    "loads_space",
+    "min_cost",
+    "param_rows",
+    "resolve_space_path",
+    "sample_configs",
+    "sample_params",
+    "shipped_dir",
+    "shipped_names",
+    "space_size",
+    "unsatisfiable_budget_message",
+]

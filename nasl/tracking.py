@@ -1,0 +1,590 @@
+"""Weights & Biases tracking of a search: one run per trial plus one summary run.
+
+In: the events a :class:`nasl.search.run.Search` sends to its listeners
+(``start``, ``epoch``, ``complete``/``pruned``/``fail``/``rejected``, ``front``, ``finished``).
+Out: W&B runs, grouped under the nasl run name:
+
+- one run per trial (``job_type="trial"``): the design choices as config; MACs, params,
+  size, latency (median, p10, p90, spread), state (COMPLETE / PRUNED / FAIL / infeasible),
+  feasibility and the reason as summary; per-epoch ``accuracy`` and ``loss`` as history
+  (``step = epoch``). Infeasible (never trained) candidates get a short run with their
+  costs; failed trials finish with exit code 1 so the UI marks them as failed.
+- one summary run (``job_type="search"``), updated as trials finish: ``hypervolume`` (of
+  the feasible front, objectives normalised by the reference point) against ``trials``;
+  the ``trials`` table (every trial, with ``pareto``, ``feasible``, ``baseline`` and a
+  ``status`` column); Pareto charts (accuracy vs MACs, accuracy vs latency, MACs vs
+  latency; plotly, from :mod:`nasl.report`) that mark the front, the baselines and the
+  budgets; the resolved space as a ``search-space`` artifact; at the end ``report.html``
+  (Files tab and an HTML panel), the ``front`` table and the ``hypervolume_curve`` line
+  chart recomputed with the final reference point.
+
+Mode: ``WANDB_MODE`` (or the ``mode`` argument) is respected; ``disabled`` makes the
+tracker a no-op that writes nothing. Without an API key (``WANDB_API_KEY``,
+``WANDB_IDENTITY_TOKEN_FILE`` or a ``.netrc`` entry for the W&B host) it logs offline
+under ``<run_dir>/wandb/offline-run-*`` and prints the ``wandb sync`` command at the end.
+Artifact staging (``WANDB_DATA_DIR``, ``WANDB_CACHE_DIR``, ``WANDB_ARTIFACT_DIR``) goes
+under ``<run_dir>/wandb/`` unless the user set those variables, so a run folder is
+self-contained and can be synced later.
+
+Robustness: the listener only copies the event into a queue; every W&B call happens in
+one background thread, so W&B never slows the search (measured offline: a trial run's
+``init`` ≈ 0.03–0.1 s, ``finish`` ≈ 0.01 s, off the search's thread). The first W&B error
+emits one warning and switches the tracker off; nothing is ever raised into the search.
+The big payloads (table, charts) are rebuilt only on ``front`` events (after a trial
+ends), at most every ``table_interval`` seconds, and always on the final one.
+
+With several workers (the Ray backend), log from the driver: send it the same events
+(trial runs are keyed by trial number, so interleaved trials are fine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import netrc
+import os
+import queue
+import re
+import shutil
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["WandbTracker", "has_api_key", "hypervolume_curve", "normalised_hypervolume",
+           "resolve_mode"]
+
+#: End events of a trial → the state its W&B run records.
+END_STATES = {"complete": "COMPLETE", "pruned": "PRUNED", "fail": "FAIL", "rejected": "infeasible"}
+#: Trial-row keys that go to a trial run's summary (when present).
+SUMMARY_KEYS = ("macs", "params", "size_mb", "size_int8_mb", "latency_ms", "latency_p10_ms",
+                "latency_p90_ms", "accuracy", "best_accuracy", "epochs", "seconds", "device",
+                "device_name", "node", "arch_id", "seed")
+#: Directory variables pointed under ``<run_dir>/wandb/`` unless the user set them.
+DIR_VARS = {"WANDB_DATA_DIR": "data", "WANDB_CACHE_DIR": "cache", "WANDB_ARTIFACT_DIR": "artifacts"}
+_OPEN_STATES = ("RUNNING", "WAITING")
+_STOP = object()
+
+
+# ----------------------------------------------------------------------------- mode
+def has_api_key() -> bool:
+    """Whether W&B credentials are configured, checked locally (no network, no prompt).
+
+    ``WANDB_API_KEY`` or ``WANDB_IDENTITY_TOKEN_FILE`` in the environment, or a ``.netrc``
+    entry (``NETRC``, ``~/.netrc`` or ``~/_netrc``) for the host of ``WANDB_BASE_URL``
+    (default ``api.wandb.ai``).
+    """
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").netloc
+    candidates = [os.environ["NETRC"]] if os.environ.get("NETRC") else ["~/.netrc", "~/_netrc"]
+    for name in candidates:
+        path = Path(name).expanduser()
+        if not path.is_file():
+            continue
+        try:
+            creds = netrc.netrc(str(path)).authenticators(host)
+        except (netrc.NetrcParseError, OSError):
+            return False
+        return bool(creds and creds[2])
+    return False
+
+
+def resolve_mode(mode: str | None = None) -> str:
+    """The W&B mode to use: ``mode``, else ``WANDB_MODE``, else online with a key, else offline.
+
+    An online mode without any API key becomes ``offline`` (W&B would otherwise prompt for a
+    key in the middle of a search).
+    """
+    chosen = (mode or os.environ.get("WANDB_MODE") or "").strip().lower()
+    if chosen in ("disabled", "offline", "dryrun"):
+        return "disabled" if chosen == "disabled" else "offline"
+    return "online" if has_api_key() else "offline"
+
+
+# ----------------------------------------------------------------------------- hypervolume
+def _col(metric: str) -> str:
+    from nasl.pareto import ALIASES
+
+    return ALIASES.get(metric, metric)
+
+
+def _num(value: Any) -> float | None:
+    """Finite float of ``value`` or None (bools and blanks are not numbers)."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _points(rows: Sequence[Mapping[str, Any]], objectives: Sequence[tuple[str, str]]
+            ) -> list[tuple[int, list[float]]]:
+    """(row index, objective values) of the feasible COMPLETE rows that have every value."""
+    out = []
+    for i, r in enumerate(rows):
+        if str(r.get("state")) != "COMPLETE" or r.get("feasible") is False:
+            continue
+        vals = [_num(r.get(_col(m))) for m, _ in objectives]
+        if None not in vals:
+            out.append((i, [float(v) for v in vals if v is not None]))
+    return out
+
+
+def normalised_hypervolume(points: Sequence[Sequence[float]], directions: Sequence[str],
+                           reference: Sequence[float]) -> float:
+    """Hypervolume of ``points`` with every objective divided by ``|reference|`` (when not 0).
+
+    With MACs/latency budgets as the reference and accuracy (reference 0) this is the
+    fraction of the box [0, budget] × [0, 1] that the front dominates, in [0, 1].
+    """
+    from nasl.pareto import hypervolume
+
+    if not points:
+        return 0.0
+    scale = [abs(r) if r else 1.0 for r in reference]
+    pts = [[v / s for v, s in zip(p, scale, strict=True)] for p in points]
+    ref = [r / s for r, s in zip(reference, scale, strict=True)]
+    return float(hypervolume(pts, list(directions), ref))
+
+
+def _reference(points: Sequence[Sequence[float]], objectives: Sequence[tuple[str, str]],
+               budgets: Mapping[str, float]) -> list[float] | None:
+    from nasl.pareto import reference_point
+
+    names = [_col(m) for m, _ in objectives]
+    aligned = {_col(k): float(v) for k, v in budgets.items()}
+    try:
+        return reference_point(points, [d for _, d in objectives], aligned, names)
+    except ValueError:  # no points and no budget for some objective: nothing to measure yet
+        return None
+
+
+def hypervolume_curve(rows: Sequence[Mapping[str, Any]], objectives: Sequence[tuple[str, str]],
+                      budgets: Mapping[str, float] | None = None) -> list[tuple[int, float]]:
+    """``(finished trials, hypervolume)`` after each finished trial, in trial-number order.
+
+    One reference point for the whole curve (budgets, else from all feasible results), so
+    the curve never decreases. Running trials are skipped.
+    """
+    from nasl.pareto import non_dominated
+
+    directions = [d for _, d in objectives]
+    done = sorted((r for r in rows if str(r.get("state")) not in _OPEN_STATES),
+                  key=lambda r: _num(r.get("number")) or 0.0)
+    ref = _reference([p for _, p in _points(done, objectives)], objectives, budgets or {})
+    curve: list[tuple[int, float]] = []
+    front: list[list[float]] = []
+    hv = 0.0
+    for n, row in enumerate(done, start=1):
+        got = _points([row], objectives)
+        if got and ref is not None:
+            cand = [*front, got[0][1]]
+            keep = non_dominated(cand, directions)
+            if len(cand) - 1 in keep:  # the new point is on the front: recompute
+                front = [cand[i] for i in keep]
+                hv = normalised_hypervolume(front, directions, ref)
+        curve.append((n, hv))
+    return curve
+
+
+# ----------------------------------------------------------------------------- helpers
+def _safe_name(text: str) -> str:
+    """An artifact-safe name (letters, digits, ``-``, ``_``, ``.``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "nasl"
+
+
+def _cell(value: Any) -> Any:
+    """A table cell: lists/tuples as ``"a,b"`` (as in trials.csv), other values as they are."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(x) for x in value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _status(row: Mapping[str, Any]) -> str:
+    """front / feasible / pruned / failed / infeasible / running / queued (as the report colours)."""
+    state = str(row.get("state"))
+    if state in _OPEN_STATES:
+        return "queued" if state == "WAITING" else "running"
+    if row.get("feasible") is False:
+        return "infeasible"
+    if state == "COMPLETE":
+        return "front" if row.get("pareto") else "feasible"
+    return {"PRUNED": "pruned", "FAIL": "failed"}.get(state, state.lower())
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _copy(info: Mapping[str, Any]) -> dict[str, Any]:
+    """Shallow snapshot of an event (rows copied too) so later changes do not leak in."""
+    out = dict(info)
+    if isinstance(out.get("rows"), list):
+        out["rows"] = [dict(r) for r in out["rows"]]
+    if isinstance(out.get("row"), Mapping):
+        out["row"] = dict(out["row"])
+    return out
+
+
+def _choice_names(search: Any) -> list[str]:
+    """The design-choice columns of a search: as recorded in env.json, else from the space."""
+    try:
+        names = search.run.read_env().get("choice_names")
+        if isinstance(names, list):
+            return [str(n) for n in names]
+    except Exception:  # no env.json yet: ask the space
+        pass
+    try:
+        from nasl.search import run as search_run
+
+        return list(search_run.choice_names(search.space))  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        return list(search.space.choice_names())
+
+
+# ----------------------------------------------------------------------------- tracker
+class WandbTracker:
+    """A search listener that logs trials and the front to W&B (see the module docstring).
+
+    ``tracker(event, info)`` never raises and returns at once; :meth:`close` (called on the
+    ``finished`` event) waits up to ``close_timeout`` seconds for the logging to finish.
+    """
+
+    def __init__(self, run_dir: Path, run_name: str, objectives: Sequence[tuple[str, str]],
+                 budgets: Mapping[str, float], space_yaml: str, choice_names: Sequence[str],
+                 project: str | None = None, entity: str | None = None, *,
+                 mode: str | None = None, space_name: str = "", tags: Sequence[str] = (),
+                 table_interval: float = 30.0, close_timeout: float = 120.0):
+        self.run_dir = Path(run_dir)
+        self.run_name = run_name
+        self.objectives = [(str(m), str(d)) for m, d in objectives]
+        self.budgets = {str(k): float(v) for k, v in budgets.items()}
+        self.space_yaml = space_yaml
+        self.choice_names = list(choice_names)
+        self.project = project or "nasl"
+        self.entity = entity
+        self.space_name = space_name
+        self.tags = list(tags)
+        self.table_interval = table_interval
+        self.close_timeout = close_timeout
+        self.mode = "disabled"
+        self.enabled = False
+        self.warned = False
+        self.summary: Any = None
+        self.trial_runs: dict[int, Any] = {}
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._last_table = -math.inf
+        self._env_set: list[str] = []
+        try:
+            self.mode = resolve_mode(mode)
+            self.enabled = self.mode != "disabled"
+        except Exception as e:  # never raise into the search
+            self._fail(e)
+
+    @classmethod
+    def for_search(cls, search: Any, project: str | None = None, entity: str | None = None,
+                   **options: Any) -> WandbTracker:
+        """A tracker for a :class:`nasl.search.run.Search` (its run dir, objectives, budgets, space).
+
+        ``options``: ``mode``, ``tags``, ``table_interval``, ``close_timeout``; other keys
+        (e.g. from a YAML ``tracking.wandb`` section) are ignored with a warning.
+        """
+        known = {"mode", "tags", "table_interval", "close_timeout"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            warnings.warn(f"nasl: W&B options {unknown} are not known and are ignored", stacklevel=2)
+        kwargs = {k: v for k, v in options.items() if k in known and v is not None}
+        run = search.run
+        settings = search.settings
+        try:
+            space_yaml = Path(run.space_yaml).read_text()
+        except (OSError, AttributeError):
+            space_yaml = search.space.to_yaml()
+        return cls(Path(run.root), run.name, settings.objectives, settings.budgets, space_yaml,
+                   _choice_names(search), project, entity,
+                   space_name=str(getattr(search.space, "name", "")), **kwargs)
+
+    # ------------------------------------------------------------------ listener side
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        """Queue one search event for the logging thread (cheap; never raises)."""
+        if not self.enabled or self._closed:
+            return
+        try:
+            self._queue.put((event, _copy(info)))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="nasl-wandb", daemon=True)
+                self._thread.start()
+            if event == "finished":
+                self.close()
+        except Exception as e:
+            self._fail(e)
+
+    def close(self) -> None:
+        """Finish every open W&B run (waits up to ``close_timeout`` s) and print the sync hint."""
+        if self._closed:
+            return
+        self._closed = True
+        thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(_STOP)
+        thread.join(self.close_timeout)
+        if thread.is_alive():
+            self._fail(TimeoutError(f"W&B did not finish within {self.close_timeout:g} s; "
+                                    "some data may be missing"))
+            return
+        self._restore_env()
+        if self.mode == "offline" and not self.warned:
+            print(f"nasl: W&B runs were logged offline; to upload them run:\n"
+                  f"  wandb sync {self.run_dir / 'wandb'}/offline-run-*", file=sys.stderr)
+
+    def _fail(self, exc: BaseException) -> None:
+        """First failure: one warning, then the tracker is off for good."""
+        with self._lock:
+            self.enabled = False
+            if self.warned:
+                return
+            self.warned = True
+        with contextlib.suppress(Exception):  # e.g. warnings turned into errors: never raise
+            warnings.warn(f"nasl: W&B logging is switched off after an error ({_one_line(exc)}); "
+                          "the search goes on", RuntimeWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ logging thread
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            if not self.enabled:
+                continue
+            event, info = item
+            try:
+                self._handle(event, info)
+            except Exception as e:
+                self._fail(e)
+        self._finish_all()
+
+    def _handle(self, event: str, info: dict[str, Any]) -> None:
+        if event in ("remeasure", "timeout", "interrupted"):
+            return
+        self._ensure_summary()
+        if event == "start":
+            self._start_trial(info)
+        elif event == "epoch":
+            run = self.trial_runs.get(int(info["number"]))
+            if run is not None:
+                epoch = int(info["epoch"])
+                run.log({"epoch": epoch, "accuracy": _num(info.get("accuracy")),
+                         "loss": _num(info.get("loss"))}, step=epoch)
+        elif event in END_STATES:
+            self._end_trial(event, info)
+        elif event == "front":
+            self._front(info.get("rows") or [], bool(info.get("final")))
+        elif event == "finished":
+            self._finished(info)
+
+    def _init(self, **kwargs: Any) -> Any:
+        import wandb
+
+        if self.mode == "offline":
+            kwargs["mode"] = "offline"
+        return wandb.init(project=self.project, entity=self.entity, dir=str(self.run_dir),
+                          group=self.run_name, reinit="create_new", **kwargs)
+
+    def _settings(self, *, stats: bool) -> Any:
+        import wandb
+
+        return wandb.Settings(silent=True, console="off", save_code=False, x_disable_stats=not stats,
+                              x_save_requirements=stats, init_timeout=60.0)
+
+    def _ensure_summary(self) -> None:
+        if self.summary is not None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for var, sub in DIR_VARS.items():
+            if not os.environ.get(var):
+                os.environ[var] = str((self.run_dir / "wandb" / sub).resolve())
+                self._env_set.append(var)
+        config = {"run": self.run_name, "space": self.space_name,
+                  "objectives": dict(self.objectives), "budgets": self.budgets,
+                  "choice_names": self.choice_names}
+        run = self._init(name=self.run_name, job_type="search", config=config, tags=self.tags,
+                         settings=self._settings(stats=True))
+        self.summary = run
+        run.define_metric("trials")
+        for key in ("hypervolume", "front_size", "trained", "feasible_trials"):
+            run.define_metric(key, step_metric="trials")
+        import wandb
+
+        art = wandb.Artifact(f"{_safe_name(self.run_name)}-space", type="search-space",
+                             description=f"resolved search space of nasl run {self.run_name}",
+                             metadata={"space": self.space_name, "budgets": self.budgets,
+                                       "objectives": dict(self.objectives)})
+        with art.new_file("space.yaml", mode="w", encoding="utf-8") as f:
+            f.write(self.space_yaml)
+        run.log_artifact(art)
+        where = run.url if self.mode == "online" else f"offline, under {self.run_dir / 'wandb'}"
+        print(f"nasl: logging to W&B ({where})", file=sys.stderr)
+
+    # ------------------------------------------------------------------ trials
+    def _trial_config(self, number: int, choices: Mapping[str, Any], info: Mapping[str, Any]
+                      ) -> dict[str, Any]:
+        config: dict[str, Any] = {"trial": number, "run": self.run_name, "space": self.space_name}
+        for key in ("baseline", "seed", "arch_id", "epochs"):
+            if info.get(key) not in (None, ""):
+                config["planned_epochs" if key == "epochs" else key] = info[key]
+        config.update(choices)
+        latency = info.get("latency")
+        if isinstance(latency, Mapping):
+            config["latency_setup"] = {k: v for k, v in latency.items()
+                                       if k in ("device", "device_name", "threads", "batch_size",
+                                                "dtype", "repeats", "warmup", "input_shape",
+                                                "channels_last")}
+        return config
+
+    def _costs(self, info: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: info[k] for k in SUMMARY_KEYS if info.get(k) not in (None, "")}
+        lo, hi = _num(info.get("latency_p10_ms")), _num(info.get("latency_p90_ms"))
+        if lo is not None and hi is not None:
+            out["latency_spread_ms"] = hi - lo
+        latency = info.get("latency")
+        if isinstance(latency, Mapping) and _num(latency.get("std_ms")) is not None:
+            out["latency_std_ms"] = latency["std_ms"]
+        return out
+
+    def _new_trial_run(self, number: int, choices: Mapping[str, Any], info: Mapping[str, Any],
+                       tags: list[str]) -> Any:
+        baseline = str(info.get("baseline") or "")
+        run = self._init(name=f"{self.run_name}-trial-{number}", job_type="trial",
+                         config=self._trial_config(number, choices, info),
+                         tags=[*self.tags, *tags, *(["baseline", baseline] if baseline else [])],
+                         settings=self._settings(stats=False))
+        run.summary.update(self._costs(info))
+        return run
+
+    def _start_trial(self, info: Mapping[str, Any]) -> None:
+        number = int(info["number"])
+        choices = info.get("choices")
+        if not isinstance(choices, Mapping):
+            choices = info.get("params") if isinstance(info.get("params"), Mapping) else {}
+        self.trial_runs[number] = self._new_trial_run(number, choices, info, [])
+
+    def _end_trial(self, event: str, info: Mapping[str, Any]) -> None:
+        number = int(info["number"])
+        row = dict(info.get("row") or {})
+        state = END_STATES[event]
+        run = self.trial_runs.pop(number, None)
+        if run is None:  # rejected (never started), or started before this tracker
+            choices = {k: row[k] for k in self.choice_names if k in row}
+            run = self._new_trial_run(number, choices, row, [state])
+        else:
+            run.tags = (*run.tags, state)
+        reason = str(info.get("reason") or row.get("reason") or "")
+        summary = {**self._costs(row), "state": state, "feasible": event != "rejected",
+                   "reason": reason}
+        if event == "complete" and _num(info.get("accuracy")) is not None:
+            summary["accuracy"] = float(info["accuracy"])
+        run.summary.update(summary)
+        run.finish(exit_code=1 if event == "fail" else 0)
+
+    # ------------------------------------------------------------------ summary run
+    def _front(self, rows: list[dict[str, Any]], final: bool) -> None:
+        import wandb
+
+        done = [r for r in rows if str(r.get("state")) not in _OPEN_STATES]
+        feasible = _points(done, self.objectives)
+        ref = _reference([p for _, p in feasible], self.objectives, self.budgets)
+        front = [p for i, p in feasible if done[i].get("pareto")]
+        directions = [d for _, d in self.objectives]
+        hv = normalised_hypervolume(front, directions, ref) if ref is not None else 0.0
+        data: dict[str, Any] = {
+            "trials": len(done), "hypervolume": hv, "front_size": len(front),
+            "trained": sum(str(r.get("state")) in ("COMPLETE", "PRUNED", "FAIL")
+                           and r.get("feasible") is not False for r in done),
+            "feasible_trials": sum(r.get("feasible") is not False for r in done),
+        }
+        now = time.monotonic()
+        if final or now - self._last_table >= self.table_interval:
+            self._last_table = now
+            data["trials_table"] = self._table(rows)
+            data.update(self._charts(rows))
+        if final:
+            data["front"] = self._table([r for r in rows if r.get("pareto")])
+            curve = hypervolume_curve(rows, self.objectives, self.budgets)
+            table = wandb.Table(columns=["trials", "hypervolume"], data=[list(c) for c in curve])
+            data["hypervolume_curve"] = wandb.plot.line(
+                table, "trials", "hypervolume", title="hypervolume of the feasible front over trials")
+        self.summary.log(data)
+
+    def _table(self, rows: Sequence[Mapping[str, Any]]) -> Any:
+        import wandb
+
+        from nasl.results import columns
+
+        cols = [*columns(list(rows), self.choice_names), "status"]
+        data = [[_cell(r.get(c)) for c in cols[:-1]] + [_status(r)] for r in rows]
+        return wandb.Table(columns=cols, data=data, allow_mixed_types=True)
+
+    def _charts(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        import wandb
+
+        from nasl import report
+
+        rows = [dict(r) for r in rows]
+        has = {k: any(_num(r.get(k)) is not None for r in rows) for k in ("macs", "latency_ms")}
+        out = {}
+        if has["macs"]:
+            fig = report.accuracy_figure(rows, self.objectives, self.budgets, x="macs")
+            out["pareto/accuracy_vs_macs"] = wandb.Plotly(fig)
+        if has["latency_ms"]:
+            fig = report.accuracy_figure(rows, self.objectives, self.budgets, x="latency_ms")
+            out["pareto/accuracy_vs_latency"] = wandb.Plotly(fig)
+            if has["macs"]:
+                fig = report.macs_latency_figure(rows, self.objectives, self.budgets)
+                out["pareto/macs_vs_latency"] = wandb.Plotly(fig)
+        return out
+
+    def _finished(self, info: Mapping[str, Any]) -> None:
+        import wandb
+
+        run_dir = info.get("run")
+        root = Path(getattr(run_dir, "root", run_dir or self.run_dir))
+        path = root / "report.html"
+        if path.is_file():  # copied into the run's files (a symlink would make wandb warn)
+            files = Path(self.summary.dir)
+            shutil.copyfile(path, files / path.name)
+            self.summary.save(str(files / path.name), base_path=str(files), policy="now")
+            self.summary.log({"report": wandb.Html(path.read_text(encoding="utf-8"), inject=False)})
+
+    def _finish_all(self) -> None:
+        """Finish open runs (trials cut short count as failed), then the summary run."""
+        for number in list(self.trial_runs):
+            run = self.trial_runs.pop(number)
+            try:
+                run.summary.update({"state": "FAIL", "reason": "search ended before the trial"})
+                run.finish(exit_code=1)
+            except Exception as e:
+                self._fail(e)
+        if self.summary is not None:
+            try:
+                self.summary.finish()
+            except Exception as e:
+                self._fail(e)
+
+    def _restore_env(self) -> None:
+        for var in self._env_set:
+            os.environ.pop(var, None)
+        self._env_set.clear()

@@ -1,0 +1,313 @@
+"""Short, honest proxy training on tensors in memory.
+
+``train_model(model, data, cfg, seed=...)`` trains with SGD (nesterov) or AdamW, a short
+linear warm-up and a per-step cosine schedule to zero, label smoothing, no weight decay on
+BN and biases, channels_last, and evaluates the validation split in eval mode after every
+epoch. Before each evaluation the BN running statistics are recomputed on a few training
+batches (``bn_recalibrate``): on small data sets the running averages lag far behind the
+weights (see reference/proxy.md). Same seed, same thread count -> the same accuracies.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasl.data import DataSplits
+from nasl.errors import NaslError
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; ``epoch`` (1-based) and ``step`` say where."""
+
+    def __init__(self, reason: str, *, epoch: int, step: int) -> None:
+        super().__init__(f"training diverged at epoch {epoch}, step {step}: {reason}")
+        self.reason = reason
+        self.epoch = epoch
+        self.step = step
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Proxy-training recipe. ``lr=None`` means 0.1 for SGD and 1e-3 for AdamW."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float | None = None
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.1
+    optimizer: str = "sgd"
+    warmup_epochs: float = 0.3
+    channels_last: bool = True
+    max_steps: int | None = None
+    bn_recalibrate: bool = True
+    bn_recalibrate_images: int = 1024
+    grad_clip: float | None = None
+    eval_batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", self.epochs >= 1, "an integer >= 1"),
+            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
+            ("lr", self.lr is None or self.lr > 0, "a positive number"),
+            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {list(OPTIMIZERS)}"),
+            ("warmup_epochs", self.warmup_epochs >= 0, "a number >= 0"),
+            ("max_steps", self.max_steps is None or self.max_steps >= 1, "None or >= 1"),
+            ("weight_decay", self.weight_decay >= 0, "a number >= 0"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "a number in [0, 1)"),
+            ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "None or > 0"),
+            ("bn_recalibrate_images", self.bn_recalibrate_images >= 1, "an integer >= 1"),
+            ("eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise NaslError(f"train config {name}={getattr(self, name)!r}; expected "
+                                f"{expected}")
+
+    @property
+    def learning_rate(self) -> float:
+        """The peak learning rate actually used."""
+        if self.lr is not None:
+            return self.lr
+        return 0.1 if self.optimizer == "sgd" else 1e-3
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One epoch: mean train loss, eval-mode validation accuracy (0..1), wall seconds."""
+
+    epoch: int
+    train_loss: float
+    val_accuracy: float
+    seconds: float
+    steps: int = 0
+    lr: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of ``train_model``; accuracies are fractions in 0..1.
+
+    ``images_per_second`` counts training images over the time of the training steps only
+    (no evaluation); ``cpu_wall_ratio`` is process CPU time over wall time (about the thread
+    count when the machine was not contended).
+    """
+
+    final_accuracy: float
+    best_accuracy: float
+    history: list[EpochResult] = field(default_factory=list)
+    epochs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    train_seconds: float = 0.0
+    images_per_second: float = 0.0
+    cpu_wall_ratio: float = 0.0
+    threads: int = 0
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _is_channels_last(model: nn.Module) -> bool:
+    for p in model.parameters():
+        if p.dim() != 4:
+            continue
+        cl, plain = p.is_contiguous(memory_format=torch.channels_last), p.is_contiguous()
+        if cl != plain:  # both hold for 1-channel or 1x1 weights: look further
+            return cl
+    return False
+
+
+def _prepare(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
+             *, channels_last: bool | None = None) -> float:
+    """Eval-mode accuracy (0..1) of ``model`` on images ``x`` and labels ``y``, batched.
+
+    ``channels_last=None`` follows the memory format of the model's weights. The model's
+    train/eval mode is restored afterwards.
+    """
+    if len(y) == 0:
+        raise ValueError("evaluate: no samples")
+    device = _model_device(model)
+    cl = _is_channels_last(model) if channels_last is None else channels_last
+    was_training = model.training
+    model.eval()
+    correct = 0
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(y), batch_size):
+                logits = model(_prepare(x[start:start + batch_size], device, cl))
+                pred = logits.argmax(dim=1).cpu()
+                correct += int((pred == y[start:start + batch_size]).sum())
+    finally:
+        model.train(was_training)
+    return correct / len(y)
+
+
+def _bn_modules(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int,
+                   channels_last: bool) -> None:
+    """Recompute BN running mean/var as plain averages over the batches of ``x``."""
+    bns = _bn_modules(model)
+    if not bns or len(x) == 0:
+        return
+    device = _model_device(model)
+    momenta = [m.momentum for m in bns]
+    was_training = model.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.train()
+    try:
+        for start in range(0, len(x), batch_size):
+            part = x[start:start + batch_size]
+            if len(part) > 1:
+                model(_prepare(part, device, channels_last))
+    finally:
+        for m, mom in zip(bns, momenta, strict=True):
+            m.momentum = mom
+        model.train(was_training)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.dim() <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from 1 to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: int,
+                on_epoch: Callable[[EpochResult], None] | None = None,
+                threads: int | None = None, progress: Any = None) -> TrainResult:
+    """Train ``model`` on ``data.train_*`` and validate on ``data.val_*`` -> TrainResult.
+
+    ``on_epoch`` gets each EpochResult; whatever it raises propagates unchanged.
+    ``threads`` fixes torch's intra-op threads for the call (restored afterwards).
+    ``progress`` is an optional rich ``Progress``; a task advances per step.
+    Raises TrainingDiverged as soon as a loss is NaN or infinite.
+    """
+    n = len(data.train_y)
+    if n == 0 or len(data.val_y) == 0:
+        raise NaslError(f"data set {data.name}: empty train or validation split")
+    old_threads = torch.get_num_threads()
+    task = None
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        device = _model_device(model)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        bs = min(cfg.batch_size, n)
+        steps_per_epoch = n // bs  # drop the last partial batch; the permutation varies
+        total = cfg.epochs * steps_per_epoch
+        if cfg.max_steps is not None:
+            total = min(total, cfg.max_steps)
+        epochs = math.ceil(total / steps_per_epoch)
+        warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total // 4)
+        peak = cfg.learning_rate
+        if cfg.optimizer == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(
+                _param_groups(model, cfg.weight_decay), lr=peak, momentum=cfg.momentum,
+                nesterov=cfg.nesterov and cfg.momentum > 0)
+        else:
+            opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=peak)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        if progress is not None:
+            task = progress.add_task(f"train {data.name}", total=total)
+
+        history: list[EpochResult] = []
+        step = 0
+        train_seconds = 0.0
+        images = 0
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        for epoch in range(1, epochs + 1):
+            t_epoch = time.perf_counter()
+            model.train()
+            perm = torch.randperm(n, generator=gen)
+            loss_sum = torch.zeros((), dtype=torch.float64)
+            epoch_steps = 0
+            lr = peak
+            for i in range(steps_per_epoch):
+                if step >= total:
+                    break
+                idx = perm[i * bs:(i + 1) * bs]
+                xb = _prepare(data.train_x[idx], device, cfg.channels_last)
+                yb = data.train_y[idx].to(device, non_blocking=True)
+                lr = peak * _lr_factor(step, warmup, total)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                loss = loss_fn(model(xb), yb)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingDiverged(f"loss is {value}", epoch=epoch, step=step + 1)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                loss_sum += value
+                step += 1
+                epoch_steps += 1
+                images += len(idx)
+                if task is not None:
+                    progress.advance(task)
+            train_seconds += time.perf_counter() - t_epoch
+            if cfg.bn_recalibrate:
+                recal = perm[: min(n, cfg.bn_recalibrate_images)]
+                recalibrate_bn(model, data.train_x[recal], max(bs, 256), cfg.channels_last)
+            acc = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size,
+                           channels_last=cfg.channels_last)
+            result = EpochResult(epoch=epoch, train_loss=float(loss_sum) / max(1, epoch_steps),
+                                 val_accuracy=acc, seconds=time.perf_counter() - t_epoch,
+                                 steps=epoch_steps, lr=lr)
+            history.append(result)
+            if on_epoch is not None:
+                on_epoch(result)
+        wall = time.perf_counter() - wall0
+        model.eval()
+        return TrainResult(
+            final_accuracy=history[-1].val_accuracy,
+            best_accuracy=max(r.val_accuracy for r in history),
+            history=history, epochs=len(history), steps=step, seconds=wall,
+            train_seconds=train_seconds,
+            images_per_second=images / train_seconds if train_seconds > 0 else 0.0,
+            cpu_wall_ratio=(time.process_time() - cpu0) / wall if wall > 0 else 0.0,
+            threads=torch.get_num_threads(),
+        )
+    finally:
+        if task is not None:
+            progress.remove_task(task)
+        torch.set_num_threads(old_threads)
