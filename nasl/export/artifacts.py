@@ -120,25 +120,29 @@ def _export_program(model: nn.Module, x: torch.Tensor) -> Any:
     return torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
 
 
-def write_pt2(model: nn.Module, x: torch.Tensor, path: Path) -> float:
-    """``torch.export`` with a dynamic batch → ``path``; reload and return the max difference."""
+def write_pt2(program: Any, model: nn.Module, x: torch.Tensor, path: Path) -> float:
+    """Save a ``torch.export`` program to ``path``; reload it and return the max difference."""
     with _quiet():
-        torch.export.save(_export_program(model, x), str(path))
+        torch.export.save(program, str(path))
         loaded = torch.export.load(str(path)).module()
     with torch.inference_mode():
         return _diff(model(x), loaded(x))
 
 
-def write_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> float:
-    """ONNX (dynamo exporter, one self-contained file, dynamic batch ``batch``) → ``path``;
-    run it with onnxruntime and return the max difference."""
+def write_onnx(program: Any, model: nn.Module, x: torch.Tensor, path: Path) -> float:
+    """ONNX from the exported program (dynamo exporter, one self-contained file, input
+    ``input`` and output ``logits`` with a dynamic ``batch`` axis) → ``path``; run it with
+    onnxruntime and return the max difference."""
+    import onnx
     import onnxruntime as ort
 
-    batch = torch.export.Dim("batch", min=1, max=65536)
     with _quiet():
-        torch.onnx.export(model, (x,), str(path), dynamo=True, external_data=False,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_shapes=({0: batch},), verbose=False)
+        torch.onnx.export(program, (x,), str(path), external_data=False, input_names=["input"],
+                          output_names=["logits"], verbose=False)
+    proto = onnx.load(str(path))
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.save(proto, str(path))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": x.numpy()})[0]
     with torch.inference_mode():
@@ -190,14 +194,18 @@ def export_arch(arch: ArchConfig, out: Path, *, model: nn.Module | None = None,
     with torch.inference_mode():
         scale = max(1.0, float(net(x).abs().max()))
     info = dict(card or {})
+    program = None
+    if "onnx" in fmts or "pt2" in fmts:
+        with _quiet():
+            program = _export_program(net, x)
     for fmt in fmts:
         path = out / FILES[fmt]
         if fmt == "py":
             diff = write_py(arch, net, x, out, mean, std, info.get("title"))
         elif fmt == "pt2":
-            diff = write_pt2(net, x, path)
+            diff = write_pt2(program, net, x, path)
         else:
-            diff = write_onnx(net, x, path)
+            diff = write_onnx(program, net, x, path)
         if not math.isfinite(diff) or diff > TOLERANCE[fmt] * scale:
             raise ExportParityError(f"{path.name}: output differs from the eager model by {diff:.3g} "
                                     f"(allowed {TOLERANCE[fmt] * scale:.3g})")

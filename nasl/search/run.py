@@ -243,41 +243,53 @@ class Search:
 
     def _one_trial(self) -> bool:
         """Ask, evaluate and tell one candidate; True when it went into training."""
-        s = self.settings
         trial = self.study.ask()
-        params = self.space.sample(trial)
-        seed = trial_seed(s.seed, trial.number)
-        arch = self.space.to_arch(params)
-        rec: dict[str, Any] = {"choices": params, "seed": seed, "arch_id": arch.id,
-                               **static_costs(arch)}
-        for k, v in rec.items():
-            trial.set_user_attr(k, v)
-        over = violations(rec, s.budgets, STATIC_METRICS)
-        if not over and s.needs_latency:
+        params, seed, rec, over = self.static_check(trial)
+        if not over and self.settings.needs_latency:
             t = time.perf_counter()
-            lat = self.evaluator.latency(arch)
+            lat = self.evaluator.latency(self.space.to_arch(params))
             self.timings["latency"] += time.perf_counter() - t
-            lrec = {"latency_ms": lat.median_ms, "latency_p10_ms": lat.p10_ms,
-                    "latency_p90_ms": lat.p90_ms, "device": lat.device,
-                    "device_name": lat.device_name, "latency": lat.to_dict()}
-            for k, v in lrec.items():
-                trial.set_user_attr(k, v)
-            rec.update(lrec)
-            over = violations(rec, s.budgets, ("latency_ms",))
-        for m in s.budgets:
-            trial.set_constraint(m, float(over.get(m, 0.0)) if m in over else
-                                 (float(rec[m]) - s.budgets[m] if rec.get(m) is not None else 0.0))
+            rec.update(latency_record(lat))
+            over = violations(rec, self.settings.budgets, ("latency_ms",))
+        self.record(trial, rec)
         if over:
-            reason = describe_violation(rec, s.budgets, over)
-            trial.set_user_attr("feasible", False)
-            trial.set_user_attr("reason", reason)
-            self.study.tell(trial, values_for(s.objectives, rec))
-            self.counts["rejected"] += 1
-            self.progress("rejected", {"number": trial.number, "reason": reason,
-                                       "row": self._row(trial)})
+            self.reject(trial, rec, over)
             return False
         self._train(trial, params, seed, rec)
         return True
+
+    def static_check(self, trial: Any) -> tuple[dict[str, Any], int, dict[str, Any],
+                                                 dict[str, float]]:
+        """Sample a design and cost it analytically → (params, seed, record, budget excess)."""
+        params = self.space.sample(trial)
+        seed = trial_seed(self.settings.seed, trial.number)
+        arch = self.space.to_arch(params)
+        rec: dict[str, Any] = {"choices": params, "seed": seed, "arch_id": arch.id,
+                               **static_costs(arch)}
+        self.record(trial, rec)
+        return params, seed, rec, violations(rec, self.settings.budgets, STATIC_METRICS)
+
+    @staticmethod
+    def record(trial: Any, rec: dict[str, Any]) -> None:
+        for k, v in rec.items():
+            if trial.user_attrs.get(k, object()) != v:
+                trial.set_user_attr(k, v)
+
+    def set_constraints(self, trial: Any, rec: dict[str, Any]) -> None:
+        """One Optuna constraint per budget: value - budget (<= 0 is feasible)."""
+        for m, b in self.settings.budgets.items():
+            v = rec.get(m)
+            trial.set_constraint(m, float(v) - b if v is not None else 0.0)
+
+    def reject(self, trial: Any, rec: dict[str, Any], over: dict[str, float]) -> None:
+        """Tell an over-budget candidate as infeasible (never trained)."""
+        reason = describe_violation(rec, self.settings.budgets, over)
+        self.record(trial, {"feasible": False, "reason": reason})
+        self.set_constraints(trial, rec)
+        self.study.tell(trial, values_for(self.settings.objectives, rec))
+        self.counts["rejected"] += 1
+        self.progress("rejected", {"number": trial.number, "reason": reason,
+                                   "row": self._row(trial)})
 
     def _train(self, trial: optuna.Trial, params: dict[str, Any], seed: int,
                rec: dict[str, Any]) -> None:
@@ -321,6 +333,7 @@ class Search:
                      "reason": "", "images_per_second": result.images_per_second}.items():
             trial.set_user_attr(k, v)
         rec["accuracy"] = acc
+        self.set_constraints(trial, rec)
         self.study.tell(trial, values_for(s.objectives, rec))
         self.stopper.add(trial.number, costs, curve)
         self.counts["complete"] += 1
@@ -388,6 +401,13 @@ class Search:
             write_report(self.run, rows, self.settings.objectives, self.settings.budgets)
             self.progress("finished", {"run": self.run, "rows": rows})
         return front
+
+
+def latency_record(lat: Any) -> dict[str, Any]:
+    """The latency fields of a trial record from a :class:`nasl.cost.Latency`."""
+    return {"latency_ms": lat.median_ms, "latency_p10_ms": lat.p10_ms,
+            "latency_p90_ms": lat.p90_ms, "device": lat.device, "device_name": lat.device_name,
+            "latency": lat.to_dict()}
 
 
 def write_report(run: results.RunDir, rows: list[dict[str, Any]],
