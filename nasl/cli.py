@@ -190,6 +190,81 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- space
+def cmd_space(args: argparse.Namespace) -> int:
+    from nasl import space as sp
+    from nasl.units import parse_budgets
+
+    if args.space_command == "list":
+        rows = sp.list_spaces()
+        if args.json:
+            print(json.dumps([{"name": n, "path": p, "description": d} for n, p, d in rows]))
+        else:
+            w = max(len(n) for n, _, _ in rows)
+            for name, path, desc in rows:
+                print(f"{name:<{w}}  {desc}\n{'':<{w}}  {path}")
+        return 0
+    space = sp.load_space(args.file)
+    if getattr(args, "set", None):
+        space = space.with_overrides(_parse_set(args.set))
+    if args.space_command == "validate":
+        print(f"{args.file}: ok ({space.family}, {len(space.order)} design choices, "
+              f"{len(space.baselines)} baselines)")
+        return 0
+    if args.space_command == "show":
+        budgets = parse_budgets(args.budget or [])
+        summary = sp.describe(space, budgets, n=args.n, seed=args.seed)
+        print("\n".join(summary.lines()))
+        return 0
+    if args.n < 1:
+        raise NaslError(f"-n {args.n}: expected an integer >= 1")
+    configs = sp.sample_configs(space, args.n, seed=args.seed)
+    if args.json:
+        print(json.dumps(configs))
+    else:
+        for c in configs:
+            choices = " ".join(f"{k}={v}" for k, v in c["params"].items())
+            print(f"#{c['number']}  {_human(c['macs'])} MACs  {_human(c['n_params'])} params  "
+                  f"[{c['arch_id']}]  {choices}")
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+def cmd_export(args: argparse.Namespace) -> int:
+    from nasl.export import export_preset, export_run
+
+    if (args.run is None) == (args.preset is None):
+        raise NaslError("nasl export: give a run folder or --preset NAME (one of them)")
+    if args.preset is not None:
+        try:
+            overrides = _parse_set(args.set)
+            result = export_preset(args.preset, overrides, epochs=args.epochs,
+                                   train=not args.no_train, data=args.data, formats=args.format,
+                                   out=args.out, progress=not args.quiet)
+        except ValueError as e:
+            raise NaslError(f"nasl export --preset {args.preset}: {e}") from None
+    else:
+        if args.set:
+            raise NaslError("--set goes with --preset; a run's trial is exported as searched")
+        result = export_run(args.run, trial=args.trial, pick=args.pick, epochs=args.epochs,
+                            train=not args.no_train, data=args.data, formats=args.format,
+                            out=args.out, progress=not args.quiet)
+    _print_export(result)
+    return 0
+
+
+def _print_export(result: Any) -> None:
+    card = result.card
+    print(f"exported {result.arch.family} network [{result.arch.id}] to {result.out}")
+    for key in ("test_accuracy", "proxy_accuracy"):
+        if card.get(key) is not None:
+            print(f"  {key.replace('_', ' ')}: {card[key]:.2%}")
+    for name, path in result.files.items():
+        diff = result.max_diff.get(name.split(".")[-1]) or result.max_diff.get(name)
+        check = f"  (max |diff| vs eager {diff:.1e})" if diff is not None else ""
+        print(f"  {path}{check}")
+
+
 # --------------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line as one line (exit 2), like every other error."""
@@ -262,6 +337,46 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wandb-entity", default=None)
     sp.set_defaults(func=cmd_search)
 
+    sp = sub.add_parser("space", help="list, validate, show and sample search spaces")
+    ssub = sp.add_subparsers(dest="space_command", metavar="SUBCOMMAND")
+    ssub.required = True
+    x = ssub.add_parser("list", help="the shipped spaces")
+    x.add_argument("--json", action="store_true")
+    x = ssub.add_parser("validate", help="check a space file (exit 0, or one clear error)")
+    x.add_argument("file", help="a YAML file or a shipped space name")
+    x = ssub.add_parser("show", help="parameters, size, MACs/params range, feasible fraction",
+                        epilog=MACS_NOTE)
+    x.add_argument("file", help="a YAML file or a shipped space name")
+    x.add_argument("--budget", action="append", metavar="BUDGET",
+                   help="e.g. 40MFLOPs, 1.5Mparams, 2MB (repeatable)")
+    x.add_argument("-n", type=int, default=200, help="fixed-seed sample size (default 200)")
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--set", action="append", metavar="KEY=VALUE", help="fix a design choice")
+    x = ssub.add_parser("sample", help="sample designs with their costs")
+    x.add_argument("file", help="a YAML file or a shipped space name")
+    x.add_argument("-n", type=int, default=5, help="how many (default 5)")
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--json", action="store_true", help="print a JSON list")
+    x.add_argument("--set", action="append", metavar="KEY=VALUE", help="fix a design choice")
+    sp.set_defaults(func=cmd_space)
+
+    sp = sub.add_parser("export", help="a run's chosen design (or a preset) as a standalone, "
+                                       "trained, verified model")
+    sp.add_argument("run", nargs="?", help="the run folder, e.g. runs/shufflenet-2026...")
+    sp.add_argument("--trial", type=int, help="any COMPLETE trial by number")
+    sp.add_argument("--pick", help="from the front: knee (default), accuracy, macs, latency, ...")
+    sp.add_argument("--preset", help="export a paper preset instead of a run's trial")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="with --preset: override a design choice")
+    sp.add_argument("--epochs", type=int, help="training epochs (default: 3x the proxy, >= 30)")
+    sp.add_argument("--no-train", action="store_true",
+                    help="export the target network untrained (fresh initialisation)")
+    sp.add_argument("--data", help="training data (default: the run's)")
+    sp.add_argument("--format", default="py,onnx,pt2", help="any of py,onnx,pt2")
+    sp.add_argument("--out", help="output folder (default runs/<name>/export/trial-N/)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_export)
+
     sp = sub.add_parser("report", help="rebuild a run's outputs and print its Pareto front")
     sp.add_argument("run", help="the run folder, e.g. runs/shufflenet-20260101-120000")
     sp.add_argument("--quiet", action="store_true", help="only the table")
@@ -282,6 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nasl: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `nasl space show x | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -47,6 +47,11 @@ def _stage(kind: str, cin: int, out: int, n: int, stride: int, groups: int, shuf
         return [XceptionModule((out, out), stride if j == 0 else 1) for j in range(n)]
     if kind == "shuffle":
         out = make_divisible(out, 4 * groups)
+        if stride == 2 and cin % groups:
+            # the concat shortcut keeps cin channels: round them to a multiple of g first
+            c = -(-cin // groups) * groups
+            blocks.append(ConvBN(c, 1))
+            cin = c
         if stride == 2 and out <= cin:
             out = make_divisible(cin + 4 * groups, 4 * groups)
         for j in range(n):

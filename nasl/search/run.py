@@ -137,16 +137,17 @@ class Search:
         self.trials_target = opts.trials or space.search.trials
         if self.trials_target < 1:
             raise NaslError(f"--trials {self.trials_target}: expected an integer >= 1")
+        self.sampler_name = opts.sampler or space.search.sampler
+        sampler = make_sampler(self.sampler_name, self.settings.seed)
+        self.evaluator = Evaluator(space, self.settings)
+        self.evaluator.data(self.settings.proxy_resolution)  # bad data fails here, once
+        self.device = _resolve_target_device(self.settings.device)
         name = opts.name or default_name(space.name)
         self.run = results.RunDir(Path(opts.runs_dir) / name)
-        self._prepare_dir()
+        self._prepare_dir()  # everything above is checked before anything is written
         self.storage = opts.storage or self.run.default_storage
-        sampler_name = opts.sampler or space.search.sampler
-        self.sampler_name = sampler_name
         self.study = open_study(self.storage, name, [d for _, d in self.settings.objectives],
-                                make_sampler(sampler_name, self.settings.seed),
-                                resume=opts.resume)
-        self.evaluator = Evaluator(space, self.settings)
+                                sampler, resume=opts.resume)
         self.stopper = EarlyStopper(self.settings.cost_objectives, self.settings.train.epochs,
                                     self.settings.early_stop_margin)
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = [progress] if progress else []
@@ -182,14 +183,7 @@ class Search:
             "target_device": s.device, "early_stop": s.early_stop,
             "choice_names": choice_names(self.space),
         })
-        try:
-            from nasl.cost import cpu_name, resolve_device
-
-            dev = resolve_device(s.device)
-            env["device"] = dev
-            env["device_name"] = cpu_name() if dev == "cpu" else _cuda_name(dev)
-        except ValueError as e:
-            raise NaslError(f"target device {s.device!r}: {e}") from None
+        env["device"], env["device_name"] = self.device
         results.write_text_atomic(self.run.env_json, _json(env))
 
     def _enqueue_baselines(self) -> None:
@@ -420,10 +414,19 @@ def write_report(run: results.RunDir, rows: list[dict[str, Any]],
     report.write_png(run / "pareto.png", rows, list(objectives), budgets, title)
 
 
-def _cuda_name(dev: str) -> str:
-    import torch
+def _resolve_target_device(device: str) -> tuple[str, str]:
+    """(device, its name) of the latency target, e.g. ("cpu", "AMD EPYC") (NaslError if bad)."""
+    from nasl.cost import cpu_name, resolve_device
 
-    return torch.cuda.get_device_name(torch.device(dev))
+    try:
+        dev = resolve_device(device)
+    except ValueError as e:
+        raise NaslError(f"target device {device!r}: {e}") from None
+    if dev.startswith("cuda"):
+        import torch
+
+        return dev, torch.cuda.get_device_name(torch.device(dev))
+    return dev, cpu_name()
 
 
 def _json(obj: Any) -> str:

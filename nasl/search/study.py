@@ -71,6 +71,8 @@ def fail_interrupted(study: optuna.Study) -> list[FrozenTrial]:
     for t in stale:
         study._storage.set_trial_user_attr(t._trial_id, "reason",
                                            "interrupted: the process ended during this trial")
+        # not counted as trained: its design is queued again and --trials stays the total
+        study._storage.set_trial_user_attr(t._trial_id, "trained", False)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     return stale
 

@@ -7,6 +7,7 @@ with one line naming the file, line, key path, value and what is expected.
 Torch is never imported here.
 """
 
+from nasl.space.build import build_space
 from nasl.space.describe import (
     BaselineRow,
     ParamRow,
@@ -29,7 +30,7 @@ from nasl.space.load import (
     shipped_dir,
     shipped_names,
 )
-from nasl.space.model import RESOLUTION, SearchSpace, build_space
+from nasl.space.model import RESOLUTION, SearchSpace
 from nasl.space.schema import Objective, Param, Proxy, SearchDefaults, Target
 from nasl.units import Budgets
 
