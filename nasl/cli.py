@@ -151,7 +151,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         early_stop=not args.no_early_stop,
         timeout=parse_duration(args.timeout) if args.timeout else None, resume=args.resume,
         storage=args.storage, device=args.device, threads=args.threads,
-        show_progress=not args.quiet, wandb=wandb)
+        show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb)
     outcome = run_search(space, opts, backend=args.backend, workers=args.workers,
                          address=args.address, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial)
@@ -317,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:PATH")
     sp.add_argument("--no-early-stop", action="store_true",
                     help="train every candidate to the end")
+    sp.add_argument("--no-baselines", action="store_true",
+                    help="do not enqueue the space's baselines first")
     sp.add_argument("--timeout", help="stop starting new trials after this long (30m, 2h, 90s)")
     sp.add_argument("--name", help="run name (default: space name + timestamp)")
     sp.add_argument("--runs-dir", default="runs", help="folder of runs (default: runs)")

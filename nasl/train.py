@@ -51,7 +51,7 @@ class TrainConfig:
     channels_last: bool = True
     max_steps: int | None = None
     bn_recalibrate: bool = True
-    bn_recalibrate_images: int = 1024
+    bn_recalibrate_images: int = 512
     grad_clip: float | None = None
     eval_batch_size: int = 512
 

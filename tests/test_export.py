@@ -4,6 +4,7 @@ output parity, the card's figures, run/trial/pick selection, and every user erro
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -68,6 +69,15 @@ print(json.dumps(out))
 '''
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> Any:
+    """One torch thread: with two, a busy neighbour process slows training ~75x (DESIGN.md)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def fresh_check(pairs: list[tuple[Path, torch.nn.Module]], tmp: Path) -> dict[str, dict[str, Any]]:
     """Run each folder's artifacts in one fresh process on a batch of 3 random images."""
     jobs = []
@@ -79,7 +89,8 @@ def fresh_check(pairs: list[tuple[Path, torch.nn.Module]], tmp: Path) -> dict[st
         ref = tmp / f"ref{i}.pt"
         torch.save({"x": x, "y": y}, ref)
         jobs.append((str(folder), str(ref)))
-    proc = subprocess.run([sys.executable, "-I", "-c", FRESH, json.dumps(jobs)], cwd=tmp,
+    env = {"OMP_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "")}
+    proc = subprocess.run([sys.executable, "-I", "-c", FRESH, json.dumps(jobs)], cwd=tmp, env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -62,6 +62,7 @@ class SearchOptions:
     final_repeats: int = 100
     max_rejections: int = 2000
     show_progress: bool = True
+    baselines: bool = True
     wandb: dict[str, Any] | None = None
 
 
@@ -154,7 +155,7 @@ class Search:
         self.counts = {"rejected": 0, "pruned": 0, "failed": 0, "complete": 0}
         self.timings = {"train": 0.0, "latency": 0.0, "total": 0.0}
         self._load_history()
-        if not opts.resume:
+        if not opts.resume and opts.baselines:
             self._enqueue_baselines()
         self._write_static()
 
