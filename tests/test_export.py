@@ -90,7 +90,7 @@ def fresh_check(pairs: list[tuple[Path, torch.nn.Module]], tmp: Path) -> dict[st
         torch.save({"x": x, "y": y}, ref)
         jobs.append((str(folder), str(ref)))
     env = {"OMP_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "")}
-    proc = subprocess.run([sys.executable, "-I", "-c", FRESH, json.dumps(jobs)], cwd=tmp, env=env,
+    proc = subprocess.run([sys.executable, "-I", "-B", "-c", FRESH, json.dumps(jobs)], cwd=tmp, env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -113,6 +113,7 @@ def write_weights(model: nn.Module, path: Path) -> None:
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"format": "pt"})
+    path.chmod(0o644)  # safetensors creates the file private (0600) like a temporary file
 
 
 def _export_program(model: nn.Module, x: torch.Tensor) -> Any:

@@ -169,13 +169,31 @@ def _files(info: dict[str, Any]) -> list[str]:
     lines = ["## Files", ""] + _table(["file", "bytes", "checked against the eager model"], rows)
     if parity:
         top = max(p.get("max_abs_output", 1.0) for p in parity.values())
-        lines += ["", f"Parity: outputs on a random batch of 2, compared with the eager PyTorch model "
-                  f"(largest logit {top:.3g}; tolerances scale with it above 1)."]
+        lines += ["", "Parity: outputs on a random batch of 2 compared with the eager PyTorch model; "
+                  f"tolerances are multiplied by the largest |logit| when it exceeds 1 (here {top:.3g})."]
     mean, std = info["model"].get("mean"), info["model"].get("std")
     if mean is not None:
         lines += ["", f"Input normalisation (per channel, raw pixel scale): mean {_floats(mean)}, "
                   f"std {_floats(std)} (`MEAN`/`STD` in model.py)."]
     return lines + [""]
+
+
+def _usage(info: dict[str, Any]) -> list[str]:
+    files = info.get("files", {})
+    shape = tuple(info["model"]["input_shape"])
+    code = ["import torch", "", f"x = torch.randn{shape}  # normalised images, any batch size"]
+    if "model.py" in files:
+        code += ["", "# model.py + weights.safetensors: needs only torch and safetensors",
+                 "from model import load_model", "logits = load_model()(x)"]
+    if "model.onnx" in files:
+        code += ["", "# model.onnx: input 'input', output 'logits', dynamic batch",
+                 "import onnxruntime as ort",
+                 "session = ort.InferenceSession('model.onnx', providers=['CPUExecutionProvider'])",
+                 "logits = session.run(None, {'input': x.numpy()})[0]"]
+    if "model.pt2" in files:
+        code += ["", "# model.pt2: torch.export program, dynamic batch",
+                 "logits = torch.export.load('model.pt2').module()(x)"]
+    return ["## Use", "", "```python", *code, "```", ""]
 
 
 def render(info: dict[str, Any]) -> str:
@@ -191,6 +209,7 @@ def render(info: dict[str, Any]) -> str:
         lines += _table(["choice", "value"], [[f"`{k}`", _val(v)] for k, v in info["choices"].items()])
         lines.append("")
     lines += _costs(info) + _latency(info) + _accuracy(info) + _space(info) + _files(info)
+    lines += _usage(info)
     if info.get("versions"):
         lines += ["## Versions", ""]
         lines += [", ".join(f"{k} {v}" for k, v in info["versions"].items()), ""]

@@ -359,8 +359,10 @@ def load_module(path: Path, name: str = "nasl_exported_model") -> ModuleType:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclass/annotation machinery may look it up
+    bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in exports
     try:
         spec.loader.exec_module(module)
     finally:
         sys.modules.pop(name, None)
+        sys.dont_write_bytecode = bytecode
     return module

@@ -7,6 +7,7 @@ In: run options. Out: a multi-objective ``optuna.Study`` whose trials carry ever
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,8 +27,10 @@ TRAINED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 def make_sampler(name: str, seed: int, *, n_startup: int = 10) -> optuna.samplers.BaseSampler:
     """The sampler called ``name`` (see :data:`SAMPLERS`), seeded."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=True, n_startup_trials=n_startup)
+        with warnings.catch_warnings():  # multivariate/group/constant_liar are "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                              constant_liar=True, n_startup_trials=n_startup)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(8, n_startup))
     if name == "nsga3":
