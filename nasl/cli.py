@@ -36,6 +36,13 @@ def _parse_set(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
+def _console() -> Any:
+    """A rich console; wide when the output is not a terminal (files, pipes, CI logs)."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _human(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:
@@ -45,7 +52,6 @@ def _human(n: float) -> str:
 
 # --------------------------------------------------------------------------- presets / cost
 def cmd_presets(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from nasl.families import PRESETS, preset
@@ -66,7 +72,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
     else:
-        Console().print(table)
+        _console().print(table)
         print(MACS_NOTE)
     return 0
 
@@ -164,14 +170,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _print_run(run: Any, quiet: bool = False) -> None:
-    from rich.console import Console
 
     from nasl import report
     from nasl.report_run import load_run
 
     rows, env = load_run(run)
     objectives = [tuple(o) for o in env["objectives"]]
-    console = Console(width=max(120, Console().width))
+    console = _console()
     console.print(report.front_table(rows, objectives))
     console.print(report.summary_line(rows))
     if not quiet:

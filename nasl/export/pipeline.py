@@ -189,7 +189,13 @@ def _train_and_export(target: ArchConfig, out: Path, card: dict[str, Any], *, tr
         return export_arch(target, out, formats=formats, card=card, seed=seed)
     arch, data = _proxy_network(target, data_spec=data_spec, res_at_1=res_at_1, data_seed=data_seed)
     cfg = _train_config(recipe, epochs)
-    model, result = train_network(arch, data, cfg, seed=seed, progress=progress)
+    from nasl.train import TrainingDiverged
+
+    try:
+        model, result = train_network(arch, data, cfg, seed=seed, progress=progress)
+    except TrainingDiverged as e:
+        raise NaslError(f"export training of {arch.family} {arch.id}: {e}; nothing was written "
+                        "besides the folder") from None
     acc.update(trained=True, test=result.final_accuracy, best_test=result.best_accuracy,
                epochs=result.epochs, data=data_spec, resolution=arch.input_size,
                seconds=round(result.seconds, 1))

@@ -15,6 +15,13 @@ def run_search(space: Any, opts: SearchOptions, *, backend: str = "optuna",
     ``backend="optuna"`` runs trials one after another in this process; ``"ray"`` runs
     them on Ray workers (``workers`` at once, ``address`` of a cluster).
     """
+    tracking = getattr(space, "tracking", None)
+    if opts.wandb is None and tracking is not None and tracking.wandb is not None \
+            and tracking.wandb.enabled:
+        import dataclasses
+
+        opts = dataclasses.replace(opts, wandb={"project": tracking.wandb.project,
+                                                "entity": tracking.wandb.entity})
     if backend == "ray":
         from nasl.search.ray_backend import run_ray
 

@@ -33,6 +33,7 @@ from nasl.space.schema import (
     Proxy,
     SearchDefaults,
     Target,
+    Tracking,
     _is_number,
     _same,
     check_scalar,
@@ -46,7 +47,7 @@ from nasl.space.yamlsafe import NOVALUE, KeyPath, Locator, show
 from nasl.units import METRICS, Budgets, parse_budget
 
 TOP_KEYS = ("name", "family", "description", "target", "proxy", "objectives", "budget",
-            "params", "baselines", "search")
+            "params", "baselines", "search", "tracking")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def build_space(data: Any, loc: Locator, *, default_name: str = "space") -> SearchSpace:
@@ -76,6 +77,7 @@ def build_space(data: Any, loc: Locator, *, default_name: str = "space") -> Sear
     target = parse_section(Target, data.get("target"), ("target",), loc)
     proxy = parse_section(Proxy, data.get("proxy"), ("proxy",), loc)
     search = parse_section(SearchDefaults, data.get("search"), ("search",), loc)
+    tracking = parse_section(Tracking, data.get("tracking"), ("tracking",), loc)
     objectives = parse_objectives(data.get("objectives"), loc)
     budget = _parse_budget(data.get("budget"), loc)
     if "params" not in data:
@@ -86,7 +88,7 @@ def build_space(data: Any, loc: Locator, *, default_name: str = "space") -> Sear
     _check_values(space, loc)
     _check_combinations(space, loc)
     baselines = _parse_baselines(space, data.get("baselines"), loc)
-    return dataclasses.replace(space, baselines=baselines)
+    return dataclasses.replace(space, baselines=baselines, tracking=tracking)
 
 
 def _parse_budget(value: Any, loc: Locator) -> Budgets:

@@ -103,6 +103,7 @@ class SearchSpace:
     search: SearchDefaults
     order: tuple[str, ...]
     source: str = field(default="<string>", compare=False)
+    tracking: Any = None  # schema.Tracking: optional W&B settings
 
     # ------------------------------------------------------------------ sampling
     @functools.cached_property
@@ -343,6 +344,8 @@ class SearchSpace:
             "baselines": {n: {k: plain(v) for k, v in b.items()}
                           for n, b in self.baselines.items()},
             "search": self.search.model_dump(),
+            **({"tracking": self.tracking.model_dump(exclude_none=True)}
+               if self.tracking is not None and self.tracking.wandb is not None else {}),
         }
 
     def to_yaml(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -105,6 +106,29 @@ class SearchDefaults(_Section):
     seed: int = Field(0, ge=0)
 
 
+class WandbSettings(_Section):
+    """``tracking.wandb``: log the search to Weights & Biases (like ``--wandb``)."""
+
+    enabled: bool = True
+    project: str | None = None
+    entity: str | None = None
+
+
+class Tracking(_Section):
+    """Where a search is logged besides its run folder."""
+
+    wandb: WandbSettings | None = None
+
+
+def _nested_model(model: type[BaseModel], parts: tuple[Any, ...]) -> type[BaseModel]:
+    """The model class at ``parts`` inside ``model`` (for naming the keys it accepts)."""
+    for part in parts:
+        ann = model.model_fields[part].annotation
+        model = next((a for a in (ann, *typing.get_args(ann))
+                      if isinstance(a, type) and issubclass(a, BaseModel)), model)
+    return model
+
+
 def parse_section(model: type[_Section], value: Any, path: KeyPath, loc: Locator) -> Any:
     """Validate one fixed-key section (``target``, ``proxy``, ``search``) → its model."""
     if value is None:
@@ -115,9 +139,11 @@ def parse_section(model: type[_Section], value: Any, path: KeyPath, loc: Locator
         return model.model_validate(dict(value))
     except ValidationError as e:
         err = e.errors()[0]
-        key = err["loc"][0] if err["loc"] else None
+        key = err["loc"][-1] if err["loc"] else None
         if err["type"] == "extra_forbidden" and isinstance(key, str):
-            raise unknown_key(loc, path, key, list(model.model_fields)) from None
+            parent = tuple(err["loc"][:-1])
+            raise unknown_key(loc, (*path, *parent), key,
+                              list(_nested_model(model, parent).model_fields)) from None
         where = (*path, *(k for k in err["loc"] if isinstance(k, (str, int))))
         msg = str(err["msg"])
         msg = re.sub(r"^Value error, ", "", msg)
