@@ -217,3 +217,73 @@ def test_early_stop_prunes_and_records_the_epoch(tiny_space: Path, tmp_path: Pat
     for r in pruned:
         assert int(r["epochs"]) < 3 and r["baseline"] == ""
         assert r["reason"].startswith(f"early stop at epoch {r['epochs']}")
+
+
+def _cmd(space: Path, runs: Path, name: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "nasl.cli", "search", str(space), "--runs-dir", str(runs),
+            "--name", name, "--quiet", *extra]
+
+
+def _wait_for(db: Path, name: str, pred, timeout: float = 240) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.3)
+        if not db.exists():
+            continue
+        try:
+            st = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+            if pred(st):
+                return True
+        except Exception:
+            continue
+    return False
+
+
+@pytest.mark.slow
+def test_timeout_stops_starting_trials(tiny_space: Path, tmp_path: Path):
+    rc = run_cli("search", str(tiny_space), "--trials", "5", "--timeout", "1s",
+                 "--runs-dir", str(tmp_path), "--name", "t", "--quiet")
+    assert rc == 0
+    rows = read_csv(tmp_path / "t" / "trials.csv")
+    trained = [r for r in rows if r["state"] in ("COMPLETE", "PRUNED", "FAIL")
+               and r["feasible"] == "True"]
+    assert len(trained) == 1 and (tmp_path / "t" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_finishes_the_bookkeeping(tiny_space: Path, tmp_path: Path):
+    text = tiny_space.read_text().replace("epochs: 2", "epochs: 30")
+    tiny_space.write_text(text)
+    proc = subprocess.Popen(_cmd(tiny_space, tmp_path, "c", "--no-early-stop"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = _wait_for(tmp_path / "c" / "study.db", "c", lambda st: any(
+        t.user_attrs.get("curve") for t in st.get_trials(deepcopy=False)))
+    assert started
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err and "Traceback" not in err
+    rows = read_csv(tmp_path / "c" / "trials.csv")
+    assert rows[0]["state"] == "FAIL" and "interrupted" in rows[0]["reason"]
+    assert (tmp_path / "c" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study(tiny_space: Path, tmp_path: Path):
+    db = tmp_path / "shared.db"
+    url = f"sqlite:///{db}"
+    a = subprocess.Popen(_cmd(tiny_space, tmp_path / "a", "s", "--storage", url, "--trials", "4"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert _wait_for(db, "s", lambda st: True)
+    b = subprocess.run(_cmd(tiny_space, tmp_path / "b", "s", "--storage", url, "--trials", "4",
+                            "--resume"), capture_output=True, text=True, timeout=600)
+    _, err = a.communicate(timeout=600)
+    assert a.returncode == 0, err[-2000:]
+    assert b.returncode == 0, b.stderr[-2000:]
+    st = optuna.load_study(study_name="s", storage=url)
+    numbers = sorted(t.number for t in st.trials)
+    assert numbers == list(range(len(numbers)))
+    assert not st.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert not any("interrupted" in t.user_attrs.get("reason", "") for t in st.trials)
+    trained = [t for t in st.trials if t.user_attrs.get("trained")]
+    assert 4 <= len(trained) <= 5

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,6 @@ def _progress() -> Any:
         ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
-        TimeRemainingColumn,
     )
     from rich.text import Text
 
@@ -119,8 +118,8 @@ def _progress() -> Any:
         def render(self, task: Any) -> Text:
             return Text(str(task.fields.get("info", "")))
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Info(),
-                    TimeElapsedColumn(), TimeRemainingColumn())
+    return Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                    Info(), TimeElapsedColumn())
 
 
 def train_network(arch: ArchConfig, data: Any, cfg: Any, *, seed: int,
@@ -137,11 +136,11 @@ def train_network(arch: ArchConfig, data: Any, cfg: Any, *, seed: int,
         return model, train_model(model, data, cfg, seed=seed)
     bar = _progress()
     with bar:
-        task = bar.add_task(f"train {arch.family} on {data.name}", total=cfg.epochs, info="")
+        task = bar.add_task("epochs", total=cfg.epochs, info="")
 
         def on_epoch(ep: Any) -> None:
-            bar.update(task, advance=1, info=f"epoch {ep.epoch}/{cfg.epochs}  loss "
-                       f"{ep.train_loss:.4f}  test acc {100 * ep.val_accuracy:.2f} %")
+            bar.update(task, advance=1, info=f"epoch {ep.epoch} loss {ep.train_loss:.3f} "
+                       f"test acc {100 * ep.val_accuracy:.1f}%")
 
         result = train_model(model, data, cfg, seed=seed, on_epoch=on_epoch, progress=bar)
     return model, result
@@ -160,25 +159,28 @@ def _recipe(cfg: Any) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in keys}
 
 
-def _proxy_network(target: ArchConfig, *, data_spec: str, res_at_1: int, data_seed: int
-                   ) -> tuple[ArchConfig, Any]:
-    """The proxy network of ``target`` (``res_at_1`` × ρ px, the data's classes and channels)
-    and its data (split "final": the full training split, and the test split)."""
+ProxyBuilder = Callable[[int, int], ArchConfig]  # (num_classes, in_channels) -> proxy network
+
+
+def _proxy_network(build: ProxyBuilder, *, data_spec: str, data_seed: int) -> tuple[ArchConfig, Any]:
+    """The proxy network (proxy resolution × ρ, the data's classes and channels), built the way
+    the search builds it, and its data (split "final": the full training split, and the test
+    split)."""
     from nasl.data import load_dataset
 
-    rho = float(dict(target.choices).get("resolution_mult", 1.0))
-    res = max(8, round(res_at_1 * rho))
+    def make(num_classes: int, in_channels: int) -> ArchConfig:
+        try:
+            return build(num_classes, in_channels)
+        except ValueError as e:
+            raise NaslError(f"the design cannot be built at the proxy resolution: {e}") from None
+
+    res = make(1, 3).input_size
     data = load_dataset(data_spec, resolution=res, seed=data_seed, split="final")
-    arch = target.with_io(input_size=res, num_classes=data.num_classes, in_channels=data.in_channels)
-    try:
-        arch.validate()
-    except ValueError as e:
-        raise NaslError(f"the design cannot be built at the proxy resolution {res} px: {e}") from None
-    return arch, data
+    return make(data.num_classes, data.in_channels), data
 
 
 def _train_and_export(target: ArchConfig, out: Path, card: dict[str, Any], *, train: bool,
-                      data_spec: str, res_at_1: int, data_seed: int, epochs: int,
+                      proxy: ProxyBuilder, data_spec: str, data_seed: int, epochs: int,
                       recipe: Mapping[str, Any], seed: int, formats: tuple[str, ...],
                       progress: bool) -> ExportResult:
     """Shared tail of export_run / export_preset: train the proxy network (or take the target
@@ -187,7 +189,7 @@ def _train_and_export(target: ArchConfig, out: Path, card: dict[str, Any], *, tr
     if not train:
         acc["trained"] = False
         return export_arch(target, out, formats=formats, card=card, seed=seed)
-    arch, data = _proxy_network(target, data_spec=data_spec, res_at_1=res_at_1, data_seed=data_seed)
+    arch, data = _proxy_network(proxy, data_spec=data_spec, data_seed=data_seed)
     cfg = _train_config(recipe, epochs)
     from nasl.train import TrainingDiverged
 
@@ -286,10 +288,11 @@ def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | Non
         "versions": versions(),
     }
     recipe = space.proxy.train_kwargs() if hasattr(space.proxy, "train_kwargs") else {}
-    return _train_and_export(target, out_dir, card, train=train, data_spec=data_spec,
-                             res_at_1=int(env.get("proxy_resolution") or space.proxy.resolution),
-                             data_seed=int(env.get("seed", 0)), epochs=n_epochs, recipe=recipe,
-                             seed=seed, formats=fmts, progress=progress)
+    choices = dict(ua["choices"])
+    return _train_and_export(target, out_dir, card, train=train,
+                             proxy=lambda nc, ic: space.proxy_arch(choices, nc, ic),
+                             data_spec=data_spec, data_seed=int(env.get("seed", 0)), epochs=n_epochs,
+                             recipe=recipe, seed=seed, formats=fmts, progress=progress)
 
 
 def _load_space(run: Any) -> Any:
@@ -364,8 +367,13 @@ def export_preset(name: str, overrides: Mapping[str, Any] | None = None, *,
         "accuracy": {},
         "versions": versions(),
     }
-    return _train_and_export(target, out_dir, card, train=train, data_spec=data_spec,
-                             res_at_1=resolution or PRESET_RESOLUTION, data_seed=seed,
+    def proxy(num_classes: int, in_channels: int) -> ArchConfig:
+        arch = preset(name, **{**io, **over, "input_size": resolution or PRESET_RESOLUTION,
+                               "num_classes": num_classes})
+        return arch.with_io(in_channels=in_channels) if in_channels != arch.in_channels else arch
+
+    return _train_and_export(target, out_dir, card, train=train, proxy=proxy, data_spec=data_spec,
+                             data_seed=seed,
                              epochs=n_epochs, recipe={}, seed=seed, formats=fmts, progress=progress)
 
 

@@ -36,6 +36,7 @@ from nasl.search.study import (
     fail_interrupted,
     make_sampler,
     open_study,
+    owner,
     trained_count,
     values_for,
 )
@@ -165,7 +166,8 @@ class Search:
         if root.exists() and any(root.iterdir()) and not self.opts.resume:
             raise NaslError(f"run {str(root)!r} already exists; pass --resume to continue it or "
                             "--name NAME for a new run")
-        if self.opts.resume and not (root / "env.json").is_file():
+        if self.opts.resume and not (root / "env.json").is_file() and not self.opts.storage:
+            # (with --storage, --resume may also join a study that lives elsewhere)
             raise NaslError(f"--resume: no run at {str(root)!r} to resume")
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -260,7 +262,7 @@ class Search:
         seed = trial_seed(self.settings.seed, trial.number)
         arch = self.space.to_arch(params)
         rec: dict[str, Any] = {"choices": params, "seed": seed, "arch_id": arch.id,
-                               **static_costs(arch)}
+                               "owner": owner(), **static_costs(arch)}
         self.record(trial, rec)
         return params, seed, rec, violations(rec, self.settings.budgets, STATIC_METRICS)
 

@@ -7,6 +7,8 @@ In: run options. Out: a multi-objective ``optuna.Study`` whose trials carry ever
 from __future__ import annotations
 
 import math
+import os
+import socket
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -68,9 +70,35 @@ def trained_count(study: optuna.Study) -> int:
                if t.user_attrs.get("trained") and t.state in TRAINED_STATES)
 
 
+def owner() -> str:
+    """``host:pid`` of this process, recorded on the trials it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner_id: str | None) -> bool:
+    """Whether the process that owns a RUNNING trial may still be running it."""
+    if not owner_id:
+        return False
+    host, _, pid = owner_id.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine's process: it may well be alive, leave its trial alone
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def fail_interrupted(study: optuna.Study) -> list[FrozenTrial]:
-    """Mark trials left RUNNING by a killed process as FAIL ("interrupted"); return them."""
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    """Mark trials left RUNNING by a dead process (crash, ``kill -9``) as FAIL; return them.
+
+    Trials of live processes (another ``nasl search`` on a shared ``--storage``, or one on
+    another machine) are left alone.
+    """
+    stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+             if not _alive(t.user_attrs.get("owner"))]
     for t in stale:
         study._storage.set_trial_user_attr(t._trial_id, "reason",
                                            "interrupted: the process ended during this trial")
