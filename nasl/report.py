@@ -253,11 +253,13 @@ def summary_line(
     done = [_state(r) for k in ("front", "feasible", "pruned", "failed") for r in groups[k]]
     flags = sum(r.get("pareto") is True for r in trials)
     front = len(groups["front"]) if objectives else flags
-    running = len(groups["running"])
+    states = [_state(r) for r in groups["running"]]
+    running, queued = states.count("RUNNING"), states.count("WAITING")
     return (
         f"{len(done)} trained ({done.count('PRUNED')} pruned, {done.count('FAIL')} failed), "
         f"{len(groups['infeasible'])} infeasible rejected, front {front}"
-    ) + (f", {running} running" if running else "")
+    ) + (f", {running} running" if running else "") + (
+        f", {queued} queued (not run; --resume runs them)" if queued else "")
 
 
 @dataclass
