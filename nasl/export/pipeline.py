@@ -239,7 +239,7 @@ def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | Non
     the equivalent ``nasl export`` command). Bad input raises NaslError with one line.
     """
     from nasl.report_run import open_run_study
-    from nasl.results import RunDir
+    from nasl.results import FINAL_LATENCY, RunDir
 
     if trial is not None and pick is not None:
         raise NaslError("--trial and --pick exclude each other: give one (or neither for the knee)")
@@ -279,7 +279,8 @@ def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | Non
         "choices": dict(ua["choices"]),
         "target": {**facts, "macs_recorded": recorded[0], "params_recorded": recorded[1],
                    "matches": matches},
-        "latency": _latency_facts(ua),
+        "latency": _latency_facts({**ua, **study.user_attrs.get(FINAL_LATENCY, {}).get(
+            str(t.number), {})}),
         "accuracy": {"proxy": ua.get("accuracy"), "proxy_epochs": ua.get("epochs")},
         "space": {"name": env.get("space", space.name), "family": env.get("family", space.family),
                   "path": str(run.space_yaml), "objectives": env.get("objectives"),
@@ -311,7 +312,8 @@ def _latency_facts(ua: Mapping[str, Any]) -> dict[str, Any] | None:
             "p90_ms": ua.get("latency_p90_ms"), "device": ua.get("device"),
             "device_name": ua.get("device_name"),
             **{k: detail.get(k) for k in ("threads", "batch_size", "dtype", "repeats")},
-            "source": "measured during the search"}
+            "source": ("re-measured at the end of the search"
+                       if ua.get("latency_search_ms") is not None else "measured during the search")}
 
 
 def export_preset(name: str, overrides: Mapping[str, Any] | None = None, *,
