@@ -185,6 +185,9 @@ def _print_run(run: Any, quiet: bool = False) -> None:
             if (run / f).exists():
                 console.print(f"  {run / f}")
         console.print(f"  optuna-dashboard {env['storage']}")
+        console.print(f"To search longer: nasl search {env.get('space', '<space>')} --name "
+                      f"{run.name} --resume --trials {2 * int(env.get('trials') or 20)} "
+                      "(keeps every trial), or a new run with --trials/--epochs/--data.")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

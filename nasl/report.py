@@ -465,7 +465,9 @@ def front_table(trials: Sequence[Row], objectives: Objectives, budgets: Budgets 
     table = Table(title=title, caption="\n".join(caption) or None)
     for head in ("#", *HEADERS):
         table.add_column(
-            escape(head), justify="left" if head in ("baseline", "design choices") else "right"
+            escape(head), justify="left" if head in ("baseline", "design choices") else "right",
+            min_width=48 if head == "design choices" else None,
+            no_wrap=head not in ("design choices",),
         )
     for rank, row in enumerate(rows, start=1):
         table.add_row(str(rank), *map(escape, _front_cells(row, _choices(row, varying))))
