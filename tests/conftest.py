@@ -44,3 +44,38 @@ def _isolated_locks(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("NASL_LOCK_DIR", str(tmp_path_factory.getbasetemp() / "locks"))
     monkeypatch.setenv("WANDB_MODE", os.environ.get("WANDB_MODE", "offline"))
     monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+def db_count(db: Path, sql: str, *params: object) -> int:
+    """A count from an Optuna SQLite file, read-only (never creates or migrates the schema,
+    which would race with the process that is creating it)."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute(sql, params).fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def wait_for_count(db: Path, sql: str, *params: object, timeout: float = 240,
+                   alive=lambda: True) -> bool:
+    """Poll until ``sql`` counts at least one row (False on timeout or when not ``alive()``)."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and alive():
+        if db_count(db, sql, *params) > 0:
+            return True
+        time.sleep(0.3)
+    return False
+
+
+COMPLETE_SQL = "SELECT count(*) FROM trials WHERE state = 'COMPLETE'"
+CURVE_SQL = "SELECT count(*) FROM trial_user_attributes WHERE key = 'curve'"
+STUDY_SQL = "SELECT count(*) FROM studies WHERE study_name = ?"

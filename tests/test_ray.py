@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
+from conftest import COMPLETE_SQL, wait_for_count
 
 pytest.importorskip("ray")
 
@@ -69,22 +69,16 @@ def test_ray_resume_after_the_driver_is_killed(tiny_space: Path, tmp_path: Path)
     args = ["search", str(tiny_space), "--backend", "ray", "--workers", "1", "--trials", "4",
             "--runs-dir", str(tmp_path), "--name", "k", "--quiet", "--no-early-stop"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "nasl.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    done = []
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not done:
-        time.sleep(0.5)
-        if db.exists():
-            try:
-                st = optuna.load_study(study_name="k", storage=f"sqlite:///{db}")
-                done = st.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-            except Exception:
-                continue
-    assert done, "no trial completed before the deadline"
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    ok = wait_for_count(db, COMPLETE_SQL, timeout=300, alive=lambda: proc.poll() is None)
+    st = optuna.load_study(study_name="k", storage=f"sqlite:///{db}") if ok else None
+    done = st.get_trials(states=(optuna.trial.TrialState.COMPLETE,)) if st else []
+    assert done, (tmp_path / "driver.log").read_text()[-3000:]
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray processes
     proc.wait()
+    log.close()
     first = {t.number: t.values for t in done}
     r = nasl(*args, "--resume")
     assert r.returncode == 0, r.stderr[-3000:]

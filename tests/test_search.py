@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
+from conftest import COMPLETE_SQL, CURVE_SQL, STUDY_SQL, wait_for_count
 
 from nasl.cli import main
 from nasl.search.early_stop import EarlyStopper
@@ -135,20 +135,12 @@ def test_resume_after_kill_9_loses_nothing(tiny_space: Path, tmp_path: Path):
     db = tmp_path / "k" / "study.db"
     cmd = [sys.executable, "-m", "nasl.cli", "search", str(tiny_space), "--trials", "4",
            "--runs-dir", str(tmp_path), "--name", "k", "--quiet", "--no-early-stop"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    done: list[optuna.trial.FrozenTrial] = []
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        if db.exists():
-            try:
-                st = optuna.load_study(study_name="k", storage=f"sqlite:///{db}")
-                done = st.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-            except Exception:
-                continue
-            if done:
-                break
-    assert done, "no trial completed before the deadline"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not wait_for_count(db, COMPLETE_SQL, alive=lambda: proc.poll() is None):
+        proc.kill()
+        pytest.fail(f"no trial completed: {proc.communicate()[1][-3000:]}")
+    st = optuna.load_study(study_name="k", storage=f"sqlite:///{db}")
+    done = st.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     first = {t.number: t.values for t in done}
@@ -224,23 +216,9 @@ def _cmd(space: Path, runs: Path, name: str, *extra: str) -> list[str]:
             "--name", name, "--quiet", *extra]
 
 
-def _wait_for(db: Path, name: str, pred, timeout: float = 240) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        time.sleep(0.3)
-        if not db.exists():
-            continue
-        try:
-            st = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
-            if pred(st):
-                return True
-        except Exception:
-            continue
-    return False
-
-
 @pytest.mark.slow
 def test_timeout_stops_starting_trials(tiny_space: Path, tmp_path: Path):
+    tiny_space.write_text(tiny_space.read_text().replace("epochs: 2", "epochs: 12"))
     rc = run_cli("search", str(tiny_space), "--trials", "5", "--timeout", "1s",
                  "--runs-dir", str(tmp_path), "--name", "t", "--quiet")
     assert rc == 0
@@ -256,9 +234,11 @@ def test_ctrl_c_finishes_the_bookkeeping(tiny_space: Path, tmp_path: Path):
     tiny_space.write_text(text)
     proc = subprocess.Popen(_cmd(tiny_space, tmp_path, "c", "--no-early-stop"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started = _wait_for(tmp_path / "c" / "study.db", "c", lambda st: any(
-        t.user_attrs.get("curve") for t in st.get_trials(deepcopy=False)))
-    assert started
+    started = wait_for_count(tmp_path / "c" / "study.db", CURVE_SQL, timeout=120,
+                             alive=lambda: proc.poll() is None)
+    if not started:
+        proc.kill()
+        pytest.fail(f"no epoch finished: {proc.communicate()[1][-3000:]}")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
@@ -274,7 +254,9 @@ def test_two_processes_share_one_study(tiny_space: Path, tmp_path: Path):
     url = f"sqlite:///{db}"
     a = subprocess.Popen(_cmd(tiny_space, tmp_path / "a", "s", "--storage", url, "--trials", "4"),
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert _wait_for(db, "s", lambda st: True)
+    if not wait_for_count(db, STUDY_SQL, "s", timeout=120, alive=lambda: a.poll() is None):
+        a.kill()
+        pytest.fail(f"the first process did not start: {a.communicate()[1][-3000:]}")
     b = subprocess.run(_cmd(tiny_space, tmp_path / "b", "s", "--storage", url, "--trials", "4",
                             "--resume"), capture_output=True, text=True, timeout=600)
     _, err = a.communicate(timeout=600)

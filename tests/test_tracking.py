@@ -390,3 +390,27 @@ def test_for_search_takes_what_the_search_recorded(tmp_path: Path,
     assert (tracker.project, tracker.entity, tracker.space_yaml) == ("p", "e", SPACE_YAML)
     assert tracker.objectives == OBJECTIVES and tracker.budgets == BUDGETS
     assert tracker.mode == "offline"  # the argument wins over WANDB_MODE
+
+
+@pytest.mark.slow
+def test_real_search_with_wandb_offline(wandb_env: Path, tiny_space: Path) -> None:
+    """`nasl search … --wandb` end to end: one run per trial plus the summary run."""
+    from nasl.cli import main
+
+    runs = wandb_env / "runs"
+    rc = main(["search", str(tiny_space), "--trials", "2", "--budget", "2.1M", "--runs-dir",
+               str(runs), "--name", "w", "--quiet", "--wandb", "--wandb-project", "nasl-test"])
+    assert rc == 0
+    import csv
+
+    with open(runs / "w" / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    got = read_runs(runs / "w")
+    summary = [r for r in got if r["job_type"] == "search"]
+    trials = [r for r in got if r["job_type"] == "trial"]
+    assert len(summary) == 1 and len(trials) == len(rows)
+    assert all(r["group"] == "w" and r["project"] == "nasl-test" for r in got)
+    table = media(summary[0], "trials_table")
+    assert len(table["data"]) == len(rows) and "pareto" in table["columns"]
+    trained = [r for r in trials if r["summary"].get("state") == "COMPLETE"]
+    assert len(trained) == 2 and all(len(r["history"]) == 2 for r in trained)  # 2 epochs each
