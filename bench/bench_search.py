@@ -100,14 +100,27 @@ def samplers(args: argparse.Namespace) -> None:
 
 def early_stop(args: argparse.Namespace) -> None:
     print(f"Machine: {machine()}\n")
-    print("| early stop | trained | pruned | training s | total s | front (trial: design) |")
+    print(f"shufflenet space, objectives accuracy and MACs, 40 MFLOPs, data {args.data} "
+          f"(subset {args.subset}), "
+          f"{args.trials} trained trials of {args.epochs} epochs, seed {args.seed}; random "
+          "sampler and no baselines, so both runs propose the same designs in the same order.\n")
+    print("| early stop | trained | pruned | training s | total s | front (trial numbers) |")
     print("|---|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as d:
+        space = load_space("shufflenet")
+        # accuracy and MACs only: both are deterministic for a seed, so the two fronts are
+        # comparable (measured latency moves the front by its noise alone)
+        text = space.to_yaml().replace("dataset: digits", f"dataset: {args.data}").replace(
+            "- latency_ms: min\n", "")
+        if args.subset:
+            text = text.replace("subset: null", f"subset: {args.subset}", 1)
+        space_file = Path(d) / "es.yaml"
+        space_file.write_text(text)
         fronts = {}
         for on in (False, True):
-            out, rows, env = search("shufflenet", Path(d), f"es-{on}", budgets={"macs": 40e6},
+            out, rows, env = search(str(space_file), Path(d), f"es-{on}", budgets={"macs": 40e6},
                                     trials=args.trials, epochs=args.epochs, early_stop=on,
-                                    seed=args.seed)
+                                    seed=args.seed, sampler="random", baselines=False)
             front = sorted(r["number"] for r in rows if r["pareto"])
             fronts[on] = front
             print(f"| {'on' if on else 'off'} | {out.trained} | {out.pruned} | "
@@ -134,6 +147,8 @@ def main() -> None:
     a.add_argument("--trials", type=int, default=16)
     a.add_argument("--epochs", type=int, default=9)
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--data", default="digits")
+    a.add_argument("--subset", type=int, default=None)
     a.set_defaults(func=early_stop)
     args = p.parse_args()
     torch.set_num_threads(2)

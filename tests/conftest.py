@@ -77,5 +77,5 @@ def wait_for_count(db: Path, sql: str, *params: object, timeout: float = 240,
 
 
 COMPLETE_SQL = "SELECT count(*) FROM trials WHERE state = 'COMPLETE'"
-CURVE_SQL = "SELECT count(*) FROM trial_user_attributes WHERE key = 'curve'"
+TRAINED_SQL = "SELECT count(*) FROM trial_user_attributes WHERE key = 'trained'"
 STUDY_SQL = "SELECT count(*) FROM studies WHERE study_name = ?"

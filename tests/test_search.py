@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import COMPLETE_SQL, CURVE_SQL, STUDY_SQL, wait_for_count
+from conftest import COMPLETE_SQL, STUDY_SQL, TRAINED_SQL, wait_for_count
 
 from nasl.cli import main
 from nasl.search.early_stop import EarlyStopper
@@ -234,7 +234,7 @@ def test_ctrl_c_finishes_the_bookkeeping(tiny_space: Path, tmp_path: Path):
     tiny_space.write_text(text)
     proc = subprocess.Popen(_cmd(tiny_space, tmp_path, "c", "--no-early-stop"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started = wait_for_count(tmp_path / "c" / "study.db", CURVE_SQL, timeout=120,
+    started = wait_for_count(tmp_path / "c" / "study.db", TRAINED_SQL, timeout=120,
                              alive=lambda: proc.poll() is None)
     if not started:
         proc.kill()

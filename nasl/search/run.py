@@ -202,8 +202,7 @@ class Search:
         """On resume: fail interrupted trials (and retry their designs); feed the stopper."""
         for t in fail_interrupted(self.study):
             if t.user_attrs.get("choices") is not None:
-                self.study.enqueue_trial(t.params, user_attrs={
-                    k: v for k, v in t.user_attrs.items() if k == "baseline"})
+                self._requeue(t.params, t.user_attrs)
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             ua = t.user_attrs
             if ua.get("feasible") and ua.get("curve"):
@@ -229,6 +228,7 @@ class Search:
                         f"{self.settings.budgets}; loosen the budget or narrow the space")
         except KeyboardInterrupt:
             interrupted = True
+            self._fail_running("interrupted by the user (Ctrl-C)")
             self.progress("interrupted", {})
         self.timings["total"] = time.perf_counter() - t0
         front = self.finish(remeasure=not interrupted)
@@ -299,8 +299,7 @@ class Search:
                                 "epochs": s.train.epochs, **rec})
 
         def on_epoch(ep: Any) -> None:
-            curve.append(float(ep.val_accuracy))
-            trial.set_user_attr("curve", list(curve))
+            curve.append(float(ep.val_accuracy))  # stored once, when the trial ends
             self.progress("epoch", {"number": trial.number, "epoch": ep.epoch,
                                     "accuracy": ep.val_accuracy, "loss": ep.train_loss})
             if s.early_stop and not trial.user_attrs.get("baseline"):
@@ -315,7 +314,8 @@ class Search:
             self._tell_stopped(trial, curve, t, "PRUNED", e.reason)
             return
         except KeyboardInterrupt:
-            self._tell_stopped(trial, curve, t, "FAIL", "interrupted by the user (Ctrl-C)")
+            self._tell_stopped(trial, curve, t, "FAIL", "interrupted by the user (Ctrl-C)",
+                               requeue=True)
             raise
         except NaslError:
             raise
@@ -325,7 +325,7 @@ class Search:
         seconds = time.perf_counter() - t
         self.timings["train"] += seconds
         acc = float(result.final_accuracy)
-        for k, v in {"accuracy": acc, "best_accuracy": float(result.best_accuracy),
+        for k, v in {"curve": curve, "accuracy": acc, "best_accuracy": float(result.best_accuracy),
                      "epochs": result.epochs, "seconds": round(seconds, 3), "feasible": True,
                      "reason": "", "images_per_second": result.images_per_second}.items():
             trial.set_user_attr(k, v)
@@ -338,14 +338,34 @@ class Search:
                                    "row": self._row(trial)})
         self._write_outputs(report=False)
 
+    def _fail_running(self, reason: str) -> None:
+        """Tell FAIL for this process's trials still RUNNING (interrupted outside training)."""
+        me = owner()
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("owner") == me:
+                self.study._storage.set_trial_user_attr(t._trial_id, "reason", reason)
+                self.study._storage.set_trial_user_attr(t._trial_id, "trained", False)
+                self.study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                self._requeue(t.params, t.user_attrs)
+
+    def _requeue(self, params: dict[str, Any], user_attrs: dict[str, Any]) -> None:
+        """Queue an interrupted trial's design again (it runs first on ``--resume``)."""
+        self.study.enqueue_trial(params, user_attrs={k: v for k, v in user_attrs.items()
+                                                     if k == "baseline"})
+
     def _tell_stopped(self, trial: optuna.Trial, curve: list[float], t0: float, state: str,
-                      reason: str) -> None:
+                      reason: str, requeue: bool = False) -> None:
+        """Tell a PRUNED or FAIL trial; ``requeue``: interrupted, so not counted as trained and
+        its design queued again for ``--resume``."""
         seconds = time.perf_counter() - t0
         self.timings["train"] += seconds
-        for k, v in {"epochs": len(curve), "seconds": round(seconds, 3), "reason": reason,
-                     "feasible": True, "accuracy": curve[-1] if curve else None}.items():
+        for k, v in {"curve": curve, "epochs": len(curve), "seconds": round(seconds, 3),
+                     "reason": reason, "feasible": True, "trained": not requeue,
+                     "accuracy": curve[-1] if curve else None}.items():
             trial.set_user_attr(k, v)
         self.study.tell(trial, state=TrialState[state])
+        if requeue:
+            self._requeue(trial.params, trial.user_attrs)
         self.counts["pruned" if state == "PRUNED" else "failed"] += 1
         self.progress(state.lower(), {"number": trial.number, "reason": reason,
                                       "row": self._row(trial)})
@@ -379,8 +399,10 @@ class Search:
         for i in front:
             t = trials[rows[i]["number"]]
             self.progress("remeasure", {"number": t.number})
+            t0 = time.perf_counter()
             lat = self.evaluator.latency(self.space.to_arch(t.user_attrs["choices"]),
                                          repeats=self.opts.final_repeats)
+            self.timings["latency"] += time.perf_counter() - t0
             final[str(t.number)] = {
                 "latency_ms": lat.median_ms, "latency_p10_ms": lat.p10_ms,
                 "latency_p90_ms": lat.p90_ms, "latency": lat.to_dict(),
