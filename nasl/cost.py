@@ -242,25 +242,38 @@ def device_lock(device: str, *, shared: bool = False,
         return
     os.makedirs(lock_dir(), exist_ok=True)
     fd = os.open(os.path.join(lock_dir(), f"{name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
-    op = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    # Writer preference: an exclusive waiter first takes "<dev>.pending", which new shared
+    # holders pass through, so trainers that re-take the lock per epoch let timing in.
+    pfd = os.open(os.path.join(lock_dir(), f"{name}.pending"), os.O_RDWR | os.O_CREAT, 0o666)
     deadline = time.monotonic() + (math.inf if timeout is None else timeout)
-    try:
+
+    def take(f: int, op: int) -> None:
         while True:
             try:
-                fcntl.flock(fd, op if timeout is None else op | fcntl.LOCK_NB)
-                break
+                fcntl.flock(f, op if timeout is None else op | fcntl.LOCK_NB)
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"device lock {name!r} busy for {timeout} s") from None
                 time.sleep(0.01)
+
+    try:
+        take(pfd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            take(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        finally:
+            if shared:
+                fcntl.flock(pfd, fcntl.LOCK_UN)
         depth[name] = 1
         try:
             yield
         finally:
             depth[name] = 0
             fcntl.flock(fd, fcntl.LOCK_UN)
+            fcntl.flock(pfd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+        os.close(pfd)
 
 
 # -- latency --------------------------------------------------------------------------------

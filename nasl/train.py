@@ -10,6 +10,7 @@ weights (see reference/proxy.md). Same seed, same thread count -> the same accur
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -209,12 +210,17 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
 
 def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: int,
                 on_epoch: Callable[[EpochResult], None] | None = None,
-                threads: int | None = None, progress: Any = None) -> TrainResult:
+                threads: int | None = None, progress: Any = None,
+                epoch_guard: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
+                ) -> TrainResult:
     """Train ``model`` on ``data.train_*`` and validate on ``data.val_*`` -> TrainResult.
 
     ``on_epoch`` gets each EpochResult; whatever it raises propagates unchanged.
     ``threads`` fixes torch's intra-op threads for the call (restored afterwards).
     ``progress`` is an optional rich ``Progress``; a task advances per step.
+    ``epoch_guard``: a context manager factory held around each epoch's training and
+    evaluation, not around ``on_epoch`` (the search's shared CPU lock, re-taken per epoch so
+    a latency measurement waits at most one epoch).
     Raises TrainingDiverged as soon as a loss is NaN or infinite.
     """
     n = len(data.train_y)
@@ -254,46 +260,47 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
         images = 0
         wall0, cpu0 = time.perf_counter(), time.process_time()
         for epoch in range(1, epochs + 1):
-            t_epoch = time.perf_counter()
-            model.train()
-            perm = torch.randperm(n, generator=gen)
-            loss_sum = torch.zeros((), dtype=torch.float64)
-            epoch_steps = 0
-            lr = peak
-            for i in range(steps_per_epoch):
-                if step >= total:
-                    break
-                idx = perm[i * bs:(i + 1) * bs]
-                xb = _prepare(data.train_x[idx], device, cfg.channels_last)
-                yb = data.train_y[idx].to(device, non_blocking=True)
-                lr = peak * _lr_factor(step, warmup, total)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                loss = loss_fn(model(xb), yb)
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainingDiverged(f"loss is {value}", epoch=epoch, step=step + 1)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                loss_sum += value
-                step += 1
-                epoch_steps += 1
-                images += len(idx)
-                if task is not None:
-                    progress.advance(task)
-            train_seconds += time.perf_counter() - t_epoch
-            if cfg.bn_recalibrate:
-                recal = perm[: min(n, cfg.bn_recalibrate_images)]
-                recalibrate_bn(model, data.train_x[recal], max(bs, 256), cfg.channels_last)
-            acc = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size,
-                           channels_last=cfg.channels_last)
-            result = EpochResult(epoch=epoch, train_loss=float(loss_sum) / max(1, epoch_steps),
-                                 val_accuracy=acc, seconds=time.perf_counter() - t_epoch,
-                                 steps=epoch_steps, lr=lr)
-            history.append(result)
+            with epoch_guard() if epoch_guard is not None else contextlib.nullcontext():
+                t_epoch = time.perf_counter()
+                model.train()
+                perm = torch.randperm(n, generator=gen)
+                loss_sum = torch.zeros((), dtype=torch.float64)
+                epoch_steps = 0
+                lr = peak
+                for i in range(steps_per_epoch):
+                    if step >= total:
+                        break
+                    idx = perm[i * bs:(i + 1) * bs]
+                    xb = _prepare(data.train_x[idx], device, cfg.channels_last)
+                    yb = data.train_y[idx].to(device, non_blocking=True)
+                    lr = peak * _lr_factor(step, warmup, total)
+                    for g in opt.param_groups:
+                        g["lr"] = lr
+                    loss = loss_fn(model(xb), yb)
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        raise TrainingDiverged(f"loss is {value}", epoch=epoch, step=step + 1)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                    loss_sum += value
+                    step += 1
+                    epoch_steps += 1
+                    images += len(idx)
+                    if task is not None:
+                        progress.advance(task)
+                train_seconds += time.perf_counter() - t_epoch
+                if cfg.bn_recalibrate:
+                    recal = perm[: min(n, cfg.bn_recalibrate_images)]
+                    recalibrate_bn(model, data.train_x[recal], max(bs, 256), cfg.channels_last)
+                acc = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size,
+                               channels_last=cfg.channels_last)
+                result = EpochResult(epoch=epoch, train_loss=float(loss_sum) / max(1, epoch_steps),
+                                     val_accuracy=acc, seconds=time.perf_counter() - t_epoch,
+                                     steps=epoch_steps, lr=lr)
+                history.append(result)
             if on_epoch is not None:
                 on_epoch(result)
         wall = time.perf_counter() - wall0

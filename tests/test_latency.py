@@ -176,4 +176,32 @@ def test_lock_is_reentrant_and_per_device(_lock_dir: Path) -> None:
     with cost.device_lock("cpu"), cost.device_lock("cpu", timeout=0.1), \
             cost.device_lock("cuda:1", timeout=0.1):
         pass
-    assert {p.name for p in _lock_dir.iterdir()} == {"cpu.lock", "cuda_1.lock"}
+    assert {p.name for p in _lock_dir.iterdir()} == {"cpu.lock", "cuda_1.lock", "cpu.pending",
+                                                     "cuda_1.pending"}
+
+
+def test_waiting_timer_is_preferred_over_new_trainers(_lock_dir: Path) -> None:
+    """Trainers re-take the lock shared per epoch, overlapping so it is never free; a timer
+    (exclusive) still gets in at their next epoch boundary instead of starving."""
+    import threading
+
+    stop = threading.Event()
+
+    def trainer() -> None:
+        while not stop.is_set():
+            with cost.device_lock("cpu", shared=True):
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=trainer) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.025)
+    try:
+        t0 = time.monotonic()
+        with cost.device_lock("cpu", timeout=2.0):
+            waited = time.monotonic() - t0
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert waited < 0.5

@@ -140,7 +140,8 @@ class Evaluator:
 
         arch, data = self.proxy(params)
         model = build_model(arch, seed=seed)
-        # Training holds the CPU lock shared: latency (exclusive) never times beside it.
-        with device_lock("cpu", shared=True):
-            return train_model(model, data, self.settings.train, seed=seed, on_epoch=on_epoch,
-                               threads=self.settings.threads)
+        # Each epoch holds the CPU lock shared: latency (exclusive) never times beside
+        # training, and waits at most one epoch (the lock prefers waiting timers).
+        return train_model(model, data, self.settings.train, seed=seed, on_epoch=on_epoch,
+                           threads=self.settings.threads,
+                           epoch_guard=lambda: device_lock("cpu", shared=True))
