@@ -111,7 +111,7 @@ def samplers(args: argparse.Namespace) -> None:
 def early_stop(args: argparse.Namespace) -> None:
     print(f"Machine: {machine()}\n")
     print(f"shufflenet space, objectives accuracy and MACs, 40 MFLOPs, data {args.data} "
-          f"(subset {args.subset}), "
+          f"(subset {args.subset}), margin {args.margin}, "
           f"{args.trials} trained trials of {args.epochs} epochs, seed {args.seed}; random "
           "sampler and no baselines, so both runs propose the same designs in the same order.\n")
     print("| early stop | trained | pruned | training s | total s | front (trial numbers) |")
@@ -127,7 +127,8 @@ def early_stop(args: argparse.Namespace) -> None:
         for on in (False, True):
             out, rows, env = search(str(space_file), Path(d), f"es-{on}", budgets={"macs": 40e6},
                                     trials=args.trials, epochs=args.epochs, early_stop=on,
-                                    seed=args.seed, sampler="random", baselines=False)
+                                    early_stop_margin=args.margin, seed=args.seed,
+                                    sampler="random", baselines=False)
             front = sorted(r["number"] for r in rows if r["pareto"])
             fronts[on] = front
             print(f"| {'on' if on else 'off'} | {out.trained} | {out.pruned} | "
@@ -156,6 +157,7 @@ def main() -> None:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--data", default="digits")
     a.add_argument("--subset", type=int, default=None)
+    a.add_argument("--margin", type=float, default=0.05)
     a.set_defaults(func=early_stop)
     args = p.parse_args()
     torch.set_num_threads(2)

@@ -146,6 +146,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.budget or [])
     if args.trials is not None and args.trials < 1:
         raise NaslError(f"--trials {args.trials}: expected an integer >= 1")
+    if not 0 < args.early_stop_margin < 1:
+        raise NaslError(f"--early-stop-margin {args.early_stop_margin}: expected a number "
+                        "between 0 and 1 (an accuracy gap, e.g. 0.05)")
     if args.epochs is not None and args.epochs < 1:
         raise NaslError(f"--epochs {args.epochs}: expected an integer >= 1")
     wandb = None
@@ -154,7 +157,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     opts = SearchOptions(
         name=args.name, runs_dir=Path(args.runs_dir), budgets=dict(budgets), trials=args.trials,
         sampler=args.sampler, seed=args.seed, epochs=args.epochs, data=args.data,
-        early_stop=not args.no_early_stop,
+        early_stop=not args.no_early_stop, early_stop_margin=args.early_stop_margin,
         timeout=parse_duration(args.timeout) if args.timeout else None, resume=args.resume,
         storage=args.storage, device=args.device, threads=args.threads,
         show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb)
@@ -325,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:PATH")
     sp.add_argument("--no-early-stop", action="store_true",
                     help="train every candidate to the end")
+    sp.add_argument("--early-stop-margin", type=float, default=0.05, metavar="GAP",
+                    help="accuracy gap (0-1) to a cheaper front member at the same epoch that "
+                         "stops a trial (default 0.05)")
     sp.add_argument("--no-baselines", action="store_true",
                     help="do not enqueue the space's baselines first")
     sp.add_argument("--timeout", help="stop starting new trials after this long (30m, 2h, 90s)")

@@ -55,6 +55,7 @@ class SearchOptions:
     epochs: int | None = None
     data: str | None = None
     early_stop: bool = True
+    early_stop_margin: float = 0.05
     timeout: float | None = None  # seconds
     resume: bool = False
     storage: str | None = None
@@ -121,6 +122,7 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
         threads=opts.threads,
         seed=seed,
         early_stop=opts.early_stop,
+        early_stop_margin=opts.early_stop_margin,
     )
 
 
