@@ -328,9 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:PATH")
     sp.add_argument("--no-early-stop", action="store_true",
                     help="train every candidate to the end")
-    sp.add_argument("--early-stop-margin", type=float, default=0.05, metavar="GAP",
+    sp.add_argument("--early-stop-margin", type=float, default=0.02, metavar="GAP",
                     help="accuracy gap (0-1) to a cheaper front member at the same epoch that "
-                         "stops a trial (default 0.05)")
+                         "stops a trial (default 0.02)")
     sp.add_argument("--no-baselines", action="store_true",
                     help="do not enqueue the space's baselines first")
     sp.add_argument("--timeout", help="stop starting new trials after this long (30m, 2h, 90s)")

@@ -40,7 +40,7 @@ class EarlyStopper:
 
     cost_metrics: Sequence[str]
     epochs: int
-    margin: float = 0.05
+    margin: float = 0.02
     min_epochs: int | None = None
     finished: list[Finished] = field(default_factory=list)
 

@@ -49,7 +49,7 @@ class Settings:
     latency_threads: int = 1
     seed: int = 0
     early_stop: bool = True
-    early_stop_margin: float = 0.05
+    early_stop_margin: float = 0.02
 
     @property
     def cost_objectives(self) -> tuple[str, ...]:

@@ -55,7 +55,7 @@ class SearchOptions:
     epochs: int | None = None
     data: str | None = None
     early_stop: bool = True
-    early_stop_margin: float = 0.05
+    early_stop_margin: float = 0.02
     timeout: float | None = None  # seconds
     resume: bool = False
     storage: str | None = None
