@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -217,8 +218,14 @@ def _cmd(space: Path, runs: Path, name: str, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_timeout_stops_starting_trials(tiny_space: Path, tmp_path: Path):
-    tiny_space.write_text(tiny_space.read_text().replace("epochs: 2", "epochs: 12"))
+def test_timeout_stops_starting_trials(tiny_space: Path, tmp_path: Path, monkeypatch):
+    real = Evaluator.train
+
+    def slow(self, params, seed, on_epoch=None):  # every trial outlasts the timeout
+        time.sleep(1.2)
+        return real(self, params, seed, on_epoch)
+
+    monkeypatch.setattr(Evaluator, "train", slow)
     rc = run_cli("search", str(tiny_space), "--trials", "5", "--timeout", "1s",
                  "--runs-dir", str(tmp_path), "--name", "t", "--quiet")
     assert rc == 0

@@ -399,7 +399,8 @@ def test_real_search_with_wandb_offline(wandb_env: Path, tiny_space: Path) -> No
 
     runs = wandb_env / "runs"
     rc = main(["search", str(tiny_space), "--trials", "2", "--budget", "2.1M", "--runs-dir",
-               str(runs), "--name", "w", "--quiet", "--wandb", "--wandb-project", "nasl-test"])
+               str(runs), "--name", "w", "--quiet", "--wandb", "--wandb-project", "nasl-test",
+               "--no-early-stop"])
     assert rc == 0
     import csv
 
