@@ -77,11 +77,15 @@ def samplers(args: argparse.Namespace) -> None:
     budgets = {"macs": 40e6}
     base_space = load_space("shufflenet")
     print(f"Machine: {machine()}\n")
-    print("Objectives accuracy (max) and MACs (min) on digits under 40 MFLOPs; baselines not "
+    print(f"Objectives accuracy (max) and MACs (min) on {args.data} (subset {args.subset}) "
+          "under 40 MFLOPs; baselines not "
           f"enqueued; {args.trials} trained trials of {args.epochs} epochs each.\n")
     with tempfile.TemporaryDirectory() as d:
         space_file = Path(d) / "s.yaml"
-        space_file.write_text(two_objective_yaml(base_space))
+        text = two_objective_yaml(base_space).replace("dataset: digits", f"dataset: {args.data}")
+        if args.subset:
+            text = text.replace("subset: null", f"subset: {args.subset}", 1)
+        space_file.write_text(text)
         # the baselines under the same recipe: the fitting ones are enqueued first
         n_fit = sum(1 for p in base_space.baselines.values()
                     if base_space.to_arch(p).macs() <= budgets["macs"])
@@ -150,6 +154,8 @@ def main() -> None:
     a.add_argument("--epochs", type=int, default=6)
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     a.add_argument("--samplers", nargs="+", default=["tpe", "random"])
+    a.add_argument("--data", default="digits")
+    a.add_argument("--subset", type=int, default=None)
     a.set_defaults(func=samplers)
     a = sub.add_parser("early-stop")
     a.add_argument("--trials", type=int, default=16)
