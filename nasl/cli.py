@@ -142,8 +142,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nasl.space import load_space
     from nasl.units import parse_budgets
 
-    space = load_space(args.space)
     budgets = parse_budgets(args.budget or [])
+    if args.resume and not args.name:
+        raise NaslError("--resume needs --name NAME: the run to continue (see runs/)")
+    saved = Path(args.runs_dir) / (args.name or "") / "space.yaml"
+    if args.resume and saved.is_file():
+        # continue with what the run was started with; flags given now still override
+        space = load_space(saved)
+        env = json.loads((saved.parent / "env.json").read_text())
+        for flag, key in (("epochs", "epochs"), ("data", "data"), ("sampler", "sampler"),
+                          ("seed", "seed"), ("trials", "trials")):
+            if getattr(args, flag) is None and env.get(key) is not None:
+                setattr(args, flag, env[key])
+    else:
+        space = load_space(args.space)
     if args.trials is not None and args.trials < 1:
         raise NaslError(f"--trials {args.trials}: expected an integer >= 1")
     if not 0 < args.early_stop_margin < 1:

@@ -276,3 +276,20 @@ def test_two_processes_share_one_study(tiny_space: Path, tmp_path: Path):
     assert not any("interrupted" in t.user_attrs.get("reason", "") for t in st.trials)
     trained = [t for t in st.trials if t.user_attrs.get("trained")]
     assert 4 <= len(trained) <= 5
+
+
+@pytest.mark.slow
+def test_resume_keeps_the_runs_budget_and_settings(tiny_space: Path, tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    assert run_cli("search", str(tiny_space), "--budget", "2.1M", "--trials", "2",
+                   "--runs-dir", str(runs), "--name", "r", "--quiet", "--no-early-stop") == 0
+    # continue without repeating the budget: the run's own space.yaml (with it) is used
+    assert run_cli("search", str(tiny_space), "--trials", "3", "--runs-dir", str(runs),
+                   "--name", "r", "--resume", "--quiet", "--no-early-stop") == 0
+    rows = read_csv(runs / "r" / "trials.csv")
+    trained = [r for r in rows if r["feasible"] == "True"]
+    assert len(trained) == 3 and all(int(r["macs"]) <= 2.1e6 for r in trained)
+    assert json.loads((runs / "r" / "env.json").read_text())["budgets"] == {"macs": 2.1e6}
+    capsys.readouterr()
+    assert run_cli("search", str(tiny_space), "--resume", "--runs-dir", str(runs)) == 2
+    assert "--resume needs --name" in capsys.readouterr().err
