@@ -1,0 +1,233 @@
+"""Figures of a run: plotly (report.html, W&B panels) and the matplotlib pareto.png."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from nasl import pareto
+from nasl.report.rows import (
+    _SHOWN,
+    COLORS,
+    LABELS,
+    Budgets,
+    Objectives,
+    Row,
+    _baseline,
+    _col,
+    _fmt_budget,
+    _groups,
+    _hover,
+    _num,
+    _panel,
+    design_columns,
+    format_count,
+    summary_line,
+)
+
+
+# ----------------------------------------------------------------------------- plotly figures
+def _points(
+    rows: Sequence[Row], x: str, y: str | float, name: str, cols: Sequence[str], **kw: Any
+) -> go.Scatter:
+    """Marker trace of ``rows`` (``y`` a column, or a constant on the hidden overlay axis)."""
+    ys = [_num(r, y) for r in rows] if isinstance(y, str) else [y] * len(rows)
+    return go.Scatter(
+        x=[_num(r, x) for r in rows], y=ys, name=name, hoverinfo="text",
+        hovertext=[_hover(r, cols) for r in rows], **{"mode": "markers", **kw},
+    )  # fmt: skip
+
+
+def _tickformat(column: str) -> str:
+    """SI tick labels (37.6M) for counts, plain numbers otherwise."""
+    return "~s" if column in ("macs", "params") else ""
+
+
+def _budget_trace(value: float, label: str, vertical: bool = True) -> go.Scatter:
+    """Dashed budget line across the whole plot (drawn on a hidden 0..1 overlay axis)."""
+    full, at = [0.0, 0.97, 1.0], [value] * 3
+    xy = {"x": at, "y": full, "yaxis": "y2"} if vertical else {"x": full, "y": at, "xaxis": "x2"}
+    return go.Scatter(
+        **xy, mode="lines+text", text=["", label, ""], name=label, hoverinfo="name",
+        textposition="middle right" if vertical else "top left",
+        line={"dash": "dash", "color": "#555"},
+    )  # fmt: skip
+
+
+def _layout(fig: go.Figure, title: str, xaxis: dict[str, Any], yaxis: dict[str, Any]) -> go.Figure:
+    overlay = {"range": [0, 1], "visible": False, "fixedrange": True}
+    fig.update_layout(
+        title=title, template="plotly_white", height=480, legend={"orientation": "h", "y": -0.18},
+        xaxis=xaxis, yaxis=yaxis, yaxis2={**overlay, "overlaying": "y"},
+        xaxis2={**overlay, "overlaying": "x"},
+    )  # fmt: skip
+    return fig
+
+
+def accuracy_figure(
+    trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None, x: str = "macs"
+) -> go.Figure:
+    """Accuracy vs ``x`` (macs, latency_ms, params, size_mb), points coloured by status.
+
+    Never-trained (infeasible) trials form a rug of crosses along the bottom, the 2-D front of
+    (x, accuracy) is a step line, baselines carry their name, the budget is a dashed line,
+    latency points have p10–p90 error bars.
+    """
+    p, cols = _panel(trials, objectives, budgets, x), design_columns(trials)
+    fig = go.Figure()
+    for cat in _SHOWN:
+        rows = p.placed[cat]
+        err = None
+        if p.x == "latency_ms" and rows:
+            med = [_num(r, p.x) or 0.0 for r in rows]
+            lo = [_num(r, "latency_p10_ms") for r in rows]
+            hi = [_num(r, "latency_p90_ms") for r in rows]
+            err = {
+                "type": "data", "symmetric": False, "thickness": 1,
+                "array": [max(0.0, (h or m) - m) for h, m in zip(hi, med, strict=True)],
+                "arrayminus": [max(0.0, m - (lo_ or m)) for lo_, m in zip(lo, med, strict=True)],
+            }  # fmt: skip
+        size = 11 if cat == "front" else 8
+        marker = {"color": COLORS[cat], "size": size, "line": {"width": 1, "color": "white"}}
+        if rows:
+            fig.add_trace(_points(rows, p.x, "accuracy", cat, cols, marker=marker, error_x=err))
+        if p.rug[cat]:
+            rug_marker = {"color": COLORS[cat], "symbol": "x", "size": 8}
+            name = f"{cat} (not trained)"
+            fig.add_trace(_points(p.rug[cat], p.x, 0.02, name, cols, yaxis="y2", marker=rug_marker))
+    if p.step:
+        fig.add_trace(go.Scatter(
+            x=[s[0] for s in p.step], y=[s[1] for s in p.step], mode="lines", line_shape="hv",
+            name="front (this pair)", hoverinfo="skip",
+            line={"color": COLORS["front"], "width": 1.5},
+        ))  # fmt: skip
+    if p.baselines:
+        star = {"symbol": "star", "size": 15, "color": "#222"}
+        names = [_baseline(r) for r in p.baselines]
+        fig.add_trace(_points(p.baselines, p.x, "accuracy", "baselines", cols, mode="markers+text",
+                              text=names, textposition="top center", marker=star))  # fmt: skip
+    if p.budget is not None:
+        fig.add_trace(_budget_trace(p.budget, f"budget {_fmt_budget(p.x, p.budget)}"))
+    label = LABELS.get(p.x, p.x)
+    xaxis = {"title": label, "type": "log" if p.log else "linear", "tickformat": _tickformat(p.x)}
+    return _layout(fig, f"accuracy vs {label}", xaxis, {"title": "accuracy", "tickformat": ".0%"})
+
+
+def macs_latency_figure(
+    trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None
+) -> go.Figure:
+    """MACs vs measured latency of every trial with both, Spearman ρ in the title."""
+    groups, cols = _groups(trials, objectives, budgets), design_columns(trials)
+    fig, macs, lat = go.Figure(), [], []
+    for cat in COLORS:
+        rows = [r for r in groups[cat] if None not in (_num(r, "macs"), _num(r, "latency_ms"))]
+        macs += [_num(r, "macs") or 0.0 for r in rows]
+        lat += [_num(r, "latency_ms") or 0.0 for r in rows]
+        if rows:
+            marker = {"color": COLORS[cat], "size": 8}
+            fig.add_trace(_points(rows, "macs", "latency_ms", cat, cols, marker=marker))
+    for key, vertical in (("macs", True), ("latency_ms", False)):
+        value = next((v for k, v in (budgets or {}).items() if _col(k) == key), None)
+        if value is not None:
+            fig.add_trace(_budget_trace(value, f"budget {_fmt_budget(key, value)}", vertical))
+    rho = pareto.spearman(macs, lat)
+    rho_text = "n/a" if math.isnan(rho) else f"{rho:.2f}"
+    title = f"MACs vs measured latency — Spearman ρ = {rho_text} (n={len(macs)})"
+    logx = bool(macs) and min(macs) > 0 and max(macs) / min(macs) > 30
+    xaxis = {"title": "MACs", "type": "log" if logx else "linear", "tickformat": "~s"}
+    return _layout(fig, title, xaxis,
+                   {"title": "latency (ms)"})  # fmt: skip
+
+
+def history_figure(
+    trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None
+) -> go.Figure:
+    """Accuracy by trial number (trained trials) with the best-so-far feasible accuracy."""
+    groups, cols = _groups(trials, objectives, budgets), design_columns(trials)
+    fig = go.Figure()
+    for cat in _SHOWN:
+        rows = [r for r in groups[cat] if _num(r, "accuracy") is not None]
+        if rows:
+            marker = {"color": COLORS[cat], "size": 8}
+            fig.add_trace(_points(rows, "number", "accuracy", cat, cols, marker=marker))
+    done = sorted(
+        (_num(r, "number") or 0.0, _num(r, "accuracy") or 0.0)
+        for r in groups["front"] + groups["feasible"]
+        if _num(r, "accuracy") is not None
+    )
+    best = [max(acc for _, acc in done[: i + 1]) for i in range(len(done))]
+    if done:
+        fig.add_trace(go.Scatter(
+            x=[n for n, _ in done], y=best, mode="lines", line_shape="hv", name="best so far",
+            line={"color": "#222", "width": 1.5},
+        ))  # fmt: skip
+    return _layout(
+        fig, "trial history", {"title": "trial number"}, {"title": "accuracy", "tickformat": ".0%"}
+    )
+
+
+def write_png(
+    path: str | Path,
+    trials: Sequence[Row],
+    objectives: Objectives,
+    budgets: Budgets = None,
+    title: str = "nasl run",
+) -> None:
+    """Write pareto.png: accuracy vs MACs (and vs latency when measured), baselines labelled."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot, no global backend
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
+
+    xs = ["macs"] + (
+        ["latency_ms"] if any(_num(r, "latency_ms") is not None for r in trials) else []
+    )
+    fig = Figure(figsize=(6.4 * len(xs), 5.2), dpi=120, layout="constrained")
+    FigureCanvasAgg(fig)
+    for k, x in enumerate(xs):
+        ax, p = fig.add_subplot(1, len(xs), k + 1), _panel(trials, objectives, budgets, x)
+        for cat in _SHOWN:
+            if rows := p.placed[cat]:
+                ax.scatter([_num(r, x) for r in rows], [_num(r, "accuracy") for r in rows],
+                           s=50 if cat == "front" else 25, c=COLORS[cat], label=cat, zorder=3,
+                           edgecolors="white", linewidths=0.5)  # fmt: skip
+            if rows := p.rug[cat]:
+                ax.scatter([_num(r, x) for r in rows], [0.02] * len(rows), marker="x", zorder=3,
+                           c=COLORS[cat], transform=ax.get_xaxis_transform(),
+                           label=f"{cat} (not trained)")  # fmt: skip
+        if p.step:
+            ax.step(*zip(*p.step, strict=True), where="post", c=COLORS["front"], lw=1.2, zorder=2)
+        for r in p.baselines:
+            xy = (_num(r, x) or 0.0, _num(r, "accuracy") or 0.0)
+            ax.scatter(*xy, marker="*", s=160, c="#222", zorder=4)
+            ax.annotate(_baseline(r), xy, xytext=(6, 6), textcoords="offset points", fontsize=8)
+        if p.budget is not None:
+            ax.axvline(
+                p.budget, ls="--", c="#555", lw=1, label=f"budget {_fmt_budget(x, p.budget)}"
+            )
+        shown = [
+            v for rows in (*p.placed.values(), *p.rug.values()) for r in rows if (v := _num(r, x))
+        ]
+        shown += [p.budget] if p.budget is not None else []
+        if p.log:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        if shown:  # rug markers do not extend the data limits by themselves
+            lo, hi = min(shown), max(shown)
+            pad = (hi / lo) ** 0.04 if p.log else 0.04 * (hi - lo or hi or 1.0)
+            ax.set_xlim((lo / pad, hi * pad) if p.log else (lo - pad, hi + pad))
+        if _tickformat(x):
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_count(v)))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set(xlabel=LABELS.get(x, x), ylabel="accuracy")
+        ax.grid(alpha=0.3)
+        if not any(p.placed.values()):
+            ax.text(0.5, 0.5, "no completed trials yet", ha="center", transform=ax.transAxes)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+    fig.suptitle(f"{title}\n{summary_line(trials, objectives, budgets)}", fontsize=10)
+    fig.savefig(path)

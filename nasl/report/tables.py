@@ -1,0 +1,127 @@
+"""Tables of a run (rich for the terminal, HTML for report.html) and report.html itself."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from nasl.report.figures import accuracy_figure, history_figure, macs_latency_figure
+from nasl.report.rows import (
+    Budgets,
+    Objectives,
+    Row,
+    _baseline,
+    _choices,
+    _fmt_acc,
+    _fmt_budget,
+    _fmt_latency,
+    _fmt_value,
+    _num,
+    _state,
+    design_columns,
+    device_warning,
+    format_count,
+    front_rows,
+    summary_line,
+)
+
+# ----------------------------------------------------------------------------- tables
+HEADERS = [
+    "trial",
+    "baseline",
+    "design choices",
+    "MACs",
+    "params",
+    "latency ms [p10–p90]",
+    "accuracy",
+]
+
+
+def _front_cells(row: Row, choices: str) -> list[str]:
+    base = f"★ {_baseline(row)}" if _baseline(row) else ""
+    return [str(row.get("number", "")), base, choices, format_count(_num(row, "macs")),
+            format_count(_num(row, "params")), _fmt_latency(row), _fmt_acc(row)]  # fmt: skip
+
+
+def front_table(trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None) -> Table:
+    """The Pareto front as a rich Table ranked by accuracy; constant choices go in the caption."""
+    rows = front_rows(trials, objectives, budgets)
+    cols = design_columns(rows)
+    varying = [c for c in cols if len({repr(r.get(c)) for r in rows}) > 1]
+    same = {c: rows[0][c] for c in cols if c not in varying and rows[0].get(c) is not None}
+    caption = [escape(f"same for all: {_choices(same, list(same))}")] if same else []
+    if (warning := device_warning(trials, objectives, budgets)) is not None:
+        caption.append(f"[bold red]{escape(warning)}[/]")
+    title = f"Pareto front ({len(rows)} of {len(trials)} trials)"
+    table = Table(title=title, caption="\n".join(caption) or None)
+    for head in ("#", *HEADERS):
+        table.add_column(
+            escape(head), justify="left" if head in ("baseline", "design choices") else "right",
+            min_width=48 if head == "design choices" else None,
+            no_wrap=head not in ("design choices",),
+        )
+    for rank, row in enumerate(rows, start=1):
+        table.add_row(str(rank), *map(escape, _front_cells(row, _choices(row, varying))))
+    return table
+
+
+def front_html_table(trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None) -> str:
+    """The Pareto front as an HTML <table>, one column per design choice."""
+    rows = front_rows(trials, objectives, budgets)
+    cols = design_columns(rows)
+    out = "".join(f"<th>{html.escape(h)}</th>" for h in ("#", *HEADERS[:2], *cols, *HEADERS[3:]))
+    out = f"<table><thead><tr>{out}</tr></thead><tbody>"
+    for rank, row in enumerate(rows, start=1):
+        cells = _front_cells(row, "")
+        choices = [_fmt_value(row[c]) if row.get(c) is not None else "" for c in cols]
+        values = [str(rank), *cells[:2], *choices, *cells[3:]]
+        out += "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in values) + "</tr>"
+    return out + "</tbody></table>"
+
+
+# ----------------------------------------------------------------------------- writers
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+    ".warn{background:#fde2e2;border:1px solid #c03030;padding:.6em;font-weight:bold}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}"
+)
+
+
+def write_html(
+    path: str | Path,
+    trials: Sequence[Row],
+    objectives: Objectives,
+    budgets: Budgets = None,
+    title: str = "nasl run",
+) -> None:
+    """Write one self-contained report.html (plotly.js embedded once, so it works offline)."""
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{html.escape(summary_line(trials, objectives, budgets))}</p>",
+    ]
+    if budgets:
+        limits = ", ".join(f"{k} ≤ {_fmt_budget(k, v)}" for k, v in budgets.items())
+        parts.append(f"<p>budgets: {html.escape(limits)}</p>")
+    if (warning := device_warning(trials, objectives, budgets)) is not None:
+        parts.append(f'<p class="warn">⚠ {html.escape(warning)}</p>')
+    if not any(_state(r) == "COMPLETE" and _num(r, "accuracy") is not None for r in trials):
+        parts.append("<p><b>no completed trials yet</b></p>")
+    figures = [accuracy_figure(trials, objectives, budgets, "macs")] if trials else []
+    if any(_num(r, "latency_ms") is not None for r in trials):
+        figures.append(accuracy_figure(trials, objectives, budgets, "latency_ms"))
+        figures.append(macs_latency_figure(trials, objectives, budgets))
+    figures += [history_figure(trials, objectives, budgets)] if trials else []
+    for i, fig in enumerate(figures):
+        parts.append(
+            fig.to_html(full_html=False, include_plotlyjs=i == 0, config={"displaylogo": False})
+        )
+    parts += ["<h2>Pareto front</h2>", front_html_table(trials, objectives, budgets)]
+    head = f'<meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style>'
+    page = f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
+    Path(path).write_text(page, encoding="utf-8")
+
+
