@@ -353,21 +353,29 @@ def _check_values(space: SearchSpace, loc: Locator) -> None:
 COMBINATION_CHECKS = 24
 
 
+def _build_error(space: SearchSpace, params: Mapping[str, Any]) -> tuple[str, int, str] | None:
+    """(where, size, why) if ``params`` does not build at the target size or the proxy
+    resolution, else None."""
+    for size, classes, what in ((space.target.input_size, space.target.num_classes,
+                                 "target size"), (space.proxy.resolution, 10, "proxy resolution")):
+        try:
+            space._generate(params, size, classes)
+        except ValueError as e:
+            return what, size, str(e)
+    return None
+
+
 def _check_combinations(space: SearchSpace, loc: Locator) -> None:
     """Build a few seeded random combinations at target and proxy size: a combination that
     fails although each value builds on its own is reported at load time."""
     rng = random.Random(0)
     for _ in range(COMBINATION_CHECKS):
         params = space.sample(RandomTrial(rng))
-        for size, classes, what in ((space.target.input_size, space.target.num_classes,
-                                     "target size"), (space.proxy.resolution, 10, "proxy "
-                                                                                  "resolution")):
-            try:
-                space._generate(params, size, classes)
-            except ValueError as e:
-                raise loc.error(("params",), params, f"this combination does not build at the "
-                                f"{what} ({size} px at ρ = 1): {e}; narrow the choices "
-                                "(every combination must build)") from None
+        if (err := _build_error(space, params)) is not None:
+            what, size, e = err
+            raise loc.error(("params",), params, f"this combination does not build at the "
+                            f"{what} ({size} px at ρ = 1): {e}; narrow the choices "
+                            "(every combination must build)")
 
 
 def _parse_baselines(space: SearchSpace, value: Any, loc: Locator) -> dict[str, dict[str, Any]]:
@@ -381,12 +389,7 @@ def _parse_baselines(space: SearchSpace, value: Any, loc: Locator) -> dict[str, 
         if not isinstance(params, Mapping):
             raise loc.error(path, params, "expected a mapping of the space's parameters")
         full = space.complete(params, where=path, loc=loc)
-        for size, classes, what in ((space.target.input_size, space.target.num_classes,
-                                     "target size"), (space.proxy.resolution, 10, "proxy "
-                                                                                  "resolution")):
-            try:
-                space._generate(full, size, classes)
-            except ValueError as e:
-                raise loc.error(path, NOVALUE, f"does not build at the {what}: {e}") from None
+        if (err := _build_error(space, full)) is not None:
+            raise loc.error(path, NOVALUE, f"does not build at the {err[0]}: {err[2]}")
         out[bname] = full
     return out
