@@ -7,7 +7,7 @@ with one line naming the file, line, key path, value and what is expected.
 Torch is never imported here.
 """
 
-from nasl.space.build import build_space
+from nasl.space.choices import RESOLUTION
 from nasl.space.describe import (
     BaselineRow,
     ParamRow,
@@ -30,7 +30,7 @@ from nasl.space.load import (
     shipped_dir,
     shipped_names,
 )
-from nasl.space.model import RESOLUTION, SearchSpace
+from nasl.space.model import RandomTrial, SearchSpace, build_space
 from nasl.space.schema import Objective, Param, Proxy, SearchDefaults, Target
 from nasl.units import Budgets
 
@@ -42,6 +42,7 @@ __all__ = [
     "Param",
     "ParamRow",
     "Proxy",
+    "RandomTrial",
     "Range",
     "SearchDefaults",
     "SearchSpace",

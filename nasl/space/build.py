@@ -1,6 +1,8 @@
-"""Validating a plain space document (as read from YAML) into a SearchSpace.
+"""Validating a plain space document (as read from YAML) into a space.
 
-In: the document and a :class:`~nasl.space.yamlsafe.Locator`. Out: a SearchSpace whose
+In: the document, a :class:`~nasl.space.yamlsafe.Locator` and the class to build (a
+:class:`~nasl.space.core.SpaceCore`; :func:`nasl.space.model.build_space` passes
+``SearchSpace``). Out: a space whose
 every value was checked: names against the family's design choices, ranges, conditions,
 each value (and a few seeded combinations) built at the target and proxy sizes, and the
 baselines completed and built. Any problem is one NaslError line (file:line: key: value —
@@ -13,20 +15,21 @@ import dataclasses
 import random
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from nasl.errors import NaslError
 from nasl.families import FAMILIES, IO_ARGS, Family
-from nasl.space.model import (
-    _INDEXED,
+from nasl.space.choices import (
+    INDEXED,
     RESOLUTION,
-    RandomTrial,
-    SearchSpace,
-    _family_default,
-    _list_typed,
-    _split,
-    _stage_count,
+    family_default,
+    is_number,
+    list_typed,
+    same_value,
+    split_list,
+    stage_count,
 )
+from nasl.space.core import RandomTrial, SpaceCore
 from nasl.space.schema import (
     PARAM_KEYS,
     Param,
@@ -34,8 +37,6 @@ from nasl.space.schema import (
     SearchDefaults,
     Target,
     Tracking,
-    _is_number,
-    _same,
     check_scalar,
     did_you_mean,
     parse_objectives,
@@ -49,9 +50,13 @@ from nasl.units import METRICS, Budgets, parse_budget
 TOP_KEYS = ("name", "family", "description", "target", "proxy", "objectives", "budget",
             "params", "baselines", "search", "tracking")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+S = TypeVar("S", bound=SpaceCore)
 
-def build_space(data: Any, loc: Locator, *, default_name: str = "space") -> SearchSpace:
-    """Validate a plain document (as read from YAML) → SearchSpace; NaslError otherwise."""
+
+def validate_space(data: Any, loc: Locator, cls: type[S], *, default_name: str = "space") -> S:
+    """Validate a plain document (as read from YAML) → a ``cls`` instance; NaslError naming
+    ``loc``'s file, line, key path and value otherwise. ``default_name`` is the space's name
+    when the document gives none."""
     if data is None:
         raise loc.problem("empty file; expected a mapping with family, params, ... "
                           "(see nasl/spaces/*.yaml)")
@@ -83,7 +88,7 @@ def build_space(data: Any, loc: Locator, *, default_name: str = "space") -> Sear
     if "params" not in data:
         raise loc.error((), NOVALUE, "missing key 'params' (the design choices to search)")
     params, fixed, order = _parse_params(data["params"], fam, target, loc)
-    space = SearchSpace(name, family, description, target, proxy, objectives, budget,
+    space = cls(name, family, description, target, proxy, objectives, budget,
                         tuple(params), fixed, {}, search, tuple(order), loc.source)
     _check_values(space, loc)
     _check_combinations(space, loc)
@@ -110,8 +115,8 @@ def _parse_budget(value: Any, loc: Locator) -> Budgets:
 
 
 def _norm_value(fam: Family, name: str, value: Any, path: KeyPath, loc: Locator) -> Any:
-    if isinstance(value, str) and _list_typed(fam, name):
-        value = _split(value)
+    if isinstance(value, str) and list_typed(fam, name):
+        value = split_list(value)
     return check_scalar(value, path, loc, list_ok=True)
 
 
@@ -121,14 +126,14 @@ def _check_name(fam: Family, name: Any, declared: set[str], loc: Locator) -> Non
     if name in IO_ARGS:
         raise loc.error(path, NOVALUE, f"{name} is not a design choice; set target.{name} "
                                        "(and proxy.resolution) instead")
-    m = _INDEXED.match(name)
+    m = INDEXED.match(name)
     if m:
         base, i = m[1], int(m[2])
         if base not in fam.defaults or base in IO_ARGS:
             raise loc.error(path, NOVALUE, f"unknown design choice {base!r} for family "
                             f"{fam.name!r}{did_you_mean(base, allowed)}")
         d = fam.defaults[base]
-        n = len(d) if isinstance(d, (list, tuple)) else _stage_count(fam, {})
+        n = len(d) if isinstance(d, (list, tuple)) else stage_count(fam, {})
         if i >= n:
             raise loc.error(path, NOVALUE, f"index {i} is out of range: {base} has {n} "
                                            f"entries (0..{n - 1})")
@@ -192,7 +197,7 @@ def _parse_param(fam: Family, name: str, spec: Mapping[str, Any], earlier: dict[
         choices: list[Any] = []
         for i, c in enumerate(raw):
             c = _norm_value(fam, name, c, (*path, "choices", i), loc)
-            if any(_same(c, o) for o in choices):
+            if any(same_value(c, o) for o in choices):
                 raise loc.error((*path, "choices", i), plain(c), "repeated value")
             choices.append(c)
         if 0 < sum(isinstance(c, tuple) for c in choices) < len(choices):
@@ -215,7 +220,7 @@ def _parse_param(fam: Family, name: str, spec: Mapping[str, Any], earlier: dict[
             raise loc.error((*path, "default"), spec["default"],
                             f"outside the parameter's values ({p.describe()})")
         return dataclasses.replace(p, when=when, default=d, declared_default=True)
-    d = _family_default(fam, name, target)
+    d = family_default(fam, name, target.input_size)
     if not p.contains(d):
         vals = p.values()
         d = vals[0] if vals else p.low
@@ -226,7 +231,7 @@ def _parse_range(name: str, spec: Mapping[str, Any], path: KeyPath, loc: Locator
     for k in ("low", "high"):
         if k not in spec:
             raise loc.error(path, NOVALUE, f"a range needs both low and high (missing {k})")
-        if not _is_number(spec[k]):
+        if not is_number(spec[k]):
             raise loc.error((*path, k), spec[k], "expected a finite number")
     low, high = spec["low"], spec["high"]
     if low > high:
@@ -234,7 +239,7 @@ def _parse_range(name: str, spec: Mapping[str, Any], path: KeyPath, loc: Locator
     step, log = spec.get("step"), spec.get("log", False)
     if not isinstance(log, bool):
         raise loc.error((*path, "log"), log, "expected true or false")
-    if step is not None and (not _is_number(step) or step <= 0):
+    if step is not None and (not is_number(step) or step <= 0):
         raise loc.error((*path, "step"), step, "expected a number > 0")
     if step is not None and log:
         raise loc.error((*path, "step"), step, "step and log: true exclude each other")
@@ -279,7 +284,7 @@ def _parse_when(value: Any, path: KeyPath, name: str, earlier: dict[str, Param],
         vals = []
         for a in alts:
             a = tuple(a) if isinstance(a, list) else a
-            ok = p.contains(a) if p else _same(plain(a), fixed[ref]) or plain(a) == fixed[ref]
+            ok = p.contains(a) if p else same_value(plain(a), fixed[ref]) or plain(a) == fixed[ref]
             if not ok:
                 expected = p.describe() if p else f"the fixed value {show(fixed[ref])}"
                 raise loc.error(rpath, plain(a), f"{ref} never takes this value ({expected})")
@@ -288,7 +293,7 @@ def _parse_when(value: Any, path: KeyPath, name: str, earlier: dict[str, Param],
     return tuple(out)
 
 
-def _reference(space: SearchSpace, force: Mapping[str, Any], skip: frozenset[str] = frozenset()
+def _reference(space: SpaceCore, force: Mapping[str, Any], skip: frozenset[str] = frozenset()
                ) -> dict[str, Any]:
     """A complete assignment: forced values, else each active parameter's default
     (fixed values in ``skip`` are left to the family's defaults)."""
@@ -304,7 +309,7 @@ def _reference(space: SearchSpace, force: Mapping[str, Any], skip: frozenset[str
     return out
 
 
-def _activate(space: SearchSpace, p: Param) -> dict[str, Any]:
+def _activate(space: SpaceCore, p: Param) -> dict[str, Any]:
     """Forced values that make ``p`` active (first allowed value of each condition)."""
     force: dict[str, Any] = {}
     todo = list(p.when)
@@ -316,7 +321,7 @@ def _activate(space: SearchSpace, p: Param) -> dict[str, Any]:
     return force
 
 
-def _check_values(space: SearchSpace, loc: Locator) -> None:
+def _check_values(space: SpaceCore, loc: Locator) -> None:
     """Build the reference config with each value of each parameter (at target and proxy
     size) so that impossible values fail at load time, naming their key path."""
     sizes = ((space.target.input_size, space.target.num_classes, "target size"),
@@ -325,7 +330,7 @@ def _check_values(space: SearchSpace, loc: Locator) -> None:
     def attempt(assigned: dict[str, Any], path: KeyPath, value: Any) -> None:
         for size, classes, what in sizes:
             try:
-                space._generate({k: plain(v) for k, v in assigned.items()}, size, classes)
+                space.generate_arch({k: plain(v) for k, v in assigned.items()}, size, classes)
             except ValueError as e:
                 raise loc.error(path, plain(value), f"does not build at the {what} "
                                 f"({size} px at ρ = 1) with the other choices at their "
@@ -353,19 +358,19 @@ def _check_values(space: SearchSpace, loc: Locator) -> None:
 COMBINATION_CHECKS = 24
 
 
-def _build_error(space: SearchSpace, params: Mapping[str, Any]) -> tuple[str, int, str] | None:
+def _build_error(space: SpaceCore, params: Mapping[str, Any]) -> tuple[str, int, str] | None:
     """(where, size, why) if ``params`` does not build at the target size or the proxy
     resolution, else None."""
     for size, classes, what in ((space.target.input_size, space.target.num_classes,
                                  "target size"), (space.proxy.resolution, 10, "proxy resolution")):
         try:
-            space._generate(params, size, classes)
+            space.generate_arch(params, size, classes)
         except ValueError as e:
             return what, size, str(e)
     return None
 
 
-def _check_combinations(space: SearchSpace, loc: Locator) -> None:
+def _check_combinations(space: SpaceCore, loc: Locator) -> None:
     """Build a few seeded random combinations at target and proxy size: a combination that
     fails although each value builds on its own is reported at load time."""
     rng = random.Random(0)
@@ -378,7 +383,7 @@ def _check_combinations(space: SearchSpace, loc: Locator) -> None:
                             "(every combination must build)")
 
 
-def _parse_baselines(space: SearchSpace, value: Any, loc: Locator) -> dict[str, dict[str, Any]]:
+def _parse_baselines(space: SpaceCore, value: Any, loc: Locator) -> dict[str, dict[str, Any]]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):

@@ -18,7 +18,8 @@ from typing import Any
 
 from nasl.arch import ArchConfig
 from nasl.errors import NaslError
-from nasl.space.model import RandomTrial, SearchSpace
+from nasl.space.core import RandomTrial
+from nasl.space.model import SearchSpace
 from nasl.space.schema import fmt_value, plain
 from nasl.units import ANALYTIC, Budgets, format_budget, format_cost, size_mb
 

@@ -12,8 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from nasl.errors import NaslError
-from nasl.space.build import build_space
-from nasl.space.model import SearchSpace
+from nasl.space.model import SearchSpace, build_space
 from nasl.space.schema import did_you_mean
 from nasl.space.yamlsafe import Locator, read_yaml
 
