@@ -139,40 +139,19 @@ def parse_duration(text: str) -> float:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from nasl.search import SearchOptions, run_search
-    from nasl.space import load_space
+    from nasl.search.options import will_resume
     from nasl.units import parse_budgets
 
-    budgets = parse_budgets(args.budget or [])
-    if args.resume and not args.name:
-        raise NaslError("--resume needs --name NAME: the run to continue (see runs/)")
-    saved = Path(args.runs_dir) / (args.name or "") / "space.yaml"
-    if args.resume and saved.is_file():
-        # continue with what the run was started with; flags given now still override
-        space = load_space(saved)
-        env = json.loads((saved.parent / "env.json").read_text())
-        for flag, key in (("epochs", "epochs"), ("data", "data"), ("sampler", "sampler"),
-                          ("seed", "seed"), ("trials", "trials")):
-            if getattr(args, flag) is None and env.get(key) is not None:
-                setattr(args, flag, env[key])
-    else:
-        space = load_space(args.space)
-    if args.trials is not None and args.trials < 1:
-        raise NaslError(f"--trials {args.trials}: expected an integer >= 1")
-    if not 0 < args.early_stop_margin < 1:
-        raise NaslError(f"--early-stop-margin {args.early_stop_margin}: expected a number "
-                        "between 0 and 1 (an accuracy gap, e.g. 0.05)")
-    if args.epochs is not None and args.epochs < 1:
-        raise NaslError(f"--epochs {args.epochs}: expected an integer >= 1")
-    wandb = None
-    if args.wandb:
-        wandb = {"project": args.wandb_project, "entity": args.wandb_entity}
+    wandb = {"project": args.wandb_project, "entity": args.wandb_entity} if args.wandb else None
     opts = SearchOptions(
-        name=args.name, runs_dir=Path(args.runs_dir), budgets=dict(budgets), trials=args.trials,
-        sampler=args.sampler, seed=args.seed, epochs=args.epochs, data=args.data,
-        early_stop=not args.no_early_stop, early_stop_margin=args.early_stop_margin,
+        name=args.name, runs_dir=Path(args.runs_dir), budgets=dict(parse_budgets(args.budget or [])),
+        trials=args.trials, sampler=args.sampler, seed=args.seed, epochs=args.epochs,
+        data=args.data, early_stop=not args.no_early_stop,
+        early_stop_margin=args.early_stop_margin,
         timeout=parse_duration(args.timeout) if args.timeout else None, resume=args.resume,
         storage=args.storage, device=args.device, threads=args.threads,
         show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb)
+    space = None if will_resume(opts) else _load_space_announced(args.space, args.quiet)
     outcome = run_search(space, opts, backend=args.backend, workers=args.workers,
                          address=args.address, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial)
@@ -184,10 +163,21 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_space_announced(text: str, quiet: bool) -> Any:
+    """Load a space and say, on stderr, which file it came from (unless ``quiet``)."""
+    from nasl.space import load_space
+
+    space = load_space(text)
+    source = getattr(space, "source", None)
+    if source and not quiet:
+        print(f"space: {source}", file=sys.stderr)
+    return space
+
+
 def _print_run(run: Any, quiet: bool = False) -> None:
 
     from nasl import report
-    from nasl.report_run import load_run
+    from nasl.results import load_run
 
     rows, env = load_run(run)
     objectives = [tuple(o) for o in env["objectives"]]
@@ -206,7 +196,7 @@ def _print_run(run: Any, quiet: bool = False) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from nasl.report_run import rebuild
+    from nasl.report import rebuild
 
     run = rebuild(Path(args.run))
     _print_run(run, quiet=args.quiet)

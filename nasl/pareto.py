@@ -13,6 +13,7 @@ each other, so duplicates of a non-dominated point are all kept on the front.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,10 +21,15 @@ import numpy as np
 
 __all__ = [
     "ALIASES",
+    "feasible_points",
+    "finite",
     "hypervolume",
+    "hypervolume_curve",
     "knee",
     "non_dominated",
     "non_dominated_sort",
+    "normalised_hypervolume",
+    "objective_reference",
     "pick",
     "reference_point",
     "spearman",
@@ -271,3 +277,83 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     if rx.std() == 0 or ry.std() == 0:
         return float("nan")
     return float(np.corrcoef(rx, ry)[0, 1])
+
+
+# ----------------------------------------------------------------------------- rows of a run
+def _col(metric: str) -> str:
+    return ALIASES.get(metric, metric)
+
+
+def finite(value: Any) -> float | None:
+    """Finite float of ``value`` or None (bools and blanks are not numbers)."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def feasible_points(rows: Sequence[Mapping[str, Any]], objectives: Sequence[tuple[str, str]]
+            ) -> list[tuple[int, list[float]]]:
+    """(row index, objective values) of the feasible COMPLETE rows that have every value."""
+    out = []
+    for i, r in enumerate(rows):
+        if str(r.get("state")) != "COMPLETE" or r.get("feasible") is False:
+            continue
+        vals = [finite(r.get(_col(m))) for m, _ in objectives]
+        if None not in vals:
+            out.append((i, [float(v) for v in vals if v is not None]))
+    return out
+
+
+def normalised_hypervolume(points: Sequence[Sequence[float]], directions: Sequence[str],
+                           reference: Sequence[float]) -> float:
+    """Hypervolume of ``points`` with every objective divided by ``|reference|`` (when not 0).
+
+    With MACs/latency budgets as the reference and accuracy (reference 0) this is the
+    fraction of the box [0, budget] × [0, 1] that the front dominates, in [0, 1].
+    """
+    if not points:
+        return 0.0
+    scale = [abs(r) if r else 1.0 for r in reference]
+    pts = [[v / s for v, s in zip(p, scale, strict=True)] for p in points]
+    ref = [r / s for r, s in zip(reference, scale, strict=True)]
+    return float(hypervolume(pts, list(directions), ref))
+
+
+def objective_reference(points: Sequence[Sequence[float]], objectives: Sequence[tuple[str, str]],
+               budgets: Mapping[str, float]) -> list[float] | None:
+    names = [_col(m) for m, _ in objectives]
+    aligned = {_col(k): float(v) for k, v in budgets.items()}
+    try:
+        return reference_point(points, [d for _, d in objectives], aligned, names)
+    except ValueError:  # no points and no budget for some objective: nothing to measure yet
+        return None
+
+
+def hypervolume_curve(rows: Sequence[Mapping[str, Any]], objectives: Sequence[tuple[str, str]],
+                      budgets: Mapping[str, float] | None = None) -> list[tuple[int, float]]:
+    """``(finished trials, hypervolume)`` after each finished trial, in trial-number order.
+
+    One reference point for the whole curve (budgets, else from all feasible results), so
+    the curve never decreases. Running trials are skipped.
+    """
+    directions = [d for _, d in objectives]
+    done = sorted((r for r in rows if str(r.get("state")) not in ("RUNNING", "WAITING")),
+                  key=lambda r: finite(r.get("number")) or 0.0)
+    ref = objective_reference([p for _, p in feasible_points(done, objectives)], objectives, budgets or {})
+    curve: list[tuple[int, float]] = []
+    front: list[list[float]] = []
+    hv = 0.0
+    for n, row in enumerate(done, start=1):
+        got = feasible_points([row], objectives)
+        if got and ref is not None:
+            cand = [*front, got[0][1]]
+            keep = non_dominated(cand, directions)
+            if len(cand) - 1 in keep:  # the new point is on the front: recompute
+                front = [cand[i] for i in keep]
+                hv = normalised_hypervolume(front, directions, ref)
+        curve.append((n, hv))
+    return curve

@@ -13,7 +13,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,17 +21,14 @@ from typing import Any
 
 import optuna
 
+from nasl import record
 from nasl.errors import NaslError
 from nasl.pareto import non_dominated
 
-# Columns every trials.csv has; design choices go between BEFORE and AFTER.
-BEFORE = ["number", "state", "baseline"]
-AFTER = ["macs", "params", "size_mb", "latency_ms", "latency_p10_ms", "latency_p90_ms",
-         "accuracy", "best_accuracy", "epochs", "seconds", "feasible", "pareto", "reason",
-         "device", "device_name", "node", "arch_id", "seed"]
-# Study user attribute: trial number → latency re-measured with more repeats at the end.
-FINAL_LATENCY = "final_latency"
-METRICS = ("accuracy", "macs", "params", "size_mb", "latency_ms")
+# Columns every trials.csv has; design choices go between BEFORE and AFTER (nasl.record).
+BEFORE = list(record.BEFORE)
+AFTER = list(record.AFTER)
+FINAL_LATENCY = record.FINAL_LATENCY
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,7 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
                            "baseline": ua.get("baseline", "")}
     row.update(ua.get("choices", {}))
     for key in AFTER:
-        if key not in ("pareto",):
+        if key not in record.DERIVED:
             row[key] = ua.get(key)
     if t.state == optuna.trial.TrialState.RUNNING:
         row["reason"] = row["reason"] or "running"
@@ -181,3 +178,36 @@ def load_rows(study: optuna.Study) -> list[dict[str, Any]]:
         row.update({k: v for k, v in final.get(str(t.number), {}).items() if k in row})
         rows.append(row)
     return rows
+
+
+# ------------------------------------------------------------------------------- a run's study
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's logging at WARNING inside the block; the caller's verbosity is restored."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def open_run_study(run: RunDir) -> tuple[optuna.Study, dict[str, Any]]:
+    """The run's Optuna study and env.json (``NaslError`` if either is missing)."""
+    env = run.read_env()
+    try:
+        with quiet_optuna():
+            study = optuna.load_study(study_name=env["study"], storage=env["storage"])
+    except KeyError:
+        raise NaslError(f"{run.root}: study {env.get('study')!r} not found in "
+                        f"{env.get('storage')}") from None
+    return study, env
+
+
+def load_run(run: RunDir | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows (with the front marked) and env.json of a run."""
+    run = run if isinstance(run, RunDir) else RunDir(Path(run))
+    study, env = open_run_study(run)
+    rows = load_rows(study)
+    mark_front(rows, [tuple(o) for o in env["objectives"]])
+    return rows, env

@@ -1,6 +1,6 @@
 """Weights & Biases tracking of a search: one run per trial plus one summary run.
 
-In: the events a :class:`nasl.search.run.Search` sends to its listeners
+In: the events a search's :class:`nasl.search.lifecycle.TrialLog` sends to its listeners
 (``start``, ``epoch``, ``complete``/``pruned``/``fail``/``rejected``, ``front``, ``finished``).
 Out: W&B runs, grouped under the nasl run name:
 
@@ -40,6 +40,7 @@ With several workers (the Ray backend), log from the driver: send it the same ev
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import netrc
 import os
@@ -55,18 +56,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from nasl.pareto import (
+    feasible_points,
+    finite,
+    hypervolume_curve,
+    normalised_hypervolume,
+    objective_reference,
+)
+from nasl.record import SUMMARY_FIELDS, status
+from nasl.vocab import OPEN_STATES
+
 __all__ = ["WandbTracker", "has_api_key", "hypervolume_curve", "normalised_hypervolume",
            "resolve_mode"]
 
 #: End events of a trial → the state its W&B run records.
 END_STATES = {"complete": "COMPLETE", "pruned": "PRUNED", "fail": "FAIL", "rejected": "infeasible"}
 #: Trial-row keys that go to a trial run's summary (when present).
-SUMMARY_KEYS = ("macs", "params", "size_mb", "size_int8_mb", "latency_ms", "latency_p10_ms",
-                "latency_p90_ms", "accuracy", "best_accuracy", "epochs", "seconds", "device",
-                "device_name", "node", "arch_id", "seed")
+SUMMARY_KEYS = SUMMARY_FIELDS
 #: Directory variables pointed under ``<run_dir>/wandb/`` unless the user set them.
 DIR_VARS = {"WANDB_DATA_DIR": "data", "WANDB_CACHE_DIR": "cache", "WANDB_ARTIFACT_DIR": "artifacts"}
-_OPEN_STATES = ("RUNNING", "WAITING")
 _STOP = object()
 
 
@@ -106,92 +114,9 @@ def resolve_mode(mode: str | None = None) -> str:
     return "online" if has_api_key() else "offline"
 
 
-# ----------------------------------------------------------------------------- hypervolume
-def _col(metric: str) -> str:
-    from nasl.pareto import ALIASES
-
-    return ALIASES.get(metric, metric)
-
-
 def _num(value: Any) -> float | None:
     """Finite float of ``value`` or None (bools and blanks are not numbers)."""
-    if value is None or isinstance(value, bool) or value == "":
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _points(rows: Sequence[Mapping[str, Any]], objectives: Sequence[tuple[str, str]]
-            ) -> list[tuple[int, list[float]]]:
-    """(row index, objective values) of the feasible COMPLETE rows that have every value."""
-    out = []
-    for i, r in enumerate(rows):
-        if str(r.get("state")) != "COMPLETE" or r.get("feasible") is False:
-            continue
-        vals = [_num(r.get(_col(m))) for m, _ in objectives]
-        if None not in vals:
-            out.append((i, [float(v) for v in vals if v is not None]))
-    return out
-
-
-def normalised_hypervolume(points: Sequence[Sequence[float]], directions: Sequence[str],
-                           reference: Sequence[float]) -> float:
-    """Hypervolume of ``points`` with every objective divided by ``|reference|`` (when not 0).
-
-    With MACs/latency budgets as the reference and accuracy (reference 0) this is the
-    fraction of the box [0, budget] × [0, 1] that the front dominates, in [0, 1].
-    """
-    from nasl.pareto import hypervolume
-
-    if not points:
-        return 0.0
-    scale = [abs(r) if r else 1.0 for r in reference]
-    pts = [[v / s for v, s in zip(p, scale, strict=True)] for p in points]
-    ref = [r / s for r, s in zip(reference, scale, strict=True)]
-    return float(hypervolume(pts, list(directions), ref))
-
-
-def _reference(points: Sequence[Sequence[float]], objectives: Sequence[tuple[str, str]],
-               budgets: Mapping[str, float]) -> list[float] | None:
-    from nasl.pareto import reference_point
-
-    names = [_col(m) for m, _ in objectives]
-    aligned = {_col(k): float(v) for k, v in budgets.items()}
-    try:
-        return reference_point(points, [d for _, d in objectives], aligned, names)
-    except ValueError:  # no points and no budget for some objective: nothing to measure yet
-        return None
-
-
-def hypervolume_curve(rows: Sequence[Mapping[str, Any]], objectives: Sequence[tuple[str, str]],
-                      budgets: Mapping[str, float] | None = None) -> list[tuple[int, float]]:
-    """``(finished trials, hypervolume)`` after each finished trial, in trial-number order.
-
-    One reference point for the whole curve (budgets, else from all feasible results), so
-    the curve never decreases. Running trials are skipped.
-    """
-    from nasl.pareto import non_dominated
-
-    directions = [d for _, d in objectives]
-    done = sorted((r for r in rows if str(r.get("state")) not in _OPEN_STATES),
-                  key=lambda r: _num(r.get("number")) or 0.0)
-    ref = _reference([p for _, p in _points(done, objectives)], objectives, budgets or {})
-    curve: list[tuple[int, float]] = []
-    front: list[list[float]] = []
-    hv = 0.0
-    for n, row in enumerate(done, start=1):
-        got = _points([row], objectives)
-        if got and ref is not None:
-            cand = [*front, got[0][1]]
-            keep = non_dominated(cand, directions)
-            if len(cand) - 1 in keep:  # the new point is on the front: recompute
-                front = [cand[i] for i in keep]
-                hv = normalised_hypervolume(front, directions, ref)
-        curve.append((n, hv))
-    return curve
+    return finite(value)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -209,18 +134,6 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _status(row: Mapping[str, Any]) -> str:
-    """front / feasible / pruned / failed / infeasible / running / queued (as the report colours)."""
-    state = str(row.get("state"))
-    if state in _OPEN_STATES:
-        return "queued" if state == "WAITING" else "running"
-    if row.get("feasible") is False:
-        return "infeasible"
-    if state == "COMPLETE":
-        return "front" if row.get("pareto") else "feasible"
-    return {"PRUNED": "pruned", "FAIL": "failed"}.get(state, state.lower())
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
@@ -234,22 +147,6 @@ def _copy(info: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("row"), Mapping):
         out["row"] = dict(out["row"])
     return out
-
-
-def _choice_names(search: Any) -> list[str]:
-    """The design-choice columns of a search: as recorded in env.json, else from the space."""
-    try:
-        names = search.run.read_env().get("choice_names")
-        if isinstance(names, list):
-            return [str(n) for n in names]
-    except Exception:  # no env.json yet: ask the space
-        pass
-    try:
-        from nasl.search import run as search_run
-
-        return list(search_run.choice_names(search.space))  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        return list(search.space.choice_names())
 
 
 # ----------------------------------------------------------------------------- tracker
@@ -295,9 +192,12 @@ class WandbTracker:
             self._fail(e)
 
     @classmethod
-    def for_search(cls, search: Any, project: str | None = None, entity: str | None = None,
-                   **options: Any) -> WandbTracker:
-        """A tracker for a :class:`nasl.search.run.Search` (its run dir, objectives, budgets, space).
+    def for_run(cls, run_dir: str | Path, objectives: Sequence[tuple[str, str]],
+                budgets: Mapping[str, float], choice_names: Sequence[str] | None = None,
+                project: str | None = None, entity: str | None = None, *, space_name: str = "",
+                **options: Any) -> WandbTracker:
+        """A tracker for the run folder ``run_dir`` (its ``space.yaml``; the design-choice
+        columns from ``choice_names``, else from its ``env.json``).
 
         ``options``: ``mode``, ``tags``, ``table_interval``, ``close_timeout``; other keys
         (e.g. from a YAML ``tracking.wandb`` section) are ignored with a warning.
@@ -307,15 +207,19 @@ class WandbTracker:
         if unknown:
             warnings.warn(f"nasl: W&B options {unknown} are not known and are ignored", stacklevel=2)
         kwargs = {k: v for k, v in options.items() if k in known and v is not None}
-        run = search.run
-        settings = search.settings
+        root = Path(run_dir)
         try:
-            space_yaml = Path(run.space_yaml).read_text()
-        except (OSError, AttributeError):
-            space_yaml = search.space.to_yaml()
-        return cls(Path(run.root), run.name, settings.objectives, settings.budgets, space_yaml,
-                   _choice_names(search), project, entity,
-                   space_name=str(getattr(search.space, "name", "")), **kwargs)
+            space_yaml = (root / "space.yaml").read_text()
+        except OSError:
+            space_yaml = ""
+        if choice_names is None:
+            try:
+                names = json.loads((root / "env.json").read_text()).get("choice_names")
+            except (OSError, ValueError, AttributeError):
+                names = None
+            choice_names = [str(n) for n in names] if isinstance(names, list) else []
+        return cls(root, root.name, objectives, budgets, space_yaml, list(choice_names), project,
+                   entity, space_name=space_name, **kwargs)
 
     # ------------------------------------------------------------------ listener side
     def __call__(self, event: str, info: dict[str, Any]) -> None:
@@ -504,9 +408,9 @@ class WandbTracker:
     def _front(self, rows: list[dict[str, Any]], final: bool) -> None:
         import wandb
 
-        done = [r for r in rows if str(r.get("state")) not in _OPEN_STATES]
-        feasible = _points(done, self.objectives)
-        ref = _reference([p for _, p in feasible], self.objectives, self.budgets)
+        done = [r for r in rows if str(r.get("state")) not in OPEN_STATES]
+        feasible = feasible_points(done, self.objectives)
+        ref = objective_reference([p for _, p in feasible], self.objectives, self.budgets)
         front = [p for i, p in feasible if done[i].get("pareto")]
         directions = [d for _, d in self.objectives]
         hv = normalised_hypervolume(front, directions, ref) if ref is not None else 0.0
@@ -535,7 +439,7 @@ class WandbTracker:
         from nasl.results import columns
 
         cols = [*columns(list(rows), self.choice_names), "status"]
-        data = [[_cell(r.get(c)) for c in cols[:-1]] + [_status(r)] for r in rows]
+        data = [[_cell(r.get(c)) for c in cols[:-1]] + [status(r)] for r in rows]
         return wandb.Table(columns=cols, data=data, allow_mixed_types=True)
 
     def _charts(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -372,20 +372,17 @@ def test_hypervolume_curve_is_monotone_and_normalised() -> None:
     assert normalised_hypervolume([], ["maximize"], [0.0]) == 0.0
 
 
-def test_for_search_takes_what_the_search_recorded(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
-
+def test_for_run_takes_what_the_search_recorded(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
     run = results.RunDir(tmp_path / "r")
     run.root.mkdir()
     run.space_yaml.write_text(SPACE_YAML)
     run.env_json.write_text(json.dumps({"choice_names": CHOICES}))
-    search = SimpleNamespace(run=run, space=SimpleNamespace(name="tiny"),
-                             settings=SimpleNamespace(objectives=tuple(OBJECTIVES), budgets=BUDGETS))
     with pytest.warns(UserWarning, match="not known"):
-        tracker = WandbTracker.for_search(search, project="p", entity="e", mode="offline",
-                                          colour="blue")
+        tracker = WandbTracker.for_run(run.root, tuple(OBJECTIVES), BUDGETS, project="p",
+                                       entity="e", mode="offline", colour="blue",
+                                       space_name="tiny")
     assert (tracker.run_dir, tracker.run_name, tracker.choice_names) == (run.root, "r", CHOICES)
     assert (tracker.project, tracker.entity, tracker.space_yaml) == ("p", "e", SPACE_YAML)
     assert tracker.objectives == OBJECTIVES and tracker.budgets == BUDGETS

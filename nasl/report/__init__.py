@@ -19,6 +19,7 @@ from nasl.report.figures import (
     macs_latency_figure,
     write_png,
 )
+from nasl.report.rebuild import rebuild, write_report
 from nasl.report.rows import (
     BOOL_COLUMNS,
     COLORS,
@@ -71,4 +72,6 @@ __all__ = [
     "summary_line",
     "write_html",
     "write_png",
+    "write_report",
+    "rebuild",
 ]

@@ -11,21 +11,21 @@ import plotly.graph_objects as go
 
 from nasl import pareto
 from nasl.report.rows import (
-    _SHOWN,
     COLORS,
     LABELS,
+    SHOWN,
     Budgets,
     Objectives,
     Row,
-    _baseline,
-    _col,
-    _fmt_budget,
-    _groups,
-    _hover,
-    _num,
-    _panel,
+    col,
     design_columns,
+    fmt_budget,
     format_count,
+    hover,
+    num,
+    panel,
+    row_baseline,
+    row_groups,
     summary_line,
 )
 
@@ -35,10 +35,10 @@ def _points(
     rows: Sequence[Row], x: str, y: str | float, name: str, cols: Sequence[str], **kw: Any
 ) -> go.Scatter:
     """Marker trace of ``rows`` (``y`` a column, or a constant on the hidden overlay axis)."""
-    ys = [_num(r, y) for r in rows] if isinstance(y, str) else [y] * len(rows)
+    ys = [num(r, y) for r in rows] if isinstance(y, str) else [y] * len(rows)
     return go.Scatter(
-        x=[_num(r, x) for r in rows], y=ys, name=name, hoverinfo="text",
-        hovertext=[_hover(r, cols) for r in rows], **{"mode": "markers", **kw},
+        x=[num(r, x) for r in rows], y=ys, name=name, hoverinfo="text",
+        hovertext=[hover(r, cols) for r in rows], **{"mode": "markers", **kw},
     )  # fmt: skip
 
 
@@ -77,15 +77,15 @@ def accuracy_figure(
     (x, accuracy) is a step line, baselines carry their name, the budget is a dashed line,
     latency points have p10–p90 error bars.
     """
-    p, cols = _panel(trials, objectives, budgets, x), design_columns(trials)
+    p, cols = panel(trials, objectives, budgets, x), design_columns(trials)
     fig = go.Figure()
-    for cat in _SHOWN:
+    for cat in SHOWN:
         rows = p.placed[cat]
         err = None
         if p.x == "latency_ms" and rows:
-            med = [_num(r, p.x) or 0.0 for r in rows]
-            lo = [_num(r, "latency_p10_ms") for r in rows]
-            hi = [_num(r, "latency_p90_ms") for r in rows]
+            med = [num(r, p.x) or 0.0 for r in rows]
+            lo = [num(r, "latency_p10_ms") for r in rows]
+            hi = [num(r, "latency_p90_ms") for r in rows]
             err = {
                 "type": "data", "symmetric": False, "thickness": 1,
                 "array": [max(0.0, (h or m) - m) for h, m in zip(hi, med, strict=True)],
@@ -107,11 +107,11 @@ def accuracy_figure(
         ))  # fmt: skip
     if p.baselines:
         star = {"symbol": "star", "size": 15, "color": "#222"}
-        names = [_baseline(r) for r in p.baselines]
+        names = [row_baseline(r) for r in p.baselines]
         fig.add_trace(_points(p.baselines, p.x, "accuracy", "baselines", cols, mode="markers+text",
                               text=names, textposition="top center", marker=star))  # fmt: skip
     if p.budget is not None:
-        fig.add_trace(_budget_trace(p.budget, f"budget {_fmt_budget(p.x, p.budget)}"))
+        fig.add_trace(_budget_trace(p.budget, f"budget {fmt_budget(p.x, p.budget)}"))
     label = LABELS.get(p.x, p.x)
     xaxis = {"title": label, "type": "log" if p.log else "linear", "tickformat": _tickformat(p.x)}
     return _layout(fig, f"accuracy vs {label}", xaxis, {"title": "accuracy", "tickformat": ".0%"})
@@ -121,19 +121,19 @@ def macs_latency_figure(
     trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None
 ) -> go.Figure:
     """MACs vs measured latency of every trial with both, Spearman ρ in the title."""
-    groups, cols = _groups(trials, objectives, budgets), design_columns(trials)
+    groups, cols = row_groups(trials, objectives, budgets), design_columns(trials)
     fig, macs, lat = go.Figure(), [], []
     for cat in COLORS:
-        rows = [r for r in groups[cat] if None not in (_num(r, "macs"), _num(r, "latency_ms"))]
-        macs += [_num(r, "macs") or 0.0 for r in rows]
-        lat += [_num(r, "latency_ms") or 0.0 for r in rows]
+        rows = [r for r in groups[cat] if None not in (num(r, "macs"), num(r, "latency_ms"))]
+        macs += [num(r, "macs") or 0.0 for r in rows]
+        lat += [num(r, "latency_ms") or 0.0 for r in rows]
         if rows:
             marker = {"color": COLORS[cat], "size": 8}
             fig.add_trace(_points(rows, "macs", "latency_ms", cat, cols, marker=marker))
     for key, vertical in (("macs", True), ("latency_ms", False)):
-        value = next((v for k, v in (budgets or {}).items() if _col(k) == key), None)
+        value = next((v for k, v in (budgets or {}).items() if col(k) == key), None)
         if value is not None:
-            fig.add_trace(_budget_trace(value, f"budget {_fmt_budget(key, value)}", vertical))
+            fig.add_trace(_budget_trace(value, f"budget {fmt_budget(key, value)}", vertical))
     rho = pareto.spearman(macs, lat)
     rho_text = "n/a" if math.isnan(rho) else f"{rho:.2f}"
     title = f"MACs vs measured latency — Spearman ρ = {rho_text} (n={len(macs)})"
@@ -147,17 +147,17 @@ def history_figure(
     trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None
 ) -> go.Figure:
     """Accuracy by trial number (trained trials) with the best-so-far feasible accuracy."""
-    groups, cols = _groups(trials, objectives, budgets), design_columns(trials)
+    groups, cols = row_groups(trials, objectives, budgets), design_columns(trials)
     fig = go.Figure()
-    for cat in _SHOWN:
-        rows = [r for r in groups[cat] if _num(r, "accuracy") is not None]
+    for cat in SHOWN:
+        rows = [r for r in groups[cat] if num(r, "accuracy") is not None]
         if rows:
             marker = {"color": COLORS[cat], "size": 8}
             fig.add_trace(_points(rows, "number", "accuracy", cat, cols, marker=marker))
     done = sorted(
-        (_num(r, "number") or 0.0, _num(r, "accuracy") or 0.0)
+        (num(r, "number") or 0.0, num(r, "accuracy") or 0.0)
         for r in groups["front"] + groups["feasible"]
-        if _num(r, "accuracy") is not None
+        if num(r, "accuracy") is not None
     )
     best = [max(acc for _, acc in done[: i + 1]) for i in range(len(done))]
     if done:
@@ -183,33 +183,33 @@ def write_png(
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
     xs = ["macs"] + (
-        ["latency_ms"] if any(_num(r, "latency_ms") is not None for r in trials) else []
+        ["latency_ms"] if any(num(r, "latency_ms") is not None for r in trials) else []
     )
     fig = Figure(figsize=(6.4 * len(xs), 5.2), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
     for k, x in enumerate(xs):
-        ax, p = fig.add_subplot(1, len(xs), k + 1), _panel(trials, objectives, budgets, x)
-        for cat in _SHOWN:
+        ax, p = fig.add_subplot(1, len(xs), k + 1), panel(trials, objectives, budgets, x)
+        for cat in SHOWN:
             if rows := p.placed[cat]:
-                ax.scatter([_num(r, x) for r in rows], [_num(r, "accuracy") for r in rows],
+                ax.scatter([num(r, x) for r in rows], [num(r, "accuracy") for r in rows],
                            s=50 if cat == "front" else 25, c=COLORS[cat], label=cat, zorder=3,
                            edgecolors="white", linewidths=0.5)  # fmt: skip
             if rows := p.rug[cat]:
-                ax.scatter([_num(r, x) for r in rows], [0.02] * len(rows), marker="x", zorder=3,
+                ax.scatter([num(r, x) for r in rows], [0.02] * len(rows), marker="x", zorder=3,
                            c=COLORS[cat], transform=ax.get_xaxis_transform(),
                            label=f"{cat} (not trained)")  # fmt: skip
         if p.step:
             ax.step(*zip(*p.step, strict=True), where="post", c=COLORS["front"], lw=1.2, zorder=2)
         for r in p.baselines:
-            xy = (_num(r, x) or 0.0, _num(r, "accuracy") or 0.0)
+            xy = (num(r, x) or 0.0, num(r, "accuracy") or 0.0)
             ax.scatter(*xy, marker="*", s=160, c="#222", zorder=4)
-            ax.annotate(_baseline(r), xy, xytext=(6, 6), textcoords="offset points", fontsize=8)
+            ax.annotate(row_baseline(r), xy, xytext=(6, 6), textcoords="offset points", fontsize=8)
         if p.budget is not None:
             ax.axvline(
-                p.budget, ls="--", c="#555", lw=1, label=f"budget {_fmt_budget(x, p.budget)}"
+                p.budget, ls="--", c="#555", lw=1, label=f"budget {fmt_budget(x, p.budget)}"
             )
         shown = [
-            v for rows in (*p.placed.values(), *p.rug.values()) for r in rows if (v := _num(r, x))
+            v for rows in (*p.placed.values(), *p.rug.values()) for r in rows if (v := num(r, x))
         ]
         shown += [p.budget] if p.budget is not None else []
         if p.log:

@@ -10,20 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasl import pareto
+from nasl import pareto, record
 from nasl.errors import NaslError
 
 Row = dict[str, Any]
 Objectives = Sequence[tuple[str, str]]
 Budgets = Mapping[str, float] | None
 
-INT_COLUMNS = ("number", "macs", "params", "epochs", "seed")
-FLOAT_COLUMNS = (
-    "size_mb", "latency_ms", "latency_p10_ms", "latency_p90_ms", "accuracy", "best_accuracy",
-    "seconds",
-)  # fmt: skip
-BOOL_COLUMNS = ("feasible", "pareto")
-TEXT_COLUMNS = ("state", "baseline", "reason", "device", "device_name", "node", "arch_id")
+INT_COLUMNS = record.INT_COLUMNS
+FLOAT_COLUMNS = record.FLOAT_COLUMNS
+BOOL_COLUMNS = record.BOOL_COLUMNS
+TEXT_COLUMNS = record.TEXT_COLUMNS
 #: Columns that are not design choices (extend when the search writes more bookkeeping).
 META_COLUMNS = frozenset(
     (*INT_COLUMNS, *FLOAT_COLUMNS, *BOOL_COLUMNS, *TEXT_COLUMNS)
@@ -39,7 +36,7 @@ COLORS = {
 }
 LABELS = {"macs": "MACs", "latency_ms": "latency (ms)", "params": "params", "size_mb": "size (MB)"}
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
-_SHOWN = ("pruned", "feasible", "infeasible", "front")  # drawing order in accuracy plots
+SHOWN = ("pruned", "feasible", "infeasible", "front")  # drawing order in accuracy plots
 
 
 # ----------------------------------------------------------------------------- loading
@@ -86,14 +83,14 @@ def load_trials_csv(path: str | Path) -> list[Row]:
 
 
 # ----------------------------------------------------------------------------- row helpers
-def _col(name: str) -> str:
+def col(name: str) -> str:
     """Objective/budget name -> trials.csv column (``latency`` -> ``latency_ms``)."""
     return pareto.ALIASES.get(name, name)
 
 
-def _num(row: Row, key: str) -> float | None:
+def num(row: Row, key: str) -> float | None:
     """Finite numeric value of ``row[key]`` or None."""
-    value = row.get(_col(key))
+    value = row.get(col(key))
     if value is None or isinstance(value, bool) or value == "":
         return None
     try:
@@ -103,20 +100,20 @@ def _num(row: Row, key: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _state(row: Row) -> str:
+def row_state(row: Row) -> str:
     """Normalised state: COMPLETE, PRUNED, FAIL, RUNNING or WAITING."""
     return str(row.get("state") or "").rsplit(".", 1)[-1].upper()
 
 
-def _baseline(row: Row) -> str | None:
+def row_baseline(row: Row) -> str | None:
     return str(row["baseline"]) if row.get("baseline") not in (None, "") else None
 
 
-def _feasible(row: Row, budgets: Budgets = None) -> bool:
+def row_feasible(row: Row, budgets: Budgets = None) -> bool:
     """The row's ``feasible`` flag; when missing, whether its values are within ``budgets``."""
     if isinstance(row.get("feasible"), bool):
         return bool(row["feasible"])
-    return all((_num(row, k) or 0.0) <= limit for k, limit in (budgets or {}).items())
+    return all((num(row, k) or 0.0) <= limit for k, limit in (budgets or {}).items())
 
 
 def design_columns(trials: Sequence[Row]) -> list[str]:
@@ -124,12 +121,12 @@ def design_columns(trials: Sequence[Row]) -> list[str]:
     return list(dict.fromkeys(k for row in trials for k in row if k not in META_COLUMNS))
 
 
-def _fmt_value(value: Any) -> str:
+def fmt_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _choices(row: Row, columns: Sequence[str], sep: str = ", ") -> str:
-    return sep.join(f"{c}={_fmt_value(row[c])}" for c in columns if row.get(c) is not None)
+def row_choices(row: Row, columns: Sequence[str], sep: str = ", ") -> str:
+    return sep.join(f"{c}={fmt_value(row[c])}" for c in columns if row.get(c) is not None)
 
 
 def format_count(n: float | None) -> str:
@@ -145,31 +142,31 @@ def format_count(n: float | None) -> str:
     return f"{sign}{int(v)}" if v == int(v) else f"{sign}{v:.3g}"
 
 
-def _fmt_budget(column: str, value: float) -> str:
-    return f"{value:g} ms" if _col(column) == "latency_ms" else format_count(value)
+def fmt_budget(column: str, value: float) -> str:
+    return f"{value:g} ms" if col(column) == "latency_ms" else format_count(value)
 
 
-def _fmt_latency(row: Row) -> str:
+def fmt_latency(row: Row) -> str:
     """Median and spread, "3.21 [2.9–3.6]" (median [p10–p90]), or "–"."""
-    med, lo, hi = (_num(row, k) for k in ("latency_ms", "latency_p10_ms", "latency_p90_ms"))
+    med, lo, hi = (num(row, k) for k in ("latency_ms", "latency_p10_ms", "latency_p90_ms"))
     if med is None:
         return "–"
     return f"{med:.3g} [{lo:.3g}–{hi:.3g}]" if lo is not None and hi is not None else f"{med:.3g}"
 
 
-def _fmt_acc(row: Row) -> str:
-    acc = _num(row, "accuracy")
+def fmt_acc(row: Row) -> str:
+    acc = num(row, "accuracy")
     return "–" if acc is None else f"{100 * acc:.1f}%"
 
 
-def _hover(row: Row, columns: Sequence[str]) -> str:
+def hover(row: Row, columns: Sequence[str]) -> str:
     """Hover text: trial, baseline, design choices, costs, accuracy, device, reason."""
-    head = f"trial {row.get('number')} · {_state(row).lower()}"
-    head += f" · ★ {_baseline(row)}" if _baseline(row) else ""
-    lines = [f"<b>{html.escape(head)}</b>", html.escape(_choices(row, columns, "\n"))]
+    head = f"trial {row.get('number')} · {row_state(row).lower()}"
+    head += f" · ★ {row_baseline(row)}" if row_baseline(row) else ""
+    lines = [f"<b>{html.escape(head)}</b>", html.escape(row_choices(row, columns, "\n"))]
     lines.append(
-        f"MACs {format_count(_num(row, 'macs'))} · params {format_count(_num(row, 'params'))}"
-        f" · latency {_fmt_latency(row)} ms · accuracy {_fmt_acc(row)}"
+        f"MACs {format_count(num(row, 'macs'))} · params {format_count(num(row, 'params'))}"
+        f" · latency {fmt_latency(row)} ms · accuracy {fmt_acc(row)}"
     )
     lines += [f"{k}: {html.escape(str(row[k]))}" for k in ("device", "reason") if row.get(k)]
     return "<br>".join(line for line in lines if line).replace("\n", "<br>")
@@ -180,35 +177,35 @@ def front_indices(
     trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None
 ) -> list[int]:
     """Indices into ``trials`` of the front (feasible COMPLETE rows with all objectives)."""
-    names = [_col(n) for n, _ in objectives]
+    names = [col(n) for n, _ in objectives]
     pool = [
         i
         for i, r in enumerate(trials)
-        if _state(r) == "COMPLETE"
-        and _feasible(r, budgets)
-        and None not in [_num(r, n) for n in names]
+        if row_state(r) == "COMPLETE"
+        and row_feasible(r, budgets)
+        and None not in [num(r, n) for n in names]
     ]
-    points = [[_num(trials[i], n) or 0.0 for n in names] for i in pool]
+    points = [[num(trials[i], n) or 0.0 for n in names] for i in pool]
     return [pool[j] for j in pareto.non_dominated(points, [d for _, d in objectives])]
 
 
 def front_rows(trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None) -> list[Row]:
     """Front rows sorted by accuracy (desc), then MACs (asc)."""
     rows = [trials[i] for i in front_indices(trials, objectives, budgets)]
-    return sorted(rows, key=lambda r: (-(_num(r, "accuracy") or 0.0), _num(r, "macs") or 0.0))
+    return sorted(rows, key=lambda r: (-(num(r, "accuracy") or 0.0), num(r, "macs") or 0.0))
 
 
-def _groups(
+def row_groups(
     trials: Sequence[Row], objectives: Objectives, budgets: Budgets
 ) -> dict[str, list[Row]]:
     """Rows by status: front, feasible, pruned, infeasible, failed, running."""
     front = set(front_indices(trials, objectives, budgets))
     groups: dict[str, list[Row]] = {k: [] for k in (*COLORS, "running")}
     for i, row in enumerate(trials):
-        state = _state(row)
+        state = row_state(row)
         if state in ("RUNNING", "WAITING"):
             groups["running"].append(row)
-        elif not _feasible(row, budgets):
+        elif not row_feasible(row, budgets):
             groups["infeasible"].append(row)
         elif state == "COMPLETE":
             groups["front" if i in front else "feasible"].append(row)
@@ -232,11 +229,11 @@ def summary_line(
 
     The front is recomputed when ``objectives`` are given, else the ``pareto`` flags count.
     """
-    groups = _groups(trials, objectives or [], budgets)
-    done = [_state(r) for k in ("front", "feasible", "pruned", "failed") for r in groups[k]]
+    groups = row_groups(trials, objectives or [], budgets)
+    done = [row_state(r) for k in ("front", "feasible", "pruned", "failed") for r in groups[k]]
     flags = sum(r.get("pareto") is True for r in trials)
     front = len(groups["front"]) if objectives else flags
-    states = [_state(r) for r in groups["running"]]
+    states = [row_state(r) for r in groups["running"]]
     running, queued = states.count("RUNNING"), states.count("WAITING")
     return (
         f"{len(done)} trained ({done.count('PRUNED')} pruned, {done.count('FAIL')} failed), "
@@ -246,7 +243,7 @@ def summary_line(
 
 
 @dataclass
-class _Panel:
+class Panel:
     """What one accuracy-vs-x picture shows (shared by the plotly and matplotlib views)."""
 
     x: str
@@ -258,22 +255,22 @@ class _Panel:
     log: bool
 
 
-def _panel(trials: Sequence[Row], objectives: Objectives, budgets: Budgets, x: str) -> _Panel:
+def panel(trials: Sequence[Row], objectives: Objectives, budgets: Budgets, x: str) -> Panel:
     """Sort the rows of an accuracy-vs-``x`` picture into its layers."""
-    x = _col(x)
-    groups = _groups(trials, objectives, budgets)
-    has_x = {k: [r for r in groups[k] if _num(r, x) is not None] for k in _SHOWN}
-    placed = {k: [r for r in v if _num(r, "accuracy") is not None] for k, v in has_x.items()}
-    rug = {k: [r for r in v if _num(r, "accuracy") is None] for k, v in has_x.items()}
+    x = col(x)
+    groups = row_groups(trials, objectives, budgets)
+    has_x = {k: [r for r in groups[k] if num(r, x) is not None] for k in SHOWN}
+    placed = {k: [r for r in v if num(r, "accuracy") is not None] for k, v in has_x.items()}
+    rug = {k: [r for r in v if num(r, "accuracy") is None] for k, v in has_x.items()}
     ok = [
-        (_num(r, x) or 0.0, _num(r, "accuracy") or 0.0)
+        (num(r, x) or 0.0, num(r, "accuracy") or 0.0)
         for r in placed["front"] + placed["feasible"]
     ]
     step = sorted(ok[i] for i in pareto.non_dominated(ok, ["minimize", "maximize"]))
-    budget = next((v for k, v in (budgets or {}).items() if _col(k) == x), None)
-    values = [v for r in trials if (v := _num(r, x)) is not None]
+    budget = next((v for k, v in (budgets or {}).items() if col(k) == x), None)
+    values = [v for r in trials if (v := num(r, x)) is not None]
     log = bool(values) and min(values) > 0 and max(values) / min(values) > 30
-    bases = [r for k in _SHOWN for r in placed[k] if _baseline(r)]
-    return _Panel(x, placed, rug, step, bases, budget, log)
+    bases = [r for k in SHOWN for r in placed[k] if row_baseline(r)]
+    return Panel(x, placed, rug, step, bases, budget, log)
 
 

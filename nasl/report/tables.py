@@ -14,18 +14,18 @@ from nasl.report.rows import (
     Budgets,
     Objectives,
     Row,
-    _baseline,
-    _choices,
-    _fmt_acc,
-    _fmt_budget,
-    _fmt_latency,
-    _fmt_value,
-    _num,
-    _state,
     design_columns,
     device_warning,
+    fmt_acc,
+    fmt_budget,
+    fmt_latency,
+    fmt_value,
     format_count,
     front_rows,
+    num,
+    row_baseline,
+    row_choices,
+    row_state,
     summary_line,
 )
 
@@ -42,9 +42,9 @@ HEADERS = [
 
 
 def _front_cells(row: Row, choices: str) -> list[str]:
-    base = f"★ {_baseline(row)}" if _baseline(row) else ""
-    return [str(row.get("number", "")), base, choices, format_count(_num(row, "macs")),
-            format_count(_num(row, "params")), _fmt_latency(row), _fmt_acc(row)]  # fmt: skip
+    base = f"★ {row_baseline(row)}" if row_baseline(row) else ""
+    return [str(row.get("number", "")), base, choices, format_count(num(row, "macs")),
+            format_count(num(row, "params")), fmt_latency(row), fmt_acc(row)]  # fmt: skip
 
 
 def front_table(trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None) -> Table:
@@ -53,7 +53,7 @@ def front_table(trials: Sequence[Row], objectives: Objectives, budgets: Budgets 
     cols = design_columns(rows)
     varying = [c for c in cols if len({repr(r.get(c)) for r in rows}) > 1]
     same = {c: rows[0][c] for c in cols if c not in varying and rows[0].get(c) is not None}
-    caption = [escape(f"same for all: {_choices(same, list(same))}")] if same else []
+    caption = [escape(f"same for all: {row_choices(same, list(same))}")] if same else []
     if (warning := device_warning(trials, objectives, budgets)) is not None:
         caption.append(f"[bold red]{escape(warning)}[/]")
     title = f"Pareto front ({len(rows)} of {len(trials)} trials)"
@@ -65,7 +65,7 @@ def front_table(trials: Sequence[Row], objectives: Objectives, budgets: Budgets 
             no_wrap=head not in ("design choices",),
         )
     for rank, row in enumerate(rows, start=1):
-        table.add_row(str(rank), *map(escape, _front_cells(row, _choices(row, varying))))
+        table.add_row(str(rank), *map(escape, _front_cells(row, row_choices(row, varying))))
     return table
 
 
@@ -77,7 +77,7 @@ def front_html_table(trials: Sequence[Row], objectives: Objectives, budgets: Bud
     out = f"<table><thead><tr>{out}</tr></thead><tbody>"
     for rank, row in enumerate(rows, start=1):
         cells = _front_cells(row, "")
-        choices = [_fmt_value(row[c]) if row.get(c) is not None else "" for c in cols]
+        choices = [fmt_value(row[c]) if row.get(c) is not None else "" for c in cols]
         values = [str(rank), *cells[:2], *choices, *cells[3:]]
         out += "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in values) + "</tr>"
     return out + "</tbody></table>"
@@ -104,14 +104,14 @@ def write_html(
         f"<p>{html.escape(summary_line(trials, objectives, budgets))}</p>",
     ]
     if budgets:
-        limits = ", ".join(f"{k} ≤ {_fmt_budget(k, v)}" for k, v in budgets.items())
+        limits = ", ".join(f"{k} ≤ {fmt_budget(k, v)}" for k, v in budgets.items())
         parts.append(f"<p>budgets: {html.escape(limits)}</p>")
     if (warning := device_warning(trials, objectives, budgets)) is not None:
         parts.append(f'<p class="warn">⚠ {html.escape(warning)}</p>')
-    if not any(_state(r) == "COMPLETE" and _num(r, "accuracy") is not None for r in trials):
+    if not any(row_state(r) == "COMPLETE" and num(r, "accuracy") is not None for r in trials):
         parts.append("<p><b>no completed trials yet</b></p>")
     figures = [accuracy_figure(trials, objectives, budgets, "macs")] if trials else []
-    if any(_num(r, "latency_ms") is not None for r in trials):
+    if any(num(r, "latency_ms") is not None for r in trials):
         figures.append(accuracy_figure(trials, objectives, budgets, "latency_ms"))
         figures.append(macs_latency_figure(trials, objectives, budgets))
     figures += [history_figure(trials, objectives, budgets)] if trials else []

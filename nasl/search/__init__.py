@@ -1,45 +1,46 @@
-"""Search: objective, Optuna and Ray backends, multi-objective early stopping."""
+"""Search: options, the trial lifecycle, the Optuna and Ray backends, early stopping.
+
+Layout (one module per step): :mod:`options` (what was asked, the resume rule),
+:mod:`session` (run folder, study, checks), :mod:`lifecycle` (:class:`TrialLog`: the one
+place a trial's outcome is told and recorded), :mod:`run` (the Optuna loop) and
+:mod:`ray_backend` (the Ray driver), both thin schedulers around the trial log.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from nasl.search.run import Search, SearchOptions, SearchOutcome
+from nasl.search.lifecycle import TrialLog
+from nasl.search.options import SearchOptions, SearchOutcome
+from nasl.search.session import Session
 
 
 def run_search(space: Any, opts: SearchOptions, *, backend: str = "optuna",
                workers: int | None = None, address: str | None = None,
-               cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> SearchOutcome:
+               cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+               listeners: list[Any] | None = None) -> SearchOutcome:
     """Run a search of ``space`` → :class:`SearchOutcome` (``runs/<name>/`` written).
 
     ``backend="optuna"`` runs trials one after another in this process; ``"ray"`` runs
-    them on Ray workers (``workers`` at once, ``address`` of a cluster).
+    them on Ray workers (``workers`` at once, ``address`` of a cluster). With
+    ``opts.resume`` the run ``opts.runs_dir/opts.name`` continues with its own space and
+    settings (``space`` may then be None). ``listeners(event, info)`` receive progress events.
     """
-    tracking = getattr(space, "tracking", None)
-    if opts.wandb is None and tracking is not None and tracking.wandb is not None \
-            and tracking.wandb.enabled:
-        import dataclasses
+    if backend not in ("optuna", "ray"):
+        from nasl.errors import NaslError
 
-        opts = dataclasses.replace(opts, wandb={"project": tracking.wandb.project,
-                                                "entity": tracking.wandb.entity})
+        raise NaslError(f"--backend {backend!r}: expected optuna or ray")
     if backend == "ray":
         from nasl.search.ray_backend import run_ray
 
         return run_ray(space, opts, workers=workers, address=address,
-                       cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
-    from nasl.search.progress import SearchProgress
+                       cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                       listeners=listeners)
+    from nasl.search.run import run_optuna
 
-    search = Search(space, opts)
-    from nasl.search.study import trained_count
-
-    with SearchProgress(search.trials_target, trained_count(search.study),
-                        enabled=opts.show_progress) as progress:
-        search.listeners.append(progress)
-        if opts.wandb is not None:
-            from nasl.tracking import WandbTracker
-
-            search.listeners.append(WandbTracker.for_search(search, **opts.wandb))
-        return search.run_loop()
+    session = Session(space, opts)
+    with session.listening(listeners):
+        return run_optuna(session)
 
 
-__all__ = ["Search", "SearchOptions", "SearchOutcome", "run_search"]
+__all__ = ["SearchOptions", "SearchOutcome", "Session", "TrialLog", "run_search"]

@@ -13,10 +13,10 @@ from typing import Any
 
 from nasl.arch import ArchConfig
 from nasl.errors import NaslError
+from nasl.vocab import COST_METRICS, STATIC_METRICS
 
-COST_METRICS = ("macs", "params", "size_mb", "latency_ms")
-# Budgets known before anything runs (checked in microseconds) vs after one measurement.
-STATIC_METRICS = ("macs", "params", "size_mb")
+__all__ = ["COST_METRICS", "STATIC_METRICS", "Evaluator", "Settings", "Stopped", "describe_violation",
+           "static_costs", "trial_seed", "violations"]
 
 
 class Stopped(Exception):

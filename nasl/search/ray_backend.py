@@ -1,6 +1,6 @@
 """``nasl search --backend ray``: the same search on Ray Tune workers or a Ray cluster.
 
-In: a space and :class:`~nasl.search.run.SearchOptions`, plus workers / address / resources.
+In: a space and :class:`~nasl.search.options.SearchOptions`, plus workers / address / resources.
 Out: the same ``runs/<name>/`` as the Optuna backend. Ray Tune's ``Tuner`` schedules the
 trials; ``OptunaSearch`` (Optuna's sampler, the run's Optuna storage) proposes them. The
 driver keeps everything that must be consistent: candidates are costed and over-budget
@@ -18,14 +18,13 @@ import platform
 import time
 from typing import Any
 
+from nasl import record
 from nasl.errors import NaslError
+from nasl.search.lifecycle import Candidate
 from nasl.search.objective import Evaluator, Settings, violations
-from nasl.search.run import Search, SearchOptions, SearchOutcome, latency_record
-from nasl.search.study import UNMEASURED, trained_count
-
-# Keys a worker reports besides the objective metrics.
-_RECORD_KEYS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "device", "device_name", "node",
-                "accuracy", "best_accuracy", "epochs", "seconds", "reason")
+from nasl.search.options import SearchOptions, SearchOutcome
+from nasl.search.session import Session
+from nasl.search.study import UNMEASURED, storage_of
 
 
 def _define_by_run(space: Any, trial: Any) -> None:
@@ -36,7 +35,8 @@ def _define_by_run(space: Any, trial: Any) -> None:
 def _report(state: str, rec: dict[str, Any], metrics: tuple[str, ...], **extra: Any) -> None:
     from ray import tune
 
-    out = {"nasl_state": state, **{k: v for k, v in rec.items() if k in _RECORD_KEYS}, **extra}
+    out = {"nasl_state": state, **{k: v for k, v in rec.items() if k in record.OUTCOME_FIELDS},
+           **extra}
     for m in metrics:  # Tune wants every searcher metric in every result
         if out.get(m) is None:
             out[m] = rec.get(m, UNMEASURED.get(m, 0.0))
@@ -52,9 +52,8 @@ def worker_trial(config: dict[str, Any], *, space: Any, settings: Settings) -> N
     rec: dict[str, Any] = {**static, "node": platform.node()}
     if settings.needs_latency:
         lat = ev.latency(space.to_arch(params))
-        rec.update({k: v for k, v in latency_record(lat).items() if k != "latency"})
-        over = violations(rec, settings.budgets, ("latency_ms",))
-        if over:
+        rec.update(record.latency_fields(lat, full=False))
+        if violations(rec, settings.budgets, ("latency_ms",)):
             _report("INFEASIBLE", rec, metrics, accuracy=0.0)
             return
 
@@ -74,22 +73,20 @@ def worker_trial(config: dict[str, Any], *, space: Any, settings: Settings) -> N
 
 
 def _searcher_class() -> type:
-    from optuna.trial import TrialState
     from ray.tune.search import Searcher
     from ray.tune.search.optuna import OptunaSearch
 
     class NaslOptunaSearch(OptunaSearch):
-        """OptunaSearch that rejects over-budget designs itself and tells nasl's outcome."""
+        """OptunaSearch whose trials go through nasl's :class:`TrialLog` (the driver's)."""
 
-        def __init__(self, search: Search, target: int, pruned: dict[str, tuple[str, int]],
-                     **kwargs: Any):
+        def __init__(self, session: Session, pruned: dict[str, tuple[str, int]], **kwargs: Any):
             super().__init__(**kwargs)
-            self.search, self.target, self.pruned = search, target, pruned
-            self.started = trained_count(search.study)
-            self.costs: dict[str, list[float]] = {}
+            self.session, self.log, self.pruned = session, session.log, pruned
+            self.started = session.trained()
+            self.cands: dict[str, Candidate] = {}
             self.curves: dict[str, list[float]] = {}
             self.baseline: dict[str, bool] = {}
-            timeout = search.opts.timeout
+            timeout = session.opts.timeout
             self.deadline = None if timeout is None else time.monotonic() + timeout
 
         # State lives in the Optuna storage (resume goes through it), not in Tune checkpoints.
@@ -100,32 +97,27 @@ def _searcher_class() -> type:
             pass
 
         def suggest(self, trial_id: str) -> dict[str, Any] | None:
-            s = self.search
-            for _ in range(s.opts.max_rejections):
-                if self.started >= self.target:
+            while True:  # the log raises after too many rejections in a row
+                if self.started >= self.session.trials_target:
                     return Searcher.FINISHED
                 if self.deadline is not None and time.monotonic() > self.deadline:
-                    s.progress("timeout", {})
+                    self.log.progress("timeout", {})
                     return Searcher.FINISHED
                 super().suggest(trial_id)
                 ot = self._ot_trials[trial_id]
-                params, seed, rec, over = s.static_check(ot)
-                if over:
-                    s.reject(ot, rec, over)
+                cand = self.log.propose(ot)
+                if cand.over:
                     del self._ot_trials[trial_id]
+                    self.log.reject(ot, cand.rec, cand.over)
                     continue
                 self.started += 1
-                ot.set_user_attr("trained", True)
+                self.cands[trial_id] = cand
                 self.baseline[trial_id] = bool(ot.user_attrs.get("baseline"))
                 self.curves[trial_id] = []
-                costs = {k: rec[k] for k in ("macs", "params", "size_mb", "size_int8_mb")}
-                s.progress("start", {"number": ot.number, "params": params,
-                                     "baseline": ot.user_attrs.get("baseline", ""),
-                                     "epochs": s.settings.train.epochs, **costs})
-                return {"nasl": {"choices": params, "seed": seed, "costs": costs,
+                self.log.start(ot, cand)
+                costs = {k: cand.rec[k] for k in record.STATIC_FIELDS}
+                return {"nasl": {"choices": cand.params, "seed": cand.seed, "costs": costs,
                                  "number": ot.number}}
-            raise NaslError(f"{s.opts.max_rejections} candidates in a row were over budget "
-                            f"{s.settings.budgets}; loosen the budget or narrow the space")
 
         def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
             if result.get("nasl_state") != "RUNNING" or trial_id not in self._ot_trials:
@@ -134,73 +126,56 @@ def _searcher_class() -> type:
             curve = self.curves.setdefault(trial_id, [])
             curve.append(float(result["accuracy"]))
             ot.set_user_attr("curve", list(curve))
-            self.search.progress("epoch", {"number": ot.number, "epoch": result.get("epoch"),
-                                           "accuracy": result["accuracy"],
-                                           "loss": result.get("loss")})
+            self.log.progress("epoch", {"number": ot.number, "epoch": result.get("epoch"),
+                                        "accuracy": result["accuracy"], "loss": result.get("loss")})
 
         def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                               error: bool = False) -> None:
             if trial_id not in self._ot_trials or trial_id in self._completed_trials:
                 return
-            s, ot = self.search, self._ot_trials[trial_id]
+            log, ot = self.log, self._ot_trials[trial_id]
             self._completed_trials.add(trial_id)
             result = result or {}
-            rec = {k: result[k] for k in _RECORD_KEYS if result.get(k) is not None}
-            rec.update({k: ot.user_attrs[k] for k in ("macs", "params", "size_mb")})
+            rec = {**self.cands[trial_id].rec,
+                   **{k: result[k] for k in record.OUTCOME_FIELDS if result.get(k) is not None}}
             curve = self.curves.get(trial_id, [])
             state = result.get("nasl_state")
             if trial_id in self.pruned:
-                reason, epoch = self.pruned[trial_id]
-                s.record(ot, {**rec, "epochs": epoch, "reason": reason, "feasible": True,
-                              "accuracy": curve[-1] if curve else None})
-                s.study.tell(ot, state=TrialState.PRUNED)
-                s.counts["pruned"] += 1
-                event, info = "pruned", {"reason": reason}
+                reason, _epoch = self.pruned[trial_id]
+                log.stop(ot, "PRUNED", curve, reason, rec=rec)
             elif state == "INFEASIBLE":
-                over = violations(rec, s.settings.budgets, ("latency_ms",))
-                s.record(ot, {**rec, "trained": False})
                 self.started -= 1
-                s.reject(ot, rec, over)
-                return
+                log.reject(ot, rec, violations(rec, log.settings.budgets, ("latency_ms",)))
             elif state == "COMPLETE":
-                s.record(ot, {**rec, "feasible": True, "reason": ""})
-                s.set_constraints(ot, rec)
-                s.study.tell(ot, [float(rec.get(m, UNMEASURED.get(m, 0.0)))
-                                  for m, _ in s.settings.objectives])
-                s.stopper.add(ot.number, [float(rec[m]) for m in s.settings.cost_objectives],
-                              curve)
-                s.counts["complete"] += 1
-                event, info = "complete", {"accuracy": rec["accuracy"],
-                                           "seconds": rec.get("seconds", 0.0)}
+                log.complete(ot, rec, curve, {k: rec[k] for k in
+                                              ("accuracy", "best_accuracy", "epochs", "seconds")
+                                              if k in rec})
             else:
                 reason = rec.get("reason") or ("the Ray worker died or raised; see the Ray "
                                                "trial logs under runs/<name>/ray")
-                s.record(ot, {**rec, "feasible": True, "reason": reason,
-                              "epochs": len(curve)})
-                s.study.tell(ot, state=TrialState.FAIL)
-                s.counts["failed"] += 1
-                event, info = "fail", {"reason": reason}
-            s.progress(event, {"number": ot.number, "row": s._row(ot), **info})
-            s._write_outputs(report=False)
+                log.stop(ot, "FAIL", curve, reason, rec=rec)
 
     return NaslOptunaSearch
 
 
-def _scheduler(search: Search, searcher: Any, pruned: dict[str, tuple[str, int]]) -> Any:
+def _scheduler(session: Session, searcher: Any, pruned: dict[str, tuple[str, int]]) -> Any:
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+    log = session.log
+
     class NaslEarlyStop(FIFOScheduler):
-        """Stops a trial that cannot reach the driver's current front (nasl's rule)."""
+        """Stops a trial when the driver's trial log says so (nasl's rule, one place)."""
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             tid = trial.trial_id
-            if (not search.settings.early_stop or result.get("nasl_state") != "RUNNING"
-                    or searcher.baseline.get(tid) or tid not in searcher._ot_trials):
+            if result.get("nasl_state") != "RUNNING" or tid not in searcher.cands \
+                    or tid not in searcher._ot_trials:
                 return TrialScheduler.CONTINUE
-            ua = searcher._ot_trials[tid].user_attrs
-            costs = [float(result[m] if m in result else ua[m])
-                     for m in search.settings.cost_objectives]
-            why = search.stopper.check(costs, int(result["epoch"]), float(result["accuracy"]))
+            cand = searcher.cands[tid]
+            costs = [float(result[m] if m in result else cand.rec[m])
+                     for m in log.settings.cost_objectives]
+            why = log.should_stop(bool(searcher.baseline.get(tid)), costs, int(result["epoch"]),
+                                  float(result["accuracy"]))
             if why:
                 pruned[tid] = (why, int(result["epoch"]))
                 return TrialScheduler.STOP
@@ -211,13 +186,10 @@ def _scheduler(search: Search, searcher: Any, pruned: dict[str, tuple[str, int]]
 
 def run_ray(space: Any, opts: SearchOptions, *, workers: int | None = None,
             address: str | None = None, cpus_per_trial: float = 1.0,
-            gpus_per_trial: float = 0.0) -> SearchOutcome:
+            gpus_per_trial: float = 0.0, listeners: list[Any] | None = None) -> SearchOutcome:
     """Run the search on Ray Tune → :class:`SearchOutcome` (same outputs as Optuna's)."""
     import ray
     from ray import tune
-
-    from nasl.search.progress import SearchProgress
-    from nasl.search.study import make_sampler
 
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise NaslError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
@@ -225,7 +197,7 @@ def run_ray(space: Any, opts: SearchOptions, *, workers: int | None = None,
         raise NaslError(f"--workers {workers}: expected an integer >= 1")
     threads = max(1, int(cpus_per_trial))
     opts = dataclasses.replace(opts, threads=opts.threads or threads)
-    search = Search(space, opts)
+    session = Session(space, opts)
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -239,42 +211,34 @@ def run_ray(space: Any, opts: SearchOptions, *, workers: int | None = None,
     cpus = ray.cluster_resources().get("CPU", 1)
     n = workers or max(1, int(cpus // cpus_per_trial))
     pruned: dict[str, tuple[str, int]] = {}
-    s = search.settings
+    s = session.settings
     searcher = _searcher_class()(
-        search, search.trials_target, pruned,
-        space=functools.partial(_define_by_run, space),
+        session, pruned,
+        space=functools.partial(_define_by_run, session.space),
         metric=[m for m, _ in s.objectives],
         mode=["max" if d == "maximize" else "min" for _, d in s.objectives],
-        sampler=make_sampler(search.sampler_name, s.seed),
-        study_name=search.study.study_name, storage=search.study._storage)
+        sampler=session.sampler, study_name=session.study.study_name,
+        storage=storage_of(session.study))
     trainable = tune.with_resources(
-        tune.with_parameters(worker_trial, space=space, settings=s),
+        tune.with_parameters(worker_trial, space=session.space, settings=s),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(search, searcher,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(session, searcher,
                                                                               pruned),
                                     num_samples=-1, max_concurrent_trials=n, reuse_actors=True),
-        run_config=tune.RunConfig(name="tune", storage_path=str((search.run.root / "ray").resolve()),
+        run_config=tune.RunConfig(name="tune", storage_path=str((session.run.root / "ray").resolve()),
                                   verbose=0, failure_config=tune.FailureConfig(max_failures=1)))
+    log = session.log
     t0 = time.perf_counter()
     interrupted = False
-    with SearchProgress(search.trials_target, trained_count(search.study),
-                        enabled=opts.show_progress) as progress:
-        search.listeners.append(progress)
-        if opts.wandb is not None:
-            from nasl.tracking import WandbTracker
-
-            search.listeners.append(WandbTracker.for_search(search, **opts.wandb))
+    with session.listening(listeners):
         try:
             tuner.fit()
         except KeyboardInterrupt:
             interrupted = True
-        search.timings["total"] = time.perf_counter() - t0
-        front = search.finish(remeasure=not interrupted)
-    c = search.counts
-    search.timings["total"] = time.perf_counter() - t0
-    search.timings["workers"] = n
-    return SearchOutcome(search.run, trained_count(search.study), c["rejected"], c["pruned"],
-                         c["failed"], front, search.timings["total"], interrupted,
-                         dict(search.timings))
+        log.timings["total"] = time.perf_counter() - t0
+        front = log.finish(None if interrupted else session.time_final)
+    log.timings["total"] = time.perf_counter() - t0
+    log.timings["workers"] = n
+    return session.outcome(front, interrupted)

@@ -17,13 +17,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nasl.errors import NaslError
+from nasl.results import quiet_optuna
+from nasl.vocab import SAMPLERS, TRAINED_STATES
 
-SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 # Value told to Optuna for a metric never measured (infeasible trials are not trained and
 # may not be timed); the trial is infeasible through its constraint, so it never reaches
 # a front. trials.csv shows the real, empty value.
 UNMEASURED = {"accuracy": 0.0, "latency_ms": 1e6}
-TRAINED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def make_sampler(name: str, seed: int, *, n_startup: int = 10) -> optuna.samplers.BaseSampler:
@@ -47,7 +47,12 @@ def make_sampler(name: str, seed: int, *, n_startup: int = 10) -> optuna.sampler
 def open_study(storage: str, name: str, directions: Sequence[str], sampler: Any, *,
                resume: bool) -> optuna.Study:
     """Create the study, or load it when ``resume`` (its directions must match)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with quiet_optuna():
+        return _open_study(storage, name, directions, sampler, resume=resume)
+
+
+def _open_study(storage: str, name: str, directions: Sequence[str], sampler: Any, *,
+                resume: bool) -> optuna.Study:
     try:
         if resume:
             study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
@@ -67,7 +72,7 @@ def open_study(storage: str, name: str, directions: Sequence[str], sampler: Any,
 def trained_count(study: optuna.Study) -> int:
     """Trials that went into training (complete and feasible, pruned, or failed in training)."""
     return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.user_attrs.get("trained") and t.state in TRAINED_STATES)
+               if t.user_attrs.get("trained") and t.state.name in TRAINED_STATES)
 
 
 def owner() -> str:
@@ -100,12 +105,26 @@ def fail_interrupted(study: optuna.Study) -> list[FrozenTrial]:
     stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
              if not _alive(t.user_attrs.get("owner"))]
     for t in stale:
-        study._storage.set_trial_user_attr(t._trial_id, "reason",
-                                           "interrupted: the process ended during this trial")
-        # not counted as trained: its design is queued again and --trials stays the total
-        study._storage.set_trial_user_attr(t._trial_id, "trained", False)
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        fail_trial(study, t, "interrupted: the process ended during this trial")
     return stale
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
+    """Mark a RUNNING trial (of any process) FAIL with ``reason``, not counted as trained
+    (its design is queued again by the caller and ``--trials`` stays the total)."""
+    study._storage.set_trial_user_attr(trial._trial_id, "reason", reason)
+    study._storage.set_trial_user_attr(trial._trial_id, "trained", False)
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def frozen(study: optuna.Study, trial: Any) -> FrozenTrial:
+    """The stored (frozen) state of a live ``optuna.Trial`` of ``study``."""
+    return study._storage.get_trial(trial._trial_id)
+
+
+def storage_of(study: optuna.Study) -> Any:
+    """The storage object of ``study`` (to share it with Ray's ``OptunaSearch``)."""
+    return study._storage
 
 
 def values_for(objectives: Sequence[tuple[str, str]], rec: dict[str, Any]) -> list[float]:

@@ -1,0 +1,262 @@
+"""The trial lifecycle, written once for both backends.
+
+In: Optuna trials handed over by a scheduler (the Optuna loop in :mod:`nasl.search.run` or
+the Ray driver in :mod:`nasl.search.ray_backend`) and what happened to them. Out: the
+study told each outcome, the counters, ``trials.csv``/``pareto.*`` rewritten as trials end,
+and progress events for the listeners (terminal display, W&B).
+
+:class:`TrialLog` is the only code that tells the study a trial's outcome. A trial goes
+through::
+
+    propose ──(over a static budget)──────────────► reject  (infeasible, never trained)
+       │
+    [latency measured] ──(over the latency budget)─► reject
+       │
+    start ─► epoch … ─► complete | stop (PRUNED: early stop) | stop (FAIL: error or interrupt)
+
+Interrupted trials (Ctrl-C, a dead process) are told FAIL, not counted as trained, and their
+design is queued again so ``--resume`` runs it first.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.trial import TrialState
+
+from nasl import record, results
+from nasl.errors import NaslError
+from nasl.search import study as st
+from nasl.search.objective import Settings, describe_violation, static_costs, trial_seed, violations
+from nasl.vocab import STATIC_METRICS
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Candidate:
+    """A proposed design: its choices, seed, record so far and budget excess (empty: feasible)."""
+
+    params: dict[str, Any]
+    seed: int
+    rec: dict[str, Any]
+    over: dict[str, float]
+
+
+class TrialLog:
+    """Tells the study every trial's outcome, counts it, writes the run's tables, sends events.
+
+    Args:
+        study: the run's Optuna study.
+        run: the run folder.
+        space: the search space (sampling, ArchConfig).
+        settings: the resolved settings (objectives, budgets, epochs, ...).
+        stopper: the early stopper (``check``/``add``) or None.
+        max_rejections: candidates over budget in a row that end the search with an error.
+    """
+
+    def __init__(self, study: Any, run: results.RunDir, space: Any, settings: Settings,
+                 stopper: Any = None, *, max_rejections: int = 2000):
+        from nasl.search.options import choice_names
+
+        self.study, self.run, self.space, self.settings = study, run, space, settings
+        self.stopper = stopper
+        self.max_rejections = max_rejections
+        self.choice_names = choice_names(space)
+        self.listeners: list[Listener] = []
+        self.counts = {"rejected": 0, "pruned": 0, "failed": 0, "complete": 0}
+        self.timings = {"train": 0.0, "latency": 0.0, "total": 0.0}
+        self.rejected_in_a_row = 0
+
+    # ------------------------------------------------------------------ events, records
+    def progress(self, event: str, info: dict[str, Any]) -> None:
+        """Send an event to every listener; a listener that raises is dropped with a warning."""
+        for listener in list(self.listeners):
+            try:
+                listener(event, info)
+            except Exception as e:  # a display or tracker must never stop the search
+                self.listeners.remove(listener)
+                warnings.warn(f"nasl: {type(listener).__name__} failed and is switched off: {e}",
+                              stacklevel=2)
+
+    @staticmethod
+    def record(trial: Any, rec: dict[str, Any]) -> None:
+        """Store ``rec`` as the trial's user attributes (only what changed)."""
+        for k, v in rec.items():
+            if trial.user_attrs.get(k, object()) != v:
+                trial.set_user_attr(k, v)
+
+    def row(self, trial: Any) -> dict[str, Any]:
+        """The trials.csv row of a trial, as stored now."""
+        return results.trial_row(st.frozen(self.study, trial))
+
+    def _constraints(self, trial: Any, rec: dict[str, Any]) -> None:
+        """One Optuna constraint per budget: value - budget (<= 0 is feasible)."""
+        for m, b in self.settings.budgets.items():
+            v = rec.get(m)
+            trial.set_constraint(m, float(v) - b if v is not None else 0.0)
+
+    # ------------------------------------------------------------------ before training
+    def propose(self, trial: Any) -> Candidate:
+        """Sample a design for ``trial`` and cost it analytically (microseconds)."""
+        params = self.space.sample(trial)
+        seed = trial_seed(self.settings.seed, trial.number)
+        arch = self.space.to_arch(params)
+        rec: dict[str, Any] = {"choices": params, "seed": seed, "arch_id": arch.id,
+                               "owner": st.owner(), **static_costs(arch)}
+        self.record(trial, rec)
+        return Candidate(params, seed, rec, violations(rec, self.settings.budgets, STATIC_METRICS))
+
+    def add_latency(self, cand: Candidate, lat: Any, seconds: float = 0.0, *,
+                    full: bool = True) -> None:
+        """Add a latency measurement to ``cand`` and check the latency budget."""
+        self.timings["latency"] += seconds
+        cand.rec.update(record.latency_fields(lat, full=full))
+        cand.over = violations(cand.rec, self.settings.budgets, ("latency_ms",))
+
+    def reject(self, trial: Any, rec: dict[str, Any], over: dict[str, float]) -> None:
+        """Tell an over-budget candidate as infeasible (never trained).
+
+        Raises ``NaslError`` when ``max_rejections`` candidates in a row were over budget.
+        """
+        reason = describe_violation(rec, self.settings.budgets, over)
+        self.record(trial, {**rec, "feasible": False, "trained": False, "reason": reason})
+        self._constraints(trial, rec)
+        self.study.tell(trial, st.values_for(self.settings.objectives, rec))
+        self.counts["rejected"] += 1
+        self.rejected_in_a_row += 1
+        self.progress("rejected", {"number": trial.number, "reason": reason, "row": self.row(trial)})
+        if self.rejected_in_a_row >= self.max_rejections:
+            raise NaslError(f"{self.max_rejections} candidates in a row were over budget "
+                            f"{self.settings.budgets}; loosen the budget or narrow the space")
+
+    # ------------------------------------------------------------------ training
+    def start(self, trial: Any, cand: Candidate) -> None:
+        """Mark ``trial`` as going into training (it counts towards ``--trials``)."""
+        self.rejected_in_a_row = 0
+        self.record(trial, {**cand.rec, "trained": True})
+        costs = {k: cand.rec[k] for k in record.STATIC_FIELDS if k in cand.rec}
+        self.progress("start", {"number": trial.number, "params": cand.params,
+                                "baseline": trial.user_attrs.get("baseline", ""),
+                                "epochs": self.settings.train.epochs, **costs})
+
+    def costs_of(self, rec: dict[str, Any]) -> list[float]:
+        """The cost-objective values of a record (the stopper's view of a design)."""
+        return [float(rec[m]) for m in self.settings.cost_objectives]
+
+    def epoch(self, trial: Any, epoch: int, accuracy: float, loss: float | None,
+              costs: list[float]) -> str | None:
+        """Report one epoch; → the reason to stop the trial now, or None."""
+        self.progress("epoch", {"number": trial.number, "epoch": epoch, "accuracy": accuracy,
+                                "loss": loss})
+        return self.should_stop(bool(trial.user_attrs.get("baseline")), costs, epoch, accuracy)
+
+    def should_stop(self, baseline: bool, costs: list[float], epoch: int,
+                    accuracy: float) -> str | None:
+        """The scheduler's verdict on a running trial: a reason to stop it, or None.
+
+        Baselines always train to the end (they are the reference the front is read against).
+        """
+        if self.stopper is None or not self.settings.early_stop or baseline:
+            return None
+        return self.stopper.check(costs, epoch, accuracy)
+
+    def complete(self, trial: Any, rec: dict[str, Any], curve: list[float],
+                 outcome: dict[str, Any]) -> None:
+        """Tell a trial trained to the end (``outcome``: accuracy, best_accuracy, epochs, ...)."""
+        self.timings["train"] += float(outcome.get("seconds") or 0.0)
+        rec = {**rec, **outcome, "curve": list(curve), "feasible": True, "reason": ""}
+        self.record(trial, rec)
+        self._constraints(trial, rec)
+        self.study.tell(trial, st.values_for(self.settings.objectives, rec))
+        if self.stopper is not None:
+            self.stopper.add(trial.number, self.costs_of(rec), curve)
+        self.counts["complete"] += 1
+        self.progress("complete", {"number": trial.number, "accuracy": rec["accuracy"],
+                                   "seconds": outcome.get("seconds", 0.0), "row": self.row(trial)})
+        self.write_outputs(report=False)
+
+    def stop(self, trial: Any, state: str, curve: list[float], reason: str, *,
+             seconds: float = 0.0, rec: dict[str, Any] | None = None, requeue: bool = False) -> None:
+        """Tell a trial that ended early: ``state`` "PRUNED" (stopped) or "FAIL" (error).
+
+        ``requeue``: interrupted, so not counted as trained and its design queued again.
+        """
+        self.timings["train"] += seconds
+        self.record(trial, {**(rec or {}), "curve": list(curve), "epochs": len(curve),
+                            "seconds": round(seconds, 3), "reason": reason, "feasible": True,
+                            "trained": not requeue, "accuracy": curve[-1] if curve else None})
+        self.study.tell(trial, state=TrialState[state])
+        if requeue:
+            self.requeue(trial.params, trial.user_attrs)
+        self.counts["pruned" if state == "PRUNED" else "failed"] += 1
+        self.progress(state.lower(), {"number": trial.number, "reason": reason,
+                                      "row": self.row(trial)})
+        self.write_outputs(report=False)
+
+    # ------------------------------------------------------------------ interruption
+    def requeue(self, params: dict[str, Any], user_attrs: dict[str, Any]) -> None:
+        """Queue an interrupted trial's design again (it runs first on ``--resume``)."""
+        self.study.enqueue_trial(params, user_attrs={k: v for k, v in user_attrs.items()
+                                                     if k == "baseline"})
+
+    def fail_running(self, reason: str) -> None:
+        """Tell FAIL for this process's trials still RUNNING (interrupted outside training)."""
+        me = st.owner()
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("owner") == me:
+                st.fail_trial(self.study, t, reason)
+                self.requeue(t.params, t.user_attrs)
+
+    def load_history(self) -> None:
+        """On resume: fail trials of dead processes (and retry their designs); feed the stopper."""
+        for t in st.fail_interrupted(self.study):
+            if t.user_attrs.get("choices") is not None:
+                self.requeue(t.params, t.user_attrs)
+        if self.stopper is None:
+            return
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            ua = t.user_attrs
+            if ua.get("feasible") and ua.get("curve"):
+                self.stopper.add(t.number, [ua[m] for m in self.settings.cost_objectives],
+                                 ua["curve"])
+
+    # ------------------------------------------------------------------ outputs
+    def write_outputs(self, *, report: bool) -> list[dict[str, Any]]:
+        """Rewrite trials.csv and pareto.*; with ``report`` also report.html and pareto.png."""
+        rows = results.load_rows(self.study)
+        front = results.write_tables(self.run, rows, self.choice_names, self.settings.objectives)
+        self.progress("front", {"size": len(front), "rows": rows, "final": report})
+        if report:
+            from nasl.report import write_report
+
+            write_report(self.run, rows, self.settings.objectives, self.settings.budgets)
+            self.progress("finished", {"run": self.run, "rows": rows})
+        return front
+
+    def finish(self, timer: Callable[[dict[str, Any]], Any] | None) -> list[dict[str, Any]]:
+        """Re-time the front with ``timer(choices) -> Latency`` (when given; the front is then
+        recomputed) and write every output → the front rows."""
+        if timer is not None and self.settings.needs_latency:
+            self._remeasure_front(timer)
+        return self.write_outputs(report=True)
+
+    def _remeasure_front(self, timer: Callable[[dict[str, Any]], Any]) -> None:
+        rows = results.load_rows(self.study)
+        front = results.mark_front(rows, self.settings.objectives)
+        trials = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        final = dict(self.study.user_attrs.get(record.FINAL_LATENCY, {}))
+        for i in front:
+            t = trials[rows[i]["number"]]
+            self.progress("remeasure", {"number": t.number})
+            t0 = time.perf_counter()
+            lat = timer(t.user_attrs["choices"])
+            self.timings["latency"] += time.perf_counter() - t0
+            final[str(t.number)] = {**record.latency_fields(lat),
+                                    "latency_search_ms": t.user_attrs.get("latency_ms")}
+        # Finished trials are read-only in Optuna: the final timings live on the study.
+        self.study.set_user_attr(record.FINAL_LATENCY, final)

@@ -1,0 +1,169 @@
+"""What a search was asked to do: :class:`SearchOptions`, their validation, the resume rule,
+and the resolved :class:`~nasl.search.objective.Settings`.
+
+In: a search space and the user's options (from the CLI or Python). Out: validated options
+(``NaslError`` naming the option, the value and what is expected) and the settings every
+trial runs with. The resume rule lives here, so ``run_search(..., SearchOptions(resume=True,
+name=...))`` from Python continues a run exactly as ``nasl search --resume`` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from nasl import results
+from nasl.errors import NaslError
+from nasl.search.objective import Settings
+from nasl.vocab import DIRECTIONS, DTYPES, SAMPLERS
+
+#: env.json keys the resume rule re-uses, when the option was not given again.
+RESUMED = ("epochs", "data", "sampler", "seed", "trials")
+
+
+@dataclass
+class SearchOptions:
+    """What the user asked for (CLI flags override the space's ``search``/``proxy`` sections)."""
+
+    name: str | None = None
+    runs_dir: Path = Path("runs")
+    budgets: dict[str, float] = field(default_factory=dict)
+    trials: int | None = None
+    sampler: str | None = None
+    seed: int | None = None
+    epochs: int | None = None
+    data: str | None = None
+    early_stop: bool = True
+    early_stop_margin: float = 0.02
+    timeout: float | None = None  # seconds
+    resume: bool = False
+    storage: str | None = None
+    device: str | None = None
+    threads: int | None = None
+    final_repeats: int = 100
+    max_rejections: int = 2000
+    show_progress: bool = True
+    baselines: bool = True
+    wandb: dict[str, Any] | None = None
+
+
+@dataclass
+class SearchOutcome:
+    """What a search did: counts, the front rows, wall time and where it wrote."""
+
+    run: results.RunDir
+    trained: int
+    rejected: int
+    pruned: int
+    failed: int
+    front: list[dict[str, Any]]
+    seconds: float
+    interrupted: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def default_name(space_name: str) -> str:
+    """``<space>-<YYYYmmdd-HHMMSS>``: the run name when none is given."""
+    return f"{space_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def objective_pairs(space: Any) -> tuple[tuple[str, str], ...]:
+    """The space's objectives as (metric, 'maximize'|'minimize') pairs, Optuna's spelling."""
+    return tuple((o.metric, DIRECTIONS[o.direction]) for o in space.objectives)
+
+
+def choice_names(space: Any) -> list[str]:
+    """Design-choice columns of trials.csv: the sampled parameters, then the fixed ones."""
+    names = list(space.order)
+    return names + [k for k in space.fixed if k not in names]
+
+
+def validate(opts: SearchOptions) -> None:
+    """Check option values that do not depend on the space (``NaslError`` if one is bad)."""
+    if opts.resume and not opts.name:
+        raise NaslError("--resume needs --name NAME: the run to continue (see runs/)")
+    if opts.trials is not None and opts.trials < 1:
+        raise NaslError(f"--trials {opts.trials}: expected an integer >= 1")
+    if opts.epochs is not None and opts.epochs < 1:
+        raise NaslError(f"--epochs {opts.epochs}: expected an integer >= 1")
+    if not 0 < opts.early_stop_margin < 1:
+        raise NaslError(f"--early-stop-margin {opts.early_stop_margin}: expected a number "
+                        "between 0 and 1 (an accuracy gap, e.g. 0.05)")
+    if opts.sampler is not None and opts.sampler not in SAMPLERS:
+        raise NaslError(f"--sampler {opts.sampler!r}: expected one of {', '.join(SAMPLERS)}")
+    if opts.timeout is not None and not opts.timeout > 0:
+        raise NaslError(f"--timeout {opts.timeout}: expected a positive duration")
+
+
+def will_resume(opts: SearchOptions) -> bool:
+    """Whether ``opts`` continue a run whose folder holds its own space (then no space is needed)."""
+    validate(opts)
+    return bool(opts.resume and (Path(opts.runs_dir) / str(opts.name) / "space.yaml").is_file())
+
+
+def resume_space(space: Any, opts: SearchOptions) -> tuple[Any, SearchOptions]:
+    """The resume rule: continue a run with the space, budgets and settings it was started with.
+
+    With ``opts.resume`` and a run folder ``runs_dir/name`` holding ``space.yaml`` and
+    ``env.json``, the saved space (budgets included) replaces ``space`` and the saved
+    epochs, data, sampler, seed and trial count fill every option not given again.
+    Otherwise ``(space, opts)`` are returned unchanged.
+    """
+    validate(opts)
+    if not opts.resume:
+        return space, opts
+    run = results.RunDir(Path(opts.runs_dir) / str(opts.name))
+    if not run.space_yaml.is_file():
+        return space, opts  # joining a study elsewhere (--storage), or nothing to resume
+    from nasl.space import load_space
+
+    env = run.read_env()
+    saved = load_space(run.space_yaml)
+    fill = {k: env[k] for k in RESUMED if getattr(opts, k) is None and env.get(k) is not None}
+    return saved, dataclasses.replace(opts, **fill)
+
+
+def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
+    """Space defaults + option overrides → :class:`Settings`."""
+    from nasl.train import TrainConfig
+
+    proxy, target = space.proxy, space.target
+    seed = opts.seed if opts.seed is not None else space.search.seed
+    train = TrainConfig(**{**proxy.train_kwargs(), **({"epochs": opts.epochs} if opts.epochs else {})})
+    return Settings(
+        objectives=objective_pairs(space),
+        budgets={**dict(space.budget), **opts.budgets},
+        data=opts.data or proxy.dataset,
+        proxy_resolution=proxy.resolution,
+        val_fraction=proxy.val_fraction,
+        subset=proxy.subset,
+        val_subset=proxy.val_subset,
+        train=train,
+        device=opts.device or target.device,
+        latency_batch=target.batch_size,
+        dtype=DTYPES.get(target.dtype, target.dtype),
+        threads=opts.threads,
+        seed=seed,
+        early_stop=opts.early_stop,
+        early_stop_margin=opts.early_stop_margin,
+    )
+
+
+def to_json(obj: Any) -> str:
+    """JSON of env.json-like values (dataclasses, paths; non-finite floats → null)."""
+    import math
+
+    def default(o: Any) -> Any:
+        if dataclasses.is_dataclass(o):
+            return dataclasses.asdict(o)  # type: ignore[arg-type]
+        if isinstance(o, Path):
+            return str(o)
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        return str(o)
+
+    return json.dumps(obj, indent=2, default=default)

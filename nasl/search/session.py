@@ -1,0 +1,168 @@
+"""Setting a search up: everything checked, then the run folder, the study and the trial log.
+
+In: a search space and :class:`~nasl.search.options.SearchOptions`. Out: a :class:`Session`
+(settings, evaluator, study, :class:`~nasl.search.lifecycle.TrialLog`) that a backend
+schedules trials on. Nothing is written before every option, the budget and the data have
+been checked; on ``resume`` the run's own space and settings are used (the resume rule of
+:func:`nasl.search.options.resume_space`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from nasl import results
+from nasl.errors import NaslError
+from nasl.search.early_stop import EarlyStopper
+from nasl.search.lifecycle import Listener, TrialLog
+from nasl.search.objective import Evaluator, static_costs, violations
+from nasl.search.options import (
+    SearchOptions,
+    SearchOutcome,
+    choice_names,
+    default_name,
+    resolve_settings,
+    resume_space,
+    to_json,
+)
+from nasl.search.study import make_sampler, open_study, trained_count
+from nasl.vocab import STATIC_METRICS
+
+
+class Session:
+    """One search run set up: checked options, the run folder, the study and the trial log."""
+
+    def __init__(self, space: Any, opts: SearchOptions, listeners: list[Listener] | None = None):
+        from nasl.space import unsatisfiable_budget_message
+
+        space, opts = resume_space(space, opts)
+        if space is None:
+            raise NaslError("no search space given (and no run to resume)")
+        opts = _with_yaml_tracking(space, opts)
+        self.space, self.opts = space, opts
+        self.settings = resolve_settings(space, opts)
+        msg = unsatisfiable_budget_message(space, self.settings.budgets)
+        if msg:
+            raise NaslError(msg)
+        self.trials_target = opts.trials or space.search.trials
+        if self.trials_target < 1:
+            raise NaslError(f"--trials {self.trials_target}: expected an integer >= 1")
+        self.sampler_name = opts.sampler or space.search.sampler
+        self.sampler = make_sampler(self.sampler_name, self.settings.seed)
+        self.evaluator = Evaluator(space, self.settings)
+        self.evaluator.data(self.settings.proxy_resolution)  # bad data fails here, once
+        self.device = _resolve_target_device(self.settings.device)
+        name = opts.name or default_name(space.name)
+        self.run = results.RunDir(Path(opts.runs_dir) / name)
+        self._prepare_dir()  # everything above is checked before anything is written
+        self.storage = opts.storage or self.run.default_storage
+        self.study = open_study(self.storage, name, [d for _, d in self.settings.objectives],
+                                self.sampler, resume=opts.resume)
+        s = self.settings
+        stopper = EarlyStopper(s.cost_objectives, s.train.epochs, s.early_stop_margin)
+        self.log = TrialLog(self.study, self.run, space, s, stopper,
+                            max_rejections=opts.max_rejections)
+        self.log.listeners.extend(listeners or [])
+        self.log.load_history()
+        if not opts.resume and opts.baselines:
+            self._enqueue_baselines()
+        self._write_static()
+
+    # ------------------------------------------------------------------ setup
+    def _prepare_dir(self) -> None:
+        root = self.run.root
+        if root.exists() and any(root.iterdir()) and not self.opts.resume:
+            raise NaslError(f"run {str(root)!r} already exists; pass --resume to continue it or "
+                            "--name NAME for a new run")
+        if self.opts.resume and not (root / "env.json").is_file() and not self.opts.storage:
+            # (with --storage, --resume may also join a study that lives elsewhere)
+            raise NaslError(f"--resume: no run at {str(root)!r} to resume")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NaslError(f"cannot create run folder {str(root)!r}: {e.strerror}") from None
+
+    def _write_static(self) -> None:
+        s = self.settings
+        results.write_text_atomic(self.run.space_yaml, self.space.with_budget(s.budgets).to_yaml())
+        env = results.environment(s.seed, {
+            "run": self.run.name, "space": self.space.name, "family": self.space.family,
+            "space_file": getattr(self.space, "source", None),
+            "storage": self.storage, "study": self.study.study_name,
+            "objectives": [list(o) for o in s.objectives], "budgets": s.budgets,
+            "sampler": self.sampler_name, "trials": self.trials_target, "data": s.data,
+            "epochs": s.train.epochs, "proxy_resolution": s.proxy_resolution,
+            "target_device": s.device, "early_stop": s.early_stop,
+            "choice_names": choice_names(self.space),
+        })
+        env["device"], env["device_name"] = self.device
+        results.write_text_atomic(self.run.env_json, to_json(env))
+
+    def _enqueue_baselines(self) -> None:
+        for bname, params in self.space.baselines.items():
+            costs = static_costs(self.space.to_arch(params))
+            if violations(costs, self.settings.budgets, STATIC_METRICS):
+                continue
+            self.study.enqueue_trial(self.space.encode(params), user_attrs={"baseline": bname},
+                                     skip_if_exists=True)
+
+    # ------------------------------------------------------------------ helpers for backends
+    @contextlib.contextmanager
+    def listening(self, extra: list[Listener] | None = None) -> Iterator[None]:
+        """The live progress display (and the W&B tracker with ``opts.wandb``) listen inside."""
+        from nasl.search.progress import SearchProgress
+
+        with SearchProgress(self.trials_target, self.trained(),
+                            enabled=self.opts.show_progress) as progress:
+            self.log.listeners.extend([progress, *(extra or [])])
+            if self.opts.wandb is not None:
+                from nasl.tracking import WandbTracker
+
+                s = self.settings
+                self.log.listeners.append(WandbTracker.for_run(
+                    self.run.root, s.objectives, s.budgets, self.log.choice_names,
+                    space_name=str(self.space.name), **self.opts.wandb))
+            yield
+
+    def trained(self) -> int:
+        """Trials that went into training so far (the ``--trials`` count)."""
+        return trained_count(self.study)
+
+    def time_final(self, choices: dict[str, Any]) -> Any:
+        """Latency of a design with the final (larger) number of repeats."""
+        return self.evaluator.latency(self.space.to_arch(choices), repeats=self.opts.final_repeats)
+
+    def outcome(self, front: list[dict[str, Any]], interrupted: bool) -> SearchOutcome:
+        """The :class:`SearchOutcome` of this session now."""
+        c = self.log.counts
+        return SearchOutcome(self.run, self.trained(), c["rejected"], c["pruned"], c["failed"],
+                             front, self.log.timings["total"], interrupted, dict(self.log.timings))
+
+
+def _with_yaml_tracking(space: Any, opts: SearchOptions) -> SearchOptions:
+    """W&B settings from the space's ``tracking.wandb`` section unless given as options."""
+    tracking = getattr(space, "tracking", None)
+    if opts.wandb is None and tracking is not None and tracking.wandb is not None \
+            and tracking.wandb.enabled:
+        return dataclasses.replace(opts, wandb={"project": tracking.wandb.project,
+                                                "entity": tracking.wandb.entity})
+    return opts
+
+
+def _resolve_target_device(device: str) -> tuple[str, str]:
+    """(device, its name) of the latency target, e.g. ("cpu", "AMD EPYC") (NaslError if bad)."""
+    from nasl.cost import cpu_name, resolve_device
+
+    try:
+        dev = resolve_device(device)
+    except ValueError as e:
+        raise NaslError(f"target device {device!r}: {e}") from None
+    if dev.startswith("cuda"):
+        import torch
+
+        return dev, torch.cuda.get_device_name(torch.device(dev))
+    return dev, cpu_name()

@@ -1,0 +1,42 @@
+"""The project's vocabulary, in one place (no torch): metrics and their directions, samplers,
+dtypes, data-set kinds and trial states.
+
+Every list of these names elsewhere (schema validation, CLI choices, Optuna directions,
+trials.csv columns) is derived from here, so adding a metric or a sampler is one edit.
+"""
+
+from __future__ import annotations
+
+#: Objective metrics a space may optimise (``accuracy`` is maximised, the costs minimised).
+METRICS = ("accuracy", "macs", "params", "size_mb", "latency_ms")
+#: Cost metrics (all minimised); budgets may be set on each.
+COST_METRICS = ("macs", "params", "size_mb", "latency_ms")
+#: Costs known from the architecture alone, in microseconds, before anything is built.
+STATIC_METRICS = ("macs", "params", "size_mb")
+#: Default direction of each metric, Optuna's spelling.
+DEFAULT_DIRECTION = {"accuracy": "maximize", **{m: "minimize" for m in COST_METRICS}}
+#: Direction spellings accepted in YAML / CLI → Optuna's spelling.
+DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
+
+#: Optuna samplers by name (``nasl search --sampler``).
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
+#: Trial schedulers by name (``nasl search --scheduler``).
+SCHEDULERS = ("none", "front")
+
+#: Target dtypes: YAML spelling → the short name used in records and by :mod:`nasl.cost`.
+DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+#: Data-set kinds of ``proxy.dataset`` / ``--data``; those in :data:`DATASET_KINDS_WITH_PATH`
+#: need ``KIND:PATH``.
+DATASET_KINDS_WITH_PATH = ("cifar10", "cifar100", "imagefolder", "npz")
+DATASET_KINDS = ("digits", "fashion-mnist", "fake", *DATASET_KINDS_WITH_PATH)
+
+#: Optuna trial states that a trained trial ends in.
+TRAINED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+#: Trial states of trials that have not ended.
+OPEN_STATES = ("RUNNING", "WAITING")
+
+
+def direction(spelling: str) -> str:
+    """``'min'``/``'max'``/``'minimize'``/``'maximize'`` → Optuna's spelling (KeyError if unknown)."""
+    return DIRECTIONS[spelling]
