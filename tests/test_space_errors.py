@@ -140,8 +140,11 @@ def test_deep_nesting_is_an_error() -> None:
 def test_missing_file_lists_shipped() -> None:
     with pytest.raises(NaslError) as e:
         load_space("nope.yaml")
-    assert str(e.value).startswith("no such space file 'nope.yaml' (and no shipped space "
-                                   "named 'nope'; shipped: hybrid, mobilenet, shufflenet")
+    msg = str(e.value)
+    assert msg.startswith(f"no such space file 'nope.yaml' (looked for "
+                          f"{Path('nope.yaml').absolute()}), and no shipped space is named "
+                          "'nope' (shipped spaces: hybrid, mobilenet, shufflenet")
+    assert "did you mean" not in msg and "\n" not in msg
     with pytest.raises(NaslError, match="did you mean 'shufflenet'"):
         load_space("shufflenett")
 

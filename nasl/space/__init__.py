@@ -1,6 +1,7 @@
 """Search spaces: YAML → validated SearchSpace → Optuna define-by-run params → ArchConfig.
 
-In: a YAML file or the bare name of a shipped space (``nasl/spaces/*.yaml``). Out: a
+In: a YAML file, or a shipped space (``nasl/spaces/*.yaml``) by name or as
+``spaces/<name>.yaml`` / ``search_spaces/<name>.yaml`` from any directory. Out: a
 :class:`SearchSpace` (``sample(trial)``, ``to_arch(params)``, ``baselines``, ``budget``,
 ``to_yaml()``) plus summaries for the CLI. Bad input raises :class:`nasl.errors.NaslError`
 with one line naming the file, line, key path, value and what is expected.
@@ -23,9 +24,12 @@ from nasl.space.describe import (
     unsatisfiable_budget_message,
 )
 from nasl.space.load import (
+    SpaceFile,
+    describe_source,
     list_spaces,
     load_space,
     loads_space,
+    resolve_space,
     resolve_space_path,
     shipped_dir,
     shipped_names,
@@ -46,16 +50,19 @@ __all__ = [
     "Range",
     "SearchDefaults",
     "SearchSpace",
+    "SpaceFile",
     "SpaceSummary",
     "Target",
     "build_space",
     "costs",
     "describe",
+    "describe_source",
     "list_spaces",
     "load_space",
     "loads_space",
     "min_cost",
     "param_rows",
+    "resolve_space",
     "resolve_space_path",
     "sample_configs",
     "sample_params",

@@ -88,6 +88,15 @@ class SpaceCore:
     source_path: str = field(default="", compare=False)
     source_kind: str = field(default="text", compare=False)
 
+    @property
+    def origin(self) -> str:
+        """Where the space came from, for people: ``shipped file /…/shufflenet.yaml``,
+        ``user file /abs/mine.yaml`` or ``YAML text (<source>)``."""
+        if self.source_kind == "text" or not self.source_path:
+            return f"YAML text ({self.source})"
+        what = "shipped file" if self.source_kind == "shipped" else self.source_kind
+        return f"{what} {self.source_path}"
+
     # ------------------------------------------------------------------ sampling
     @functools.cached_property
     def by_name(self) -> dict[str, Param]:

@@ -135,7 +135,7 @@ class SpaceSummary:
     name: str
     family: str
     description: str
-    source: str
+    source: str  # where the space came from (SearchSpace.origin)
     rows: list[ParamRow]
     size: int | None
     n: int
@@ -212,7 +212,7 @@ def describe(space: SearchSpace, budgets: Mapping[str, float] | None = None, *,
         vals = [c[metric] for c in samples]
         return Range(min(vals), statistics.median(vals), max(vals))
 
-    return SpaceSummary(space.name, space.family, space.description, space.source,
+    return SpaceSummary(space.name, space.family, space.description, space.origin,
                         param_rows(space), space_size(space), n, seed, rng("macs"),
                         rng("params"), budget, feasible, rows,
                         {m: min_cost(space, m) for m in ("macs", "params")})
