@@ -12,7 +12,7 @@ ROOT = Path(nasl.__file__).parent
 # Lowest first. A module may import its own layer or lower ones (see docs/architecture.md).
 LAYERS: list[set[str]] = [
     {"errors", "vocab", "record", "units"},
-    {"arch", "pareto", "confidence"},
+    {"specs", "arch", "pareto", "confidence"},
     {"blocks", "families", "space", "spaces", "data", "datasets"},
     {"builder", "cost", "train", "zerocost", "latency"},
     {"results"},

@@ -1,48 +1,10 @@
-"""Weights & Biases tracking of a search: one run per trial plus one summary run.
-
-In: the events a search's :class:`nasl.search.lifecycle.TrialLog` sends to its listeners
-(``start``, ``epoch``, ``complete``/``pruned``/``fail``/``rejected``, ``front``, ``finished``).
-Out: W&B runs, grouped under the nasl run name:
-
-- one run per trial (``job_type="trial"``): the design choices as config; MACs, params,
-  size, latency (median, p10, p90, spread), state (COMPLETE / PRUNED / FAIL / infeasible),
-  feasibility and the reason as summary; per-epoch ``accuracy`` and ``loss`` as history
-  (``step = epoch``). Infeasible (never trained) candidates get a short run with their
-  costs; failed trials finish with exit code 1 so the UI marks them as failed.
-- one summary run (``job_type="search"``), updated as trials finish: ``hypervolume`` (of
-  the feasible front, objectives normalised by the reference point) against ``trials``;
-  the ``trials`` table (every trial, with ``pareto``, ``feasible``, ``baseline`` and a
-  ``status`` column); Pareto charts (accuracy vs MACs, accuracy vs latency, MACs vs
-  latency; plotly, from :mod:`nasl.report`) that mark the front, the baselines and the
-  budgets; the resolved space as a ``search-space`` artifact; at the end ``report.html``
-  (Files tab and an HTML panel), the ``front`` table and the ``hypervolume_curve`` line
-  chart recomputed with the final reference point.
-
-Mode: ``WANDB_MODE`` (or the ``mode`` argument) is respected; ``disabled`` makes the
-tracker a no-op that writes nothing. Without an API key (``WANDB_API_KEY``,
-``WANDB_IDENTITY_TOKEN_FILE`` or a ``.netrc`` entry for the W&B host) it logs offline
-under ``<run_dir>/wandb/offline-run-*`` and prints the ``wandb sync`` command at the end.
-Artifact staging (``WANDB_DATA_DIR``, ``WANDB_CACHE_DIR``, ``WANDB_ARTIFACT_DIR``) goes
-under ``<run_dir>/wandb/`` unless the user set those variables, so a run folder is
-self-contained and can be synced later.
-
-Robustness: the listener only copies the event into a queue; every W&B call happens in
-one background thread, so W&B never slows the search (measured offline: a trial run's
-``init`` ≈ 0.03–0.1 s, ``finish`` ≈ 0.01 s, off the search's thread). The first W&B error
-emits one warning and switches the tracker off; nothing is ever raised into the search.
-The big payloads (table, charts) are rebuilt only on ``front`` events (after a trial
-ends), at most every ``table_interval`` seconds, and always on the final one.
-
-With several workers (the Ray backend), log from the driver: send it the same events
-(trial runs are keyed by trial number, so interleaved trials are fine).
-"""
+"""The W&B listener of a search (see :mod:`nasl.tracking` for what it logs)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import math
-import netrc
 import os
 import queue
 import re
@@ -54,7 +16,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from nasl.pareto import (
     feasible_points,
@@ -64,10 +25,10 @@ from nasl.pareto import (
     objective_reference,
 )
 from nasl.record import SUMMARY_FIELDS, status
+from nasl.tracking.mode import resolve_mode
 from nasl.vocab import OPEN_STATES
 
-__all__ = ["WandbTracker", "has_api_key", "hypervolume_curve", "normalised_hypervolume",
-           "resolve_mode"]
+__all__ = ["WandbTracker"]
 
 #: End events of a trial → the state its W&B run records.
 END_STATES = {"complete": "COMPLETE", "pruned": "PRUNED", "fail": "FAIL", "rejected": "infeasible"}
@@ -76,42 +37,6 @@ SUMMARY_KEYS = SUMMARY_FIELDS
 #: Directory variables pointed under ``<run_dir>/wandb/`` unless the user set them.
 DIR_VARS = {"WANDB_DATA_DIR": "data", "WANDB_CACHE_DIR": "cache", "WANDB_ARTIFACT_DIR": "artifacts"}
 _STOP = object()
-
-
-# ----------------------------------------------------------------------------- mode
-def has_api_key() -> bool:
-    """Whether W&B credentials are configured, checked locally (no network, no prompt).
-
-    ``WANDB_API_KEY`` or ``WANDB_IDENTITY_TOKEN_FILE`` in the environment, or a ``.netrc``
-    entry (``NETRC``, ``~/.netrc`` or ``~/_netrc``) for the host of ``WANDB_BASE_URL``
-    (default ``api.wandb.ai``).
-    """
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    host = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").netloc
-    candidates = [os.environ["NETRC"]] if os.environ.get("NETRC") else ["~/.netrc", "~/_netrc"]
-    for name in candidates:
-        path = Path(name).expanduser()
-        if not path.is_file():
-            continue
-        try:
-            creds = netrc.netrc(str(path)).authenticators(host)
-        except (netrc.NetrcParseError, OSError):
-            return False
-        return bool(creds and creds[2])
-    return False
-
-
-def resolve_mode(mode: str | None = None) -> str:
-    """The W&B mode to use: ``mode``, else ``WANDB_MODE``, else online with a key, else offline.
-
-    An online mode without any API key becomes ``offline`` (W&B would otherwise prompt for a
-    key in the middle of a search).
-    """
-    chosen = (mode or os.environ.get("WANDB_MODE") or "").strip().lower()
-    if chosen in ("disabled", "offline", "dryrun"):
-        return "disabled" if chosen == "disabled" else "offline"
-    return "online" if has_api_key() else "offline"
 
 
 def _num(value: Any) -> float | None:

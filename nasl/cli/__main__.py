@@ -1,0 +1,7 @@
+"""``python -m nasl.cli``."""
+
+import sys
+
+from nasl.cli import main
+
+sys.exit(main())

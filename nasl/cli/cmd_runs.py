@@ -1,0 +1,115 @@
+"""``nasl search``, ``nasl report`` and ``nasl export``: runs and what comes out of them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from nasl.cli.common import console, parse_duration, parse_set
+from nasl.errors import NaslError
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nasl.search import SearchOptions, run_search
+    from nasl.search.options import will_resume
+    from nasl.units import parse_budgets
+
+    wandb = {"project": args.wandb_project, "entity": args.wandb_entity} if args.wandb else None
+    opts = SearchOptions(
+        name=args.name, runs_dir=Path(args.runs_dir), budgets=dict(parse_budgets(args.budget or [])),
+        trials=args.trials, sampler=args.sampler, seed=args.seed, epochs=args.epochs,
+        data=args.data, early_stop=not args.no_early_stop,
+        early_stop_margin=args.early_stop_margin,
+        timeout=parse_duration(args.timeout) if args.timeout else None, resume=args.resume,
+        storage=args.storage, device=args.device, threads=args.threads,
+        show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb)
+    space = None if will_resume(opts) else _load_space_announced(args.space, args.quiet)
+    outcome = run_search(space, opts, backend=args.backend, workers=args.workers,
+                         address=args.address, cpus_per_trial=args.cpus_per_trial,
+                         gpus_per_trial=args.gpus_per_trial)
+    _print_run(outcome.run, quiet=args.quiet)
+    if outcome.interrupted:
+        print(f"interrupted: outputs written; continue with --resume --name {outcome.run.name}",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def _load_space_announced(text: str, quiet: bool) -> Any:
+    """Load a space and say, on stderr, which file it came from (unless ``quiet``)."""
+    from nasl.space import load_space
+
+    space = load_space(text)
+    source = getattr(space, "source", None)
+    if source and not quiet:
+        print(f"space: {source}", file=sys.stderr)
+    return space
+
+
+def _print_run(run: Any, quiet: bool = False) -> None:
+
+    from nasl import report
+    from nasl.results import load_run
+
+    rows, env = load_run(run)
+    objectives = [tuple(o) for o in env["objectives"]]
+    out = console()
+    out.print(report.front_table(rows, objectives))
+    out.print(report.summary_line(rows))
+    if not quiet:
+        for f in ("trials.csv", "pareto.csv", "pareto.json", "report.html", "pareto.png",
+                  "env.json", "space.yaml"):
+            if (run / f).exists():
+                out.print(f"  {run / f}")
+        out.print(f"  optuna-dashboard {env['storage']}")
+        out.print(f"To search longer: nasl search {env.get('space', '<space>')} --name "
+                  f"{run.name} --resume --trials {2 * int(env.get('trials') or 20)} "
+                  "(keeps every trial), or a new run with --trials/--epochs/--data.")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nasl.report import rebuild
+
+    run = rebuild(Path(args.run))
+    _print_run(run, quiet=args.quiet)
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+def cmd_export(args: argparse.Namespace) -> int:
+    from nasl.export import export_preset, export_run
+
+    if (args.run is None) == (args.preset is None):
+        raise NaslError("nasl export: give a run folder or --preset NAME (one of them)")
+    if args.preset is not None:
+        try:
+            overrides = parse_set(args.set)
+            result = export_preset(args.preset, overrides, epochs=args.epochs,
+                                   train=not args.no_train, data=args.data, formats=args.format,
+                                   out=args.out, progress=not args.quiet)
+        except ValueError as e:
+            raise NaslError(f"nasl export --preset {args.preset}: {e}") from None
+    else:
+        if args.set:
+            raise NaslError("--set goes with --preset; a run's trial is exported as searched")
+        result = export_run(args.run, trial=args.trial, pick=args.pick, epochs=args.epochs,
+                            train=not args.no_train, data=args.data, formats=args.format,
+                            out=args.out, progress=not args.quiet)
+    _print_export(result)
+    return 0
+
+
+def _print_export(result: Any) -> None:
+    card = result.card
+    print(f"exported {result.arch.family} network [{result.arch.id}] to {result.out}")
+    for key in ("test_accuracy", "proxy_accuracy"):
+        if card.get(key) is not None:
+            print(f"  {key.replace('_', ' ')}: {card[key]:.2%}")
+    for name, path in result.files.items():
+        diff = result.max_diff.get(name.split(".")[-1]) or result.max_diff.get(name)
+        check = f"  (max |diff| vs eager {diff:.1e})" if diff is not None else ""
+        print(f"  {path}{check}")
+
+
