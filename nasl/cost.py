@@ -283,6 +283,8 @@ class Latency:
 
     ``cpu_ratio`` (CPU only): process CPU time / wall time / threads over the timed runs,
     ≈ 1.0 when every thread had a core to itself, ≈ 0.5 when a core was shared.
+    ``runtime``: torch (eager), onnxruntime or torch.compile. ``clock``: ``wall``, or
+    ``cpu`` (the timing thread's CPU time; 1 thread on CPU).
     """
 
     median_ms: float
@@ -300,6 +302,8 @@ class Latency:
     cpu_ratio: float | None
     input_shape: tuple[int, ...] = ()
     channels_last: bool = False
+    runtime: str = "torch"
+    clock: str = "wall"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field."""
@@ -332,18 +336,35 @@ def _cpu_supports(dtype: torch.dtype) -> bool:
 def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str = "auto",
                     batch_size: int | None = None, dtype: str = "fp32", warmup: int = 10,
                     repeats: int = 30, threads: int | None = 1, channels_last: bool = True,
-                    lock: bool = True) -> Latency:
-    """Time ``model``'s forward pass on ``device``, alone; the caller's model is untouched.
+                    lock: bool = True, runtime: str = "torch", clock: str = "wall") -> Latency:
+    """Time ``model``'s forward pass on ``device`` in ``runtime``, alone; the caller's model
+    is untouched.
 
     In: ``input_shape`` (C, H, W) or (N, C, H, W); ``batch_size`` replaces N (None: N,
-    or 1 for a 3-tuple). ``dtype`` fp32/fp16/bf16; ``threads`` for torch on CPU (None:
-    leave as is; restored afterwards). A copy of the model in eval mode runs under
-    ``torch.inference_mode`` (channels-last if asked); ``warmup`` untimed runs, then
-    ``repeats`` timed ones (``perf_counter`` on CPU, CUDA events with a sync per run).
-    ``lock`` holds :func:`device_lock` throughout. Out: a :class:`Latency`.
-    Raises ``ValueError`` for a bad device, dtype, count or shape, or a meta model.
+    or 1 for a 3-tuple). ``dtype`` fp32/fp16/bf16; ``threads`` for torch on CPU and for
+    ONNX Runtime's intra-op pool (None: leave as is; restored afterwards). ``runtime``:
+    ``torch`` (eager), ``onnxruntime`` (exported graph; CPU provider, CUDA provider on a
+    GPU) or ``torch.compile`` (see :mod:`nasl.latency.runtime`). A copy of the model in
+    eval mode runs under ``torch.inference_mode`` (channels-last if asked; ignored by
+    onnxruntime); the export/compilation and one call happen first, then ``warmup``
+    untimed runs, then ``repeats`` timed ones (``perf_counter`` on CPU; on CUDA, events
+    with a sync per run, ``cudnn.benchmark`` on while timing; wall time around
+    onnxruntime's synchronising call). ``clock="cpu"`` (CPU, 1 thread only) times each run
+    by the calling thread's CPU time instead of wall time: what the run would take on a
+    free core, unaffected by other processes taking turns on it (on a shared machine the
+    wall time of one run varied by ±30 % while its thread CPU time stayed within a few %).
+    ``lock`` holds :func:`device_lock` throughout.
+    Out: a :class:`Latency`. Raises ``ValueError`` for a bad device, dtype, count, shape or
+    runtime, or a meta model; ``nasl.latency.runtime.RuntimeUnavailable`` (a ValueError)
+    when the runtime cannot run on the device.
     """
+    from nasl.latency.runtime import check_runtime, make_runner
+
+    check_runtime(runtime)
     dev = resolve_device(device)
+    if clock not in ("wall", "cpu") or clock == "cpu" and (dev != "cpu" or threads != 1):
+        raise ValueError(f"clock must be 'wall', or 'cpu' on device cpu with threads=1; got "
+                         f"clock={clock!r} on {dev} with threads={threads}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
     if dev == "cpu" and not _cpu_supports(DTYPES[dtype]):
@@ -356,7 +377,8 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str = 
     if any(p.is_meta for p in model.parameters()):
         raise ValueError("cannot time a model on the meta device; build it on a real device")
     shape = (n, *shape[1:])
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    onnx = runtime == "onnxruntime"
+    fmt = torch.channels_last if channels_last and not onnx else torch.contiguous_format
     net = copy.deepcopy(model).to(device=dev, dtype=DTYPES[dtype])
     net = net.to(memory_format=fmt).eval()  # type: ignore[call-overload]  # missing in stubs
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
@@ -365,34 +387,43 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str = 
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (
         torch.mps.synchronize if dev == "mps" else (lambda: None))
     old_threads = torch.get_num_threads()
+    old_bench = torch.backends.cudnn.benchmark
     times: list[float] = []
     cpu_ratio: float | None = None
-    with device_lock(dev) if lock else contextlib.nullcontext(), torch.inference_mode():
+    with device_lock(dev) if lock else contextlib.nullcontext():
         try:
             torch.set_num_threads(threads or old_threads)
-            for _ in range(warmup):
-                net(x)
-            sync()
-            wall0, cpu0 = time.perf_counter(), time.process_time()
-            for _ in range(repeats):
-                if cuda:  # device time between two events, synchronised every run
-                    start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
-                    start.record()
-                    net(x)
-                    end.record()
-                    end.synchronize()
-                    times.append(start.elapsed_time(end))
-                else:
-                    t0 = time.perf_counter()
-                    net(x)
-                    sync()
-                    times.append((time.perf_counter() - t0) * 1e3)
-            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-            used = torch.get_num_threads()
+            torch.backends.cudnn.benchmark = cuda or old_bench
+            runner = make_runner(net, x, runtime=runtime, device=dev, threads=threads)
+            with torch.inference_mode():
+                for _ in range(warmup):
+                    runner.run()
+                sync()
+                wall0, cpu0 = time.perf_counter(), time.process_time()
+                for _ in range(repeats):
+                    if runner.events:  # device time between two events, synchronised every run
+                        start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+                        start.record()
+                        runner.run()
+                        end.record()
+                        end.synchronize()
+                        times.append(start.elapsed_time(end))
+                    elif clock == "cpu":  # this thread's CPU time: the 1-thread run's own work
+                        t0 = time.thread_time()
+                        runner.run()
+                        times.append((time.thread_time() - t0) * 1e3)
+                    else:
+                        t0 = time.perf_counter()
+                        runner.run()
+                        sync()
+                        times.append((time.perf_counter() - t0) * 1e3)
+                wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            used = runner.threads or torch.get_num_threads()
             if dev == "cpu" and wall > 0:
                 cpu_ratio = cpu / wall / used
         finally:
             torch.set_num_threads(old_threads)
+            torch.backends.cudnn.benchmark = old_bench
     # deciles with linear interpolation (as numpy.percentile); one run is its own decile
     q = statistics.quantiles(times, n=10, method="inclusive") if repeats > 1 else times * 9
     name = torch.cuda.get_device_name(dev) if cuda else (
@@ -402,4 +433,4 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str = 
         mean_ms=statistics.fmean(times), std_ms=statistics.stdev(times) if repeats > 1 else 0.0,
         repeats=repeats, warmup=warmup, device=dev, device_name=name, threads=used,
         batch_size=n, dtype=dtype, cpu_ratio=cpu_ratio, input_shape=shape,
-        channels_last=channels_last)
+        channels_last=channels_last and not onnx, runtime=runtime, clock=clock)

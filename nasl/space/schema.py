@@ -45,13 +45,15 @@ class _Section(BaseModel):
 
 
 class Target(_Section):
-    """What costs are measured on: input side at ρ = 1, classes, device, batch, dtype."""
+    """What costs are measured on: input side at ρ = 1, classes, device, batch, dtype, and
+    the deployment ``runtime`` latency is timed in (torch eager, onnxruntime, torch.compile)."""
 
     input_size: int = Field(224, ge=8, le=4096)
     num_classes: int = Field(1000, ge=1)
     device: str = "auto"
     batch_size: int = Field(1, ge=1)
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    runtime: Literal["torch", "onnxruntime", "torch.compile"] = "torch"
 
     @field_validator("device")
     @classmethod

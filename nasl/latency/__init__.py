@@ -1,0 +1,14 @@
+"""Latency where the model will run: deployment runtimes and a calibrated latency model.
+
+- :mod:`nasl.latency.runtime`: torch / onnxruntime / torch.compile runners that
+  :func:`nasl.cost.measure_latency` times (``runtime=``).
+- :mod:`nasl.latency.kernels`: a network as fusion-aware kernels (conv + BN + activation is
+  one kernel) with their exact shapes.
+- :mod:`nasl.latency.predictor`: measure kernels and a few designs, fit, save/load keyed by
+  a fingerprint of the target, predict, :func:`screen` a latency budget.
+- :mod:`nasl.latency.cli`: ``nasl latency calibrate|predict`` (``add_parser``).
+"""
+
+from nasl.latency.runtime import RUNTIMES, RuntimeUnavailable, check_runtime
+
+__all__ = ["RUNTIMES", "RuntimeUnavailable", "check_runtime"]

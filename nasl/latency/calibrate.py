@@ -1,0 +1,126 @@
+"""Calibrating a latency predictor on a space: measure kernels and a few designs, fit, check.
+
+In: a :class:`~nasl.space.SearchSpace`, a :class:`~nasl.latency.measure.LatencyTarget` and
+how many designs to measure. Out: a fitted :class:`~nasl.latency.predictor.Predictor` whose
+``error`` holds its measured error (on held-out designs when ``holdout > 0``, else
+leave-one-out on the calibration designs) and ``noise`` the machine noise seen while
+measuring (a reference design re-timed every few designs: its spread, and the CPU/wall
+ratio of every design timing).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nasl.arch import ArchConfig
+from nasl.latency.kernels import Kernel
+from nasl.latency.measure import LatencyTarget, measure_design, measure_kernels
+from nasl.latency.predictor import Predictor, error_stats, loo_error
+
+MAX_DESIGNS = 20
+REFERENCE_EVERY = 5
+
+Progress = Callable[[str], None]
+
+
+def sample_designs(space: Any, n: int, seed: int) -> list[tuple[dict[str, Any], ArchConfig]]:
+    """``n`` distinct buildable designs (params, target ArchConfig) sampled with ``seed``."""
+    from nasl.space import sample_params
+
+    out: list[tuple[dict[str, Any], ArchConfig]] = []
+    seen: set[str] = set()
+    batch = 0
+    while len(out) < n and batch < 20:
+        for params in sample_params(space, 2 * n, seed + 1000 * batch):
+            try:
+                arch = space.to_arch(params)
+            except ValueError:
+                continue
+            if arch.id not in seen and len(out) < n:
+                seen.add(arch.id)
+                out.append((params, arch))
+        batch += 1
+    return out
+
+
+def _noise(ref: list[float], ratios: list[float]) -> dict[str, Any]:
+    cv = statistics.stdev(ref) / statistics.fmean(ref) if len(ref) > 1 else None
+    return {"reference_ms": [round(r, 4) for r in ref],
+            "reference_cv_pct": None if cv is None else round(100 * cv, 2),
+            "reference_range_pct": round(100 * (max(ref) - min(ref)) / min(ref), 2) if ref else None,
+            "cpu_ratio_median": round(statistics.median(ratios), 3) if ratios else None,
+            "cpu_ratio_min": round(min(ratios), 3) if ratios else None}
+
+
+def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
+              kernel_designs: int = 40, holdout: int = 0, seed: int = 0, repeats: int = 20,
+              progress: Progress | None = None) -> tuple[Predictor, dict[str, Any]]:
+    """Measure and fit → (predictor, details).
+
+    ``designs`` (≤ 20) whole designs are measured and fix the calibration ``a·sum + b``;
+    the kernels of those and of ``kernel_designs`` more sampled designs are measured at
+    their exact shapes (the space's blocks; no whole-design timing); ``holdout`` further
+    designs are measured only to report the error. ``details`` has per-design rows
+    (``set``, ``arch_id``, ``macs``, ``measured_ms``, ``predicted_ms``, ``cpu_ratio``),
+    timings and counts. ``ValueError`` for bad counts.
+    """
+    if not 2 <= designs <= MAX_DESIGNS or kernel_designs < 0 or holdout < 0 or repeats < 1:
+        raise ValueError(f"need 2 <= designs <= {MAX_DESIGNS}, kernel_designs >= 0, holdout >= 0, "
+                         f"repeats >= 1; got {designs}, {kernel_designs}, {holdout}, {repeats}")
+    say = progress or (lambda _msg: None)
+    target = target.resolved()
+    t0 = time.perf_counter()
+    sampled = sample_designs(space, designs + kernel_designs + holdout, seed)
+    calib = sampled[:designs]
+    extra = sampled[designs:designs + kernel_designs]
+    held = sampled[designs + kernel_designs:]
+    known: dict[str, float] = {}
+    seen: dict[str, Kernel] = {}
+    for i, (_, arch) in enumerate(calib + extra):
+        for k in measure_kernels(arch, target, known):
+            seen.setdefault(k.key, k)
+        say(f"kernels of design {i + 1}/{len(calib) + len(extra)}: {len(known)} distinct measured")
+    t_kernels = time.perf_counter() - t0
+    pred = Predictor.fit_kernels(target.facts(), target.fingerprint(), space.name,
+                                 [(k, known[key]) for key, k in seen.items()])
+    ref_arch = calib[0][1]
+    ref: list[float] = []
+    ratios: list[float] = []
+    rows: list[dict[str, Any]] = []
+
+    def time_design(arch: ArchConfig, which: str, i: int) -> float:
+        if i % REFERENCE_EVERY == 0:
+            ref.append(measure_design(ref_arch, target, repeats=repeats).median_ms)
+        lat = measure_design(arch, target, repeats=repeats)
+        if lat.cpu_ratio is not None:
+            ratios.append(lat.cpu_ratio)
+        rows.append({"set": which, "arch_id": arch.id, "macs": arch.macs(),
+                     "measured_ms": lat.median_ms, "cpu_ratio": lat.cpu_ratio})
+        say(f"{which} design {i + 1}: {lat.median_ms:.3f} ms")
+        return lat.median_ms
+
+    measured = [time_design(a, "calibration", i) for i, (_, a) in enumerate(calib)]
+    raw = [pred.raw_ms(pred.design_kernels(a)) for _, a in calib]
+    pred.calibrate(raw, measured)
+    loo = loo_error(pred, raw, measured)
+    for row, r in zip(rows, raw, strict=True):
+        row["predicted_ms"] = pred.a * r + pred.b
+    pred.error = loo
+    held_error = None
+    if held:
+        hm = [time_design(a, "held-out", i) for i, (_, a) in enumerate(held)]
+        hp = [pred.predict(a) for _, a in held]
+        for row, p in zip(rows[len(calib):], hp, strict=True):
+            row["predicted_ms"] = p
+        held_error = error_stats(hp, hm, f"{len(held)} held-out measured designs")
+        pred.error = held_error
+    ref.append(measure_design(ref_arch, target, repeats=repeats).median_ms)
+    pred.noise = _noise(ref, ratios)
+    details = {"rows": rows, "loo": loo, "held_out": held_error, "kernels": len(known),
+               "designs": len(calib), "kernel_designs": len(extra), "holdout": len(held),
+               "seconds": {"kernels": round(t_kernels, 1),
+                           "total": round(time.perf_counter() - t0, 1)}}
+    return pred, details

@@ -1,0 +1,159 @@
+"""``nasl latency calibrate|predict``: a calibrated latency model per target, from the shell.
+
+``calibrate SPACE`` measures kernels and ≤ 20 designs of the space on the target (the space's
+``target`` section; ``--device``/``--runtime``/``--threads``/``--clock`` override it), fits
+the predictor, reports its error and stores it at ``--out`` or
+``$NASL_CACHE_DIR/latency/<space>-<fingerprint>.json`` (default ``~/.cache/nasl``).
+``predict SPACE --set k=v ...`` loads the predictor of that target and predicts the design
+(unset choices take their defaults); with ``--budget 5ms`` it also screens the design.
+Wire with ``nasl.latency.cli.add_parser(sub)``; ``func(args)`` returns the exit status and
+raises NaslError for user errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nasl.errors import NaslError
+
+
+def _sets(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise NaslError(f"--set {item!r}: expected KEY=VALUE, e.g. --set width_mult=0.5")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            raise NaslError(f"--set {item!r}: cannot read value {raw!r}") from None
+    return out
+
+
+def _target(args: argparse.Namespace, space: Any) -> Any:
+    from nasl.latency.measure import target_of_space
+
+    try:
+        return target_of_space(space, device=args.device, runtime=args.runtime,
+                               threads=args.threads, clock=args.clock)
+    except ValueError as e:
+        raise NaslError(f"nasl latency: {e}") from None
+
+
+def _space(name: str) -> Any:
+    from nasl.space import load_space
+
+    return load_space(name)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Calibrate, print the error, save; exit 0."""
+    from nasl.latency.calibrate import MAX_DESIGNS, calibrate
+    from nasl.latency.predictor import default_path
+
+    space = _space(args.space)
+    target = _target(args, space)
+    if not 2 <= args.designs <= MAX_DESIGNS:
+        raise NaslError(f"--designs {args.designs}: expected 2..{MAX_DESIGNS}")
+    if args.kernel_designs < 0 or args.holdout < 0 or args.repeats < 1:
+        raise NaslError("--kernel-designs and --holdout must be >= 0, --repeats >= 1")
+    say = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    pred, details = calibrate(space, target, designs=args.designs, kernel_designs=args.kernel_designs,
+                              holdout=args.holdout, seed=args.seed, repeats=args.repeats, progress=say)
+    path = pred.save(args.out or default_path(space.name, pred.fingerprint))
+    e, n = pred.error, pred.noise
+    print(f"latency predictor for {space.name} on {target.label()} ({pred.target['device_name']})")
+    print(f"  measured: {details['designs']} designs, {details['kernels']} kernels "
+          f"({details['seconds']['total']} s); calibration {pred.a:.4f} x sum + {pred.b:.4f} ms")
+    print(f"  error ({e['how']}): {100 * e['within_10pct']:.0f} % within ±10 %, Spearman "
+          f"{e['spearman']:.3f}, median abs error {e['mdape_pct']:.1f} %, p95 {e['p95_abs_pct']:.1f} % "
+          f"(screening margin {100 * pred.margin:.0f} %)")
+    print(f"  machine noise: reference CV {n.get('reference_cv_pct')} %, CPU/wall median "
+          f"{n.get('cpu_ratio_median')}")
+    print(f"  saved: {path}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict one design (and screen it against ``--budget``); exit 0."""
+    from nasl.latency.predictor import Predictor, default_path, screen
+    from nasl.units import parse_budget
+
+    space = _space(args.space)
+    target = _target(args, space)
+    path = Path(args.predictor) if args.predictor else default_path(space.name, target.fingerprint())
+    if not path.is_file():
+        raise NaslError(f"no latency predictor at {str(path)!r} for {space.name} on {target.label()}; "
+                        f"run `nasl latency calibrate {args.space}` with the same target first")
+    try:
+        pred = Predictor.load(path)
+    except (ValueError, KeyError, json.JSONDecodeError) as e:
+        raise NaslError(f"{str(path)!r}: not a nasl latency predictor ({e})") from None
+    if pred.fingerprint != target.fingerprint():
+        raise NaslError(f"{str(path)!r} was calibrated for another target ({pred.fingerprint}, "
+                        f"this is {target.fingerprint()}); calibrate again")
+    params = space.complete(_sets(args.set), where=("--set",))
+    arch = space.to_arch(params)
+    out: dict[str, Any] = {"space": space.name, "arch_id": arch.id, "macs": arch.macs(),
+                           "predicted_ms": pred.predict(arch), "target": target.label(),
+                           "error": pred.error, "margin": pred.margin}
+    if args.budget:
+        metric, value = parse_budget(args.budget)
+        if metric != "latency_ms":
+            raise NaslError(f"--budget {args.budget!r}: expected a latency such as 5ms or 300us")
+        ms, over = screen(pred, arch, value)
+        out.update(budget_ms=value, clearly_over=over)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    line = f"{space.name} {arch.id}: {out['predicted_ms']:.3f} ms predicted on {target.label()}"
+    line += f" (± {100 * pred.margin:.0f} % at p95)"
+    if args.budget:
+        line += f"; budget {out['budget_ms']:g} ms: " + ("clearly over" if out["clearly_over"]
+                                                        else "measure to decide")
+    print(line)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("space", help="a shipped space name or a YAML file")
+    p.add_argument("--device", default=None, help="cpu, cuda[:i] (default: the space's target)")
+    p.add_argument("--runtime", default=None, choices=("torch", "onnxruntime", "torch.compile"),
+                   help="deployment runtime (default: the space's target.runtime)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                   help="wall time (default), or the timing thread's CPU time (1 thread on "
+                        "CPU: robust on a shared machine)")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``nasl latency calibrate|predict`` on the ``nasl`` subparsers."""
+    sp = sub.add_parser("latency", help="calibrate and use a latency model per target")
+    lsub = sp.add_subparsers(dest="latency_command", metavar="SUBCOMMAND")
+    lsub.required = True
+    c = lsub.add_parser("calibrate", help="measure kernels and <= 20 designs, fit, report error")
+    _common(c)
+    c.add_argument("--designs", type=int, default=20, help="measured calibration designs (<= 20)")
+    c.add_argument("--kernel-designs", type=int, default=40,
+                   help="more sampled designs whose kernels (not the whole) are measured")
+    c.add_argument("--holdout", type=int, default=0,
+                   help="held-out designs measured only to report the error (default 0: "
+                        "leave-one-out on the calibration designs)")
+    c.add_argument("--repeats", type=int, default=20, help="timed runs per design (median)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", type=Path, default=None, help="where to save (default: the cache)")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=cmd_calibrate)
+    p = lsub.add_parser("predict", help="predict a design's latency (and screen a budget)")
+    _common(p)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a design choice")
+    p.add_argument("--predictor", default=None, help="a predictor file (default: the cache)")
+    p.add_argument("--budget", default=None, help="a latency budget, e.g. 5ms")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)

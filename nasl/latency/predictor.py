@@ -1,0 +1,211 @@
+"""A calibrated latency model per target: kernel lookup + per-kind regression + calibration.
+
+In: measured kernels (kind, exact key, features, ms) and a few measured designs. Out: a
+:class:`Predictor` that predicts a design's latency without running it:
+
+1. the design is cut into fusion-aware kernels (:mod:`nasl.latency.kernels`) on the meta
+   device (no weights, milliseconds);
+2. each kernel's time is its measured median when its exact key was measured, else a
+   per-kind power law ``log ms = c0 + c1·log MACs + c2·log in + c3·log out + c4·log
+   params`` (least squares in log space on that kind's measured kernels; kinds with few
+   samples fall back to all convolutions / all other kernels);
+3. the sum goes through ``a·sum + b`` fitted on the measured designs (framework overhead,
+   cache effects between kernels).
+
+Its error is measured on held-out designs (or leave-one-out on the calibration designs)
+and gives :attr:`Predictor.margin`, which :func:`screen` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasl.arch import ArchConfig
+from nasl.latency.kernels import Kernel
+
+MIN_SAMPLES = 8
+DEFAULT_MARGIN = 0.25  # used when a predictor has no measured error
+MIN_MARGIN = 0.05
+FORMAT = 1
+
+
+def _family(kind: str) -> str:
+    return "conv" if kind.startswith(("conv", "dwconv", "linear")) else "misc"
+
+
+def _logs(f: Sequence[float]) -> list[float]:
+    return [1.0, *(math.log1p(v) for v in f)]
+
+
+def _fit_loglog(rows: Sequence[tuple[Sequence[float], float]], ridge: float = 1e-3) -> list[float]:
+    """``[c0, c1..c4]`` of ``log ms = c0 + Σ ci·log(1 + fi)`` (least squares in log space,
+    i.e. relative error, with a small ridge so that constant features stay harmless)."""
+    x = np.array([_logs(f) for f, _ in rows], dtype=float)
+    y = np.log(np.maximum(np.array([ms for _, ms in rows], dtype=float), 1e-6))
+    reg = ridge * len(rows) * np.eye(x.shape[1])
+    reg[0, 0] = 0.0
+    coef = np.linalg.solve(x.T @ x + reg, x.T @ y)
+    return [float(c) for c in coef]
+
+
+@dataclass
+class Predictor:
+    """A fitted latency model for one target (see the module docstring).
+
+    ``target``: the facts of :meth:`LatencyTarget.facts`; ``fingerprint``: its hash;
+    ``lookup``: kernel key → measured ms; ``models``: kind (or ``*conv``/``*misc``/``*``) →
+    coefficients; ``a``, ``b``: calibration; ``error``: measured error statistics (share
+    within ±10 %, Spearman, median abs % error, p95 abs % error, n, how measured).
+    """
+
+    target: dict[str, Any]
+    fingerprint: str
+    space: str
+    lookup: dict[str, float] = field(default_factory=dict)
+    models: dict[str, list[float]] = field(default_factory=dict)
+    a: float = 1.0
+    b: float = 0.0
+    error: dict[str, Any] = field(default_factory=dict)
+    noise: dict[str, Any] = field(default_factory=dict)
+
+    # -- fitting -----------------------------------------------------------------------
+    @classmethod
+    def fit_kernels(cls, target: dict[str, Any], fingerprint: str, space: str,
+                    samples: Iterable[tuple[Kernel, float]]) -> Predictor:
+        """Lookup table and per-kind models from measured (kernel, ms) pairs (a=1, b=0)."""
+        by_key: dict[str, tuple[Kernel, float]] = {k.key: (k, ms) for k, ms in samples}
+        groups: dict[str, list[tuple[Sequence[float], float]]] = {"*": []}
+        for k, ms in by_key.values():
+            for name in (k.kind, "*" + _family(k.kind), "*"):
+                groups.setdefault(name, []).append((k.features, ms))
+        models = {name: _fit_loglog(rows) for name, rows in groups.items()
+                  if len(rows) >= MIN_SAMPLES or name == "*" and rows}
+        return cls(target, fingerprint, space, {k: ms for k, (_, ms) in by_key.items()}, models)
+
+    def kernel_ms(self, k: Kernel) -> float:
+        """Measured ms of ``k`` if its exact key was measured, else its kind's model."""
+        if k.key in self.lookup:
+            return self.lookup[k.key]
+        for name in (k.kind, "*" + _family(k.kind), "*"):
+            if name in self.models:
+                c = self.models[name]
+                return math.exp(sum(ci * li for ci, li in zip(c, _logs(k.features), strict=True)))
+        raise ValueError("the predictor has no kernel model; calibrate it first")
+
+    def raw_ms(self, ks: Sequence[Kernel]) -> float:
+        """Sum of the kernels' times (before calibration)."""
+        return sum(self.kernel_ms(k) for k in ks)
+
+    def calibrate(self, raw: Sequence[float], measured: Sequence[float]) -> None:
+        """Fit ``a·raw + b`` to relative error on measured designs (a > 0; b = 0 if < 3)."""
+        r, m = np.asarray(raw, float), np.asarray(measured, float)
+        w = 1.0 / m
+        if len(r) >= 3:
+            (a, b), *_ = np.linalg.lstsq(np.stack([r * w, w], 1), np.ones_like(m), rcond=None)
+        else:
+            a, b = float(np.sum(r * w) / np.sum((r * w) ** 2)) if len(r) else 1.0, 0.0
+        if a <= 0:  # degenerate: keep a pure scale
+            a, b = float(np.sum(r * w) / np.sum((r * w) ** 2)), 0.0
+        self.a, self.b = float(a), float(b)
+
+    # -- predicting --------------------------------------------------------------------
+    def design_kernels(self, arch: ArchConfig) -> list[Kernel]:
+        """The kernels of ``arch`` at the target's batch, traced on the meta device."""
+        import torch
+
+        from nasl.builder import build_model
+        from nasl.latency.kernels import kernels
+
+        with torch.device("meta"):
+            model = build_model(arch, seed=None)
+        shape = (int(self.target.get("batch_size", 1)), arch.in_channels, arch.input_size,
+                 arch.input_size)
+        return kernels(model, shape)[1]
+
+    def predict(self, arch: ArchConfig) -> float:
+        """Predicted median latency of ``arch`` in ms on this predictor's target."""
+        return self.a * self.raw_ms(self.design_kernels(arch)) + self.b
+
+    @property
+    def margin(self) -> float:
+        """Relative margin for screening: the 95th percentile of the measured absolute
+        relative error (at least 5 %), or 25 % when the error was never measured."""
+        p95 = self.error.get("p95_abs_pct")
+        return DEFAULT_MARGIN if p95 is None else max(MIN_MARGIN, float(p95) / 100)
+
+    # -- storing -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Predictor:
+        if d.get("format") != FORMAT:
+            raise ValueError(f"latency predictor format {d.get('format')!r}, expected {FORMAT}")
+        keys = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+    def save(self, path: Path | str) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        tmp.replace(p)
+        return p
+
+    @classmethod
+    def load(cls, path: Path | str) -> Predictor:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def cache_dir() -> Path:
+    """``$NASL_CACHE_DIR/latency`` or ``~/.cache/nasl/latency``."""
+    root = os.environ.get("NASL_CACHE_DIR")
+    return (Path(root) if root else Path.home() / ".cache" / "nasl") / "latency"
+
+
+def default_path(space: str, fingerprint: str) -> Path:
+    """Where the predictor of ``space`` on the target ``fingerprint`` is stored."""
+    return cache_dir() / f"{space}-{fingerprint}.json"
+
+
+def error_stats(predicted: Sequence[float], measured: Sequence[float], how: str) -> dict[str, Any]:
+    """Share within ±10 %, Spearman, median and p95 absolute % error, mean signed % error."""
+    from scipy.stats import spearmanr
+
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    rel = (p - m) / m
+    rho = float(spearmanr(p, m).statistic) if len(p) > 2 else math.nan
+    return {"n": len(p), "how": how, "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
+            "spearman": rho, "mdape_pct": float(100 * np.median(np.abs(rel))),
+            "p95_abs_pct": float(100 * np.percentile(np.abs(rel), 95)),
+            "mean_pct": float(100 * np.mean(rel))}
+
+
+def loo_error(pred: Predictor, raw: Sequence[float], measured: Sequence[float]) -> dict[str, Any]:
+    """Leave-one-out error of the calibration on the calibration designs (a, b refitted)."""
+    out = []
+    for i in range(len(raw)):
+        probe = Predictor(pred.target, pred.fingerprint, pred.space)
+        probe.calibrate([r for j, r in enumerate(raw) if j != i],
+                        [m for j, m in enumerate(measured) if j != i])
+        out.append(probe.a * raw[i] + probe.b)
+    return error_stats(out, measured, "leave-one-out on the calibration designs")
+
+
+def screen(predictor: Predictor, arch: ArchConfig, budget_ms: float) -> tuple[float, bool]:
+    """(predicted ms, clearly over budget) for a latency budget.
+
+    Clearly over: the prediction exceeds ``budget_ms × (1 + margin)``, where the margin is
+    the predictor's measured 95th-percentile error (:attr:`Predictor.margin`). Such a
+    design need not be measured or trained; anything else must still be measured.
+    """
+    ms = predictor.predict(arch)
+    return ms, ms > budget_ms * (1.0 + predictor.margin)
