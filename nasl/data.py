@@ -25,10 +25,13 @@ from sklearn.model_selection import train_test_split
 
 from nasl.errors import NaslError
 
-DEFAULT_DATASET = "digits"
+DEFAULT_DATASET = "fmnist-mini"
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 DATASETS: dict[str, str] = {
+    "fmnist-mini": "the default: a stratified Fashion-MNIST subset shipped inside nasl (MIT "
+    "licence, no download): 5,000 training images (500 per class) and 1,000 test images "
+    "(100 per class), 28x28 grey, 10 classes",
     "digits": "scikit-learn's 8x8 grey digits, 1797 images, 10 classes (ships with "
     "scikit-learn; fixed stratified 80/20 train/test split)",
     "fashion-mnist[:DIR]": "Fashion-MNIST, the four IDX .gz files (default DIR "
@@ -43,7 +46,7 @@ DATASETS: dict[str, str] = {
 }
 
 _KINDS_WITH_PATH = ("cifar10", "cifar100", "imagefolder", "npz")
-_KINDS = ("digits", "fashion-mnist", "fake", *_KINDS_WITH_PATH)
+_KINDS = ("fmnist-mini", "digits", "fashion-mnist", "fake", *_KINDS_WITH_PATH)
 _FASHION_FILES = {
     "train_x": "train-images-idx3-ubyte",
     "train_y": "train-labels-idx1-ubyte",
@@ -101,9 +104,9 @@ def parse_data_spec(spec: str) -> tuple[str, str | None]:
     kind = kind.lower()
     if kind not in _KINDS:
         raise NaslError(f"unknown data set {spec!r}; expected one of: {_valid_forms()}")
-    if kind == "digits":
+    if kind in ("digits", "fmnist-mini"):
         if sep:
-            raise NaslError(f"data set {spec!r}: 'digits' takes no argument")
+            raise NaslError(f"data set {spec!r}: '{kind}' takes no argument")
         return kind, None
     if kind == "fashion-mnist":
         return kind, arg or FASHION_MNIST_DIR
@@ -131,6 +134,14 @@ def _load_digits() -> _Raw:
     tr, te = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=0)
     tr, te = np.sort(tr), np.sort(te)
     return _Raw(x[tr], y[tr], x[te], y[te], 10, "digits")
+
+
+def _load_fmnist_mini() -> _Raw:
+    from nasl.datasets import load_fmnist_subset
+
+    a = load_fmnist_subset()
+    return _Raw(a["x_train"][:, None], a["y_train"], a["x_test"][:, None], a["y_test"], 10,
+                "fmnist-mini")
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -318,6 +329,8 @@ def _load_raw(kind: str, arg: str | None, resolution: int) -> _Raw:
     """Decode a data set once per process (``resolution`` matters for imagefolder only)."""
     if kind == "digits":
         raw = _load_digits()
+    elif kind == "fmnist-mini":
+        raw = _load_fmnist_mini()
     elif kind == "fashion-mnist":
         raw = _load_fashion(arg or FASHION_MNIST_DIR)
     elif kind in ("cifar10", "cifar100"):

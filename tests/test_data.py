@@ -293,3 +293,68 @@ def test_fake_resizes_down_and_up() -> None:
     up = load_dataset("fake", resolution=40, seed=0, subset=30, val_subset=10)
     assert up.train_x.shape == (30, 3, 40, 40) and up.val_x.shape == (10, 3, 40, 40)
     assert torch.isfinite(up.train_x).all()
+
+
+# ---------------------------------------------------------------- fmnist-mini (package data)
+
+
+def test_fmnist_mini_is_default_kind_and_takes_no_argument() -> None:
+    from nasl.data import DEFAULT_DATASET
+
+    assert parse_data_spec("fmnist-mini") == ("fmnist-mini", None)
+    assert DEFAULT_DATASET == "fmnist-mini" and "fmnist-mini" in DATASETS
+    with pytest.raises(NaslError, match="'fmnist-mini' takes no argument"):
+        parse_data_spec("fmnist-mini:/x")
+
+
+def test_fmnist_mini_loads_offline_balanced(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("fmnist-mini must not touch the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    _load_raw.cache_clear()
+    raw = _load_raw("fmnist-mini", None, 0)
+    assert raw.x_train.shape == (5000, 1, 28, 28) and raw.x_train.dtype == np.uint8
+    assert raw.x_test.shape == (1000, 1, 28, 28) and raw.num_classes == 10
+    assert np.bincount(raw.y_train).tolist() == [500] * 10
+    assert np.bincount(raw.y_test).tolist() == [100] * 10
+    assert 60 < raw.x_train.mean() < 90  # real clothing images, not noise (F-MNIST mean 72.9)
+    d = load_dataset("fmnist-mini", resolution=32, seed=0)
+    assert d.train_x.shape == (4000, 1, 32, 32) and d.val_x.shape == (1000, 1, 32, 32)
+    assert torch.bincount(d.val_y).tolist() == [100] * 10 and d.name == "fmnist-mini"
+
+
+def test_fmnist_mini_deterministic_and_seeded() -> None:
+    a = load_dataset("fmnist-mini", resolution=16, seed=3)
+    _load_raw.cache_clear()
+    b = load_dataset("fmnist-mini", resolution=16, seed=3)
+    c = load_dataset("fmnist-mini", resolution=16, seed=4)
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.val_y, b.val_y)
+    assert not torch.equal(a.val_x, c.val_x)
+    f = load_dataset("fmnist-mini", resolution=28, seed=0, split="final")
+    assert f.train_x.shape[0] == 5000 and f.test_x is not None and f.test_x.shape[0] == 1000
+
+
+def test_fmnist_mini_matches_its_generator() -> None:
+    """The shipped file is what bench/make_fmnist_subset.py makes from Debian's files."""
+    import hashlib
+    import importlib.util
+    from importlib import resources
+
+    if not Path(FASHION_MNIST_DIR, "train-labels-idx1-ubyte.gz").is_file():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    shipped = resources.files("nasl.datasets").joinpath("fashion_mnist_subset.npz").read_bytes()
+    script = Path(__file__).resolve().parents[1] / "bench" / "make_fmnist_subset.py"
+    spec = importlib.util.spec_from_file_location("make_fmnist_subset", script)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    arrays = mod.make_subset(FASHION_MNIST_DIR, 5000, 1000, 0)
+    raw = _load_raw("fmnist-mini", None, 0)
+    assert np.array_equal(arrays["x_train"], raw.x_train[:, 0])
+    assert np.array_equal(arrays["y_test"], raw.y_test)
+    digest = hashlib.sha256(shipped).hexdigest()
+    assert digest in (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
