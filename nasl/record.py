@@ -38,25 +38,43 @@ FIELDS: tuple[Field, ...] = (
           "for front members)"),
     Field("latency_p10_ms", "float", "ms", "10th percentile of the timed runs"),
     Field("latency_p90_ms", "float", "ms", "90th percentile of the timed runs"),
-    Field("accuracy", "float", "fraction", "proxy validation accuracy at the last epoch"),
-    Field("best_accuracy", "float", "fraction", "best proxy validation accuracy over epochs"),
+    Field("latency_low_ms", "float", "ms", "95 % interval of the median over the final "
+          "interleaved re-timing rounds (low end)"),
+    Field("latency_high_ms", "float", "ms", "... (high end)"),
+    Field("latency_rounds_ms", "text", "ms", "median of each final re-timing round"),
+    Field("accuracy", "float", "fraction", "proxy validation accuracy at the last epoch, mean "
+          "over the trial's seeds"),
+    Field("accuracy_std", "float", "fraction", "seed standard deviation behind the interval (the "
+          "trial's own, or the run's pooled one when larger or with one seed)"),
+    Field("accuracy_low", "float", "fraction", "95 % t-interval of the mean accuracy (low end)"),
+    Field("accuracy_high", "float", "fraction", "... (high end)"),
+    Field("n_seeds", "int", "seeds", "seeds the design was trained with (search + confirmation)"),
+    Field("accuracy_seeds", "text", "fraction", "every seed's accuracy"),
+    Field("best_accuracy", "float", "fraction", "best proxy validation accuracy over epochs "
+          "(first seed)"),
     Field("epochs", "int", "epochs", "epochs trained (fewer when stopped)"),
     Field("seconds", "float", "s", "training wall time"),
     Field("feasible", "bool", "", "within every budget"),
-    Field("pareto", "bool", "", "on the feasible non-dominated front"),
+    Field("pareto", "bool", "", "on the feasible non-dominated front (of the mean accuracies)"),
+    Field("confident", "bool", "", "front member not tied within noise with a cheaper member"),
+    Field("tied_with", "int", "", "the cheaper front member this one is tied with (if any)"),
     Field("reason", "text", "", "why the trial was rejected, stopped or failed"),
     Field("device", "text", "", "latency device (cpu, cuda:0, ...)"),
     Field("device_name", "text", "", "latency device model"),
     Field("node", "text", "", "host that ran the trial (Ray)"),
     Field("arch_id", "text", "", "stable id of the ArchConfig"),
     Field("seed", "int", "", "per-trial seed from (study seed, trial number)"),
+    Field("cpu_ratio", "float", "", "training CPU time / (wall time x threads): ~1 on a quiet "
+          "machine, low when contended"),
+    Field("contended", "bool", "", "the trial trained on a contended machine (cpu_ratio low)"),
 )
 #: Columns before the design choices.
 BEFORE: tuple[str, ...] = ("number", "state", "baseline")
 #: Column names after the design choices.
 AFTER: tuple[str, ...] = tuple(f.name for f in FIELDS)
 #: Columns computed when rows are written, not stored on the trial.
-DERIVED: tuple[str, ...] = ("pareto",)
+DERIVED: tuple[str, ...] = ("pareto", "confident", "tied_with", "accuracy_std", "accuracy_low",
+                            "accuracy_high", "n_seeds", "latency_low_ms", "latency_high_ms")
 
 KINDS = {"number": "int", "state": "text", "baseline": "text", **{f.name: f.kind for f in FIELDS}}
 INT_COLUMNS = tuple(k for k, v in KINDS.items() if v == "int")
@@ -69,14 +87,17 @@ LATENCY_FIELDS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "device", "d
 #: Costs known from the architecture (recorded before training).
 STATIC_FIELDS = ("macs", "params", "size_mb", "size_int8_mb")
 #: What a worker reports back about a trial besides its costs (the Ray backend).
-OUTCOME_FIELDS = (*LATENCY_FIELDS, "node", "accuracy", "best_accuracy", "epochs", "seconds",
-                  "reason")
+OUTCOME_FIELDS = (*LATENCY_FIELDS, "node", "accuracy", "accuracy_seeds", "best_accuracy", "epochs",
+                  "seconds", "reason", "cpu_ratio", "contended", "images_per_second")
 #: Row keys worth a trial's summary in a tracker (W&B).
 SUMMARY_FIELDS = ("macs", "params", "size_mb", "size_int8_mb", *LATENCY_FIELDS[:3], "accuracy",
-                  "best_accuracy", "epochs", "seconds", "device", "device_name", "node", "arch_id",
-                  "seed")
-#: Study user attribute: trial number → latency re-measured with more repeats at the end.
+                  "accuracy_low", "accuracy_high", "n_seeds", "best_accuracy", "epochs", "seconds",
+                  "device", "device_name", "node", "arch_id", "seed", "cpu_ratio", "contended")
+#: Study user attribute: trial number → latency re-measured in interleaved rounds at the end.
 FINAL_LATENCY = "final_latency"
+#: Study user attribute: trial number → {"seeds": [...], "accuracies": [...]} of the
+#: confirmation stage (extra seeds trained after the search).
+CONFIRM = "confirm"
 
 
 def latency_fields(lat: Any, *, full: bool = True) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import optuna
 
-from nasl import record
+from nasl import record, verdict
 from nasl.errors import NaslError
 from nasl.pareto import non_dominated
 
@@ -128,6 +128,15 @@ def mark_front(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]
     return front
 
 
+def pooled_seed_std(rows: list[dict[str, Any]]) -> float | None:
+    """The run's pooled seed standard deviation of accuracy (None before any design has two
+    seeds)."""
+    from nasl.confidence import pooled_std
+
+    sd = pooled_std([verdict.seed_values(r) for r in rows if r.get("state") == "COMPLETE"])
+    return sd if sd == sd else None
+
+
 def columns(rows: list[dict[str, Any]], choice_names: Sequence[str]) -> list[str]:
     """Column order: number, state, baseline, design choices, costs and outcome."""
     return BEFORE + [c for c in choice_names if c not in BEFORE + AFTER] + AFTER
@@ -158,6 +167,7 @@ def write_tables(run: RunDir, rows: list[dict[str, Any]], choice_names: Sequence
     mark_front(rows, objectives)
     cols = columns(rows, choice_names)
     write_text_atomic(run / "trials.csv", to_csv(rows, cols))
+    conf = verdict.front_verdict(rows, objectives)
     front = [r for r in rows if r["pareto"]]
     first = objectives[0][0]
     reverse = dict(objectives)[first] == "maximize"
@@ -165,18 +175,25 @@ def write_tables(run: RunDir, rows: list[dict[str, Any]], choice_names: Sequence
     write_text_atomic(run / "pareto.csv", to_csv(front, cols))
     write_text_atomic(run / "pareto.json", json.dumps(
         {"objectives": [{"metric": m, "direction": d} for m, d in objectives],
-         "trials": [{k: r.get(k) for k in cols} for r in front]}, indent=2, default=str))
+         "trials": [{k: r.get(k) for k in cols} for r in front],
+         "confidence": conf, "pooled_seed_std": pooled_seed_std(rows)}, indent=2, default=str))
     return front
 
 
 def load_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """All trials of the study as rows (in trial-number order), with final re-timings applied."""
-    final = study.user_attrs.get(FINAL_LATENCY, {})
+    """All trials of the study as rows (in trial-number order), with the final re-timings and
+    the confirmation seeds applied and the seed statistics filled in (nasl.verdict)."""
+    attrs = study.user_attrs
+    final, confirm = attrs.get(FINAL_LATENCY, {}), attrs.get(record.CONFIRM, {})
     rows = []
     for t in study.get_trials(deepcopy=False):
         row = trial_row(t)
         row.update({k: v for k, v in final.get(str(t.number), {}).items() if k in row})
+        extra = confirm.get(str(t.number), {}).get("accuracies", [])
+        if t.state == optuna.trial.TrialState.COMPLETE and row.get("feasible"):
+            row["accuracy_seeds"] = verdict.seed_values(row) + [float(a) for a in extra]
         rows.append(row)
+    verdict.add_seed_stats(rows)
     return rows
 
 
@@ -209,5 +226,7 @@ def load_run(run: RunDir | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     run = run if isinstance(run, RunDir) else RunDir(Path(run))
     study, env = open_run_study(run)
     rows = load_rows(study)
-    mark_front(rows, [tuple(o) for o in env["objectives"]])
+    objectives = [(str(m), str(d)) for m, d in env["objectives"]]
+    mark_front(rows, objectives)
+    verdict.front_verdict(rows, objectives)
     return rows, env

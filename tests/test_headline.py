@@ -144,7 +144,6 @@ def _first_line(res: dict[str, Any]) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="lead wires env.json")
 def test_headline_says_which_space_file_was_used(outside_run: dict[str, Any],
                                                  clone_run: dict[str, Any]) -> None:
     shipped = shipped_dir() / "shufflenet.yaml"

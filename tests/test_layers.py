@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"specs", "arch", "pareto", "confidence"},
     {"blocks", "families", "space", "spaces", "data", "datasets"},
     {"builder", "cost", "train", "zerocost", "latency"},
-    {"results"},
+    {"verdict", "results"},
     {"report", "report_run"},
     {"tracking"},
     {"search"},

@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--early-stop-margin", type=float, default=0.02, metavar="GAP",
                     help="accuracy gap (0-1) to a cheaper front member at the same epoch that "
                          "stops a trial (default 0.02)")
+    sp.add_argument("--seeds", type=int, default=None, metavar="K",
+                    help="train every trial with K seeds (accuracy = their mean; default 1)")
+    sp.add_argument("--confirm-seeds", type=int, default=None, metavar="K",
+                    help="after the search, train the front and the designs within noise of it "
+                         "with K more seeds (default 2; 0 turns the confirmation off)")
+    sp.add_argument("--confirm-max", type=int, default=8, metavar="N",
+                    help="confirm at most N designs (default 8)")
     sp.add_argument("--no-baselines", action="store_true",
                     help="do not enqueue the space's baselines first")
     sp.add_argument("--timeout", help="stop starting new trials after this long (30m, 2h, 90s)")

@@ -24,7 +24,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         early_stop_margin=args.early_stop_margin,
         timeout=parse_duration(args.timeout) if args.timeout else None, resume=args.resume,
         storage=args.storage, device=args.device, threads=args.threads,
-        show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb)
+        show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb,
+        seeds=args.seeds, confirm_seeds=args.confirm_seeds, confirm_max=args.confirm_max)
     space = None if will_resume(opts) else _load_space_announced(args.space, args.quiet)
     outcome = run_search(space, opts, backend=args.backend, workers=args.workers,
                          address=args.address, cpus_per_trial=args.cpus_per_trial,
@@ -39,18 +40,20 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _load_space_announced(text: str, quiet: bool) -> Any:
     """Load a space and say, on stderr, which file it came from (unless ``quiet``)."""
-    from nasl.space import load_space
+    from nasl.space import describe_source, load_space
 
     space = load_space(text)
-    source = getattr(space, "source", None)
-    if source and not quiet:
-        print(f"space: {source}", file=sys.stderr)
+    if not quiet:
+        print(describe_source(space), file=sys.stderr)
     return space
 
 
 def _print_run(run: Any, quiet: bool = False) -> None:
 
+    from rich.markup import escape
+
     from nasl import report
+    from nasl.report.tables import confidence_lines
     from nasl.results import load_run
 
     rows, env = load_run(run)
@@ -58,6 +61,8 @@ def _print_run(run: Any, quiet: bool = False) -> None:
     out = console()
     out.print(report.front_table(rows, objectives))
     out.print(report.summary_line(rows))
+    for line in confidence_lines(rows, objectives):
+        out.print(f"  {escape(line)}")
     if not quiet:
         for f in ("trials.csv", "pareto.csv", "pareto.json", "report.html", "pareto.png",
                   "env.json", "space.yaml"):

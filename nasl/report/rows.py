@@ -155,8 +155,23 @@ def fmt_latency(row: Row) -> str:
 
 
 def fmt_acc(row: Row) -> str:
+    """Mean accuracy with the half-width of its 95 % interval: "71.0% ±1.2" (or "71.0%")."""
     acc = num(row, "accuracy")
-    return "–" if acc is None else f"{100 * acc:.1f}%"
+    if acc is None:
+        return "–"
+    lo, hi = num(row, "accuracy_low"), num(row, "accuracy_high")
+    return f"{100 * acc:.1f}% ±{50 * (hi - lo):.1f}" if lo is not None and hi is not None \
+        else f"{100 * acc:.1f}%"
+
+
+def fmt_noise(row: Row) -> str:
+    """Front member's confidence: "✓" (not tied with a cheaper member), "≈#k" (tied with the
+    cheaper member k), "" when unknown."""
+    if row.get("confident") is True:
+        return "✓"
+    if row.get("tied_with") not in (None, ""):
+        return f"≈#{row['tied_with']}"
+    return ""
 
 
 def hover(row: Row, columns: Sequence[str]) -> str:

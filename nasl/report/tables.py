@@ -19,8 +19,10 @@ from nasl.report.rows import (
     fmt_acc,
     fmt_budget,
     fmt_latency,
+    fmt_noise,
     fmt_value,
     format_count,
+    front_indices,
     front_rows,
     num,
     row_baseline,
@@ -37,14 +39,16 @@ HEADERS = [
     "MACs",
     "params",
     "latency ms [p10–p90]",
-    "accuracy",
+    "accuracy [±95% CI]",
+    "noise",
 ]
 
 
 def _front_cells(row: Row, choices: str) -> list[str]:
     base = f"★ {row_baseline(row)}" if row_baseline(row) else ""
     return [str(row.get("number", "")), base, choices, format_count(num(row, "macs")),
-            format_count(num(row, "params")), fmt_latency(row), fmt_acc(row)]  # fmt: skip
+            format_count(num(row, "params")), fmt_latency(row), fmt_acc(row),
+            fmt_noise(row)]  # fmt: skip
 
 
 def front_table(trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None) -> Table:
@@ -81,6 +85,40 @@ def front_html_table(trials: Sequence[Row], objectives: Objectives, budgets: Bud
         values = [str(rank), *cells[:2], *choices, *cells[3:]]
         out += "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in values) + "</tr>"
     return out + "</tbody></table>"
+
+
+def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]:
+    """The front's noise in words: the rule, the pooled seed std, ties, baseline verdicts."""
+    from nasl import confidence, verdict
+
+    rows = [dict(r) for r in trials]
+    verdict.add_seed_stats(rows)
+    for i in front_indices(rows, objectives):
+        rows[i]["pareto"] = True
+    conf = verdict.front_verdict(rows, list(objectives))
+    if conf is None:
+        return ["no noise analysis: it covers the objectives accuracy, macs and latency_ms"]
+    groups = [verdict.seed_values(r) for r in rows if r.get("state") == "COMPLETE"]
+    sd = confidence.pooled_std(groups)
+    lines = [f"rule: {conf['rule']}",
+             f"pooled seed std of accuracy: {100 * sd:.2f} points "
+             f"({confidence.pooled_df(groups)} degrees of freedom)" if sd == sd else
+             "pooled seed std: unknown (no design trained with two seeds; see --seeds and "
+             "--confirm-seeds)"]
+    for m in conf["members"]:  # type: ignore[union-attr]
+        if not m["confident"]:
+            lines.append(f"trial {m['name']} is tied within noise with the cheaper trial "
+                         f"{m['tied_to']}")
+    for b in conf["baselines"]:  # type: ignore[union-attr]
+        who = ", ".join(f"#{n}" for n in b["beaten_by"])
+        lines.append(f"baseline {b['name']} (trial {b['trial']}): " + (
+            f"beaten beyond noise on accuracy at no more MACs{' and latency' if 'latency_ms' in conf['objectives'] else ''} by {who}"  # noqa: E501
+            if who else "no searched design beats it beyond noise"))
+    for a, b in conf["latency_ties"]:  # type: ignore[union-attr]
+        lines.append(f"latencies of trials {a} and {b} cannot be told apart")
+    if conf.get("knee") is not None:
+        lines.append(f"knee among the confident members: trial {conf['knee']}")
+    return lines
 
 
 # ----------------------------------------------------------------------------- writers
@@ -120,6 +158,8 @@ def write_html(
             fig.to_html(full_html=False, include_plotlyjs=i == 0, config={"displaylogo": False})
         )
     parts += ["<h2>Pareto front</h2>", front_html_table(trials, objectives, budgets)]
+    parts += ["<h2>Noise</h2>", "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in
+                                                  confidence_lines(trials, objectives)) + "</ul>"]
     head = f'<meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style>'
     page = f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
     Path(path).write_text(page, encoding="utf-8")

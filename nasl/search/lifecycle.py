@@ -20,7 +20,6 @@ design is queued again so ``--resume`` runs it first.
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -237,26 +236,3 @@ class TrialLog:
             write_report(self.run, rows, self.settings.objectives, self.settings.budgets)
             self.progress("finished", {"run": self.run, "rows": rows})
         return front
-
-    def finish(self, timer: Callable[[dict[str, Any]], Any] | None) -> list[dict[str, Any]]:
-        """Re-time the front with ``timer(choices) -> Latency`` (when given; the front is then
-        recomputed) and write every output → the front rows."""
-        if timer is not None and self.settings.needs_latency:
-            self._remeasure_front(timer)
-        return self.write_outputs(report=True)
-
-    def _remeasure_front(self, timer: Callable[[dict[str, Any]], Any]) -> None:
-        rows = results.load_rows(self.study)
-        front = results.mark_front(rows, self.settings.objectives)
-        trials = {t.number: t for t in self.study.get_trials(deepcopy=False)}
-        final = dict(self.study.user_attrs.get(record.FINAL_LATENCY, {}))
-        for i in front:
-            t = trials[rows[i]["number"]]
-            self.progress("remeasure", {"number": t.number})
-            t0 = time.perf_counter()
-            lat = timer(t.user_attrs["choices"])
-            self.timings["latency"] += time.perf_counter() - t0
-            final[str(t.number)] = {**record.latency_fields(lat),
-                                    "latency_search_ms": t.user_attrs.get("latency_ms")}
-        # Finished trials are read-only in Optuna: the final timings live on the study.
-        self.study.set_user_attr(record.FINAL_LATENCY, final)

@@ -16,7 +16,7 @@ from nasl.errors import NaslError
 from nasl.vocab import COST_METRICS, STATIC_METRICS
 
 __all__ = ["COST_METRICS", "STATIC_METRICS", "Evaluator", "Settings", "Stopped", "describe_violation",
-           "static_costs", "trial_seed", "violations"]
+           "seed_list", "static_costs", "trial_seed", "violations"]
 
 
 class Stopped(Exception):
@@ -50,6 +50,7 @@ class Settings:
     seed: int = 0
     early_stop: bool = True
     early_stop_margin: float = 0.02
+    seeds: int = 1  # seeds each trial trains with (the first one is the trial's seed)
 
     @property
     def cost_objectives(self) -> tuple[str, ...]:
@@ -63,6 +64,12 @@ class Settings:
 def trial_seed(seed: int, number: int) -> int:
     """Per-trial seed from (study seed, trial number), recorded with the trial."""
     return (seed * 1_000_003 + number * 7919 + 17) % (2**31 - 1)
+
+
+def seed_list(seed: int, k: int, start: int = 0) -> list[int]:
+    """``k`` training seeds of a design whose trial seed is ``seed``: ``seed`` itself first,
+    then seeds derived from it (``start`` skips the first ones, e.g. those already trained)."""
+    return [seed if i == 0 else (seed + i * 104_729) % (2**31 - 1) for i in range(start, start + k)]
 
 
 def static_costs(arch: ArchConfig) -> dict[str, float]:
@@ -145,3 +152,7 @@ class Evaluator:
         return train_model(model, data, self.settings.train, seed=seed, on_epoch=on_epoch,
                            threads=self.settings.threads,
                            epoch_guard=lambda: device_lock("cpu", shared=True))
+
+    def train_seeds(self, params: dict[str, Any], seeds: list[int]) -> list[float]:
+        """Final accuracy of the design trained once per seed in ``seeds`` (no early stop)."""
+        return [float(self.train(params, s).final_accuracy) for s in seeds]

@@ -22,7 +22,7 @@ from nasl.search.objective import Settings
 from nasl.vocab import DIRECTIONS, DTYPES, SAMPLERS
 
 #: env.json keys the resume rule re-uses, when the option was not given again.
-RESUMED = ("epochs", "data", "sampler", "seed", "trials")
+RESUMED = ("epochs", "data", "sampler", "seed", "trials", "seeds", "confirm_seeds")
 
 
 @dataclass
@@ -45,6 +45,9 @@ class SearchOptions:
     device: str | None = None
     threads: int | None = None
     final_repeats: int = 100
+    seeds: int | None = None  # seeds per trial (default: the space's search.seeds, else 1)
+    confirm_seeds: int | None = None  # extra seeds for the front after the search (0: off)
+    confirm_max: int = 8  # designs confirmed at most
     max_rejections: int = 2000
     show_progress: bool = True
     baselines: bool = True
@@ -95,6 +98,10 @@ def validate(opts: SearchOptions) -> None:
                         "between 0 and 1 (an accuracy gap, e.g. 0.05)")
     if opts.sampler is not None and opts.sampler not in SAMPLERS:
         raise NaslError(f"--sampler {opts.sampler!r}: expected one of {', '.join(SAMPLERS)}")
+    for flag, v, low in (("--seeds", opts.seeds, 1), ("--confirm-seeds", opts.confirm_seeds, 0),
+                         ("--confirm-max", opts.confirm_max, 0)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            raise NaslError(f"{flag} {v}: expected an integer >= {low}")
     if opts.timeout is not None and not opts.timeout > 0:
         raise NaslError(f"--timeout {opts.timeout}: expected a positive duration")
 
@@ -150,6 +157,7 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
         seed=seed,
         early_stop=opts.early_stop,
         early_stop_margin=opts.early_stop_margin,
+        seeds=opts.seeds or 1,
     )
 
 

@@ -21,8 +21,9 @@ from typing import Any
 from nasl import record
 from nasl.errors import NaslError
 from nasl.search.lifecycle import Candidate
-from nasl.search.objective import Evaluator, Settings, violations
+from nasl.search.objective import Evaluator, Settings, seed_list, violations
 from nasl.search.options import SearchOptions, SearchOutcome
+from nasl.search.run import train_health
 from nasl.search.session import Session
 from nasl.search.study import UNMEASURED, storage_of
 
@@ -67,9 +68,12 @@ def worker_trial(config: dict[str, Any], *, space: Any, settings: Settings) -> N
     except Exception as e:  # recorded on the trial by the driver
         _report("FAIL", rec, metrics, reason=f"{type(e).__name__}: {e}"[:500])
         return
-    _report("COMPLETE", rec, metrics, accuracy=float(result.final_accuracy),
+    accs = [float(result.final_accuracy)]
+    if settings.seeds > 1:  # the other seeds train to the end (no early stop)
+        accs += ev.train_seeds(params, seed_list(seed, settings.seeds - 1, 1))
+    _report("COMPLETE", rec, metrics, accuracy=sum(accs) / len(accs), accuracy_seeds=accs,
             best_accuracy=float(result.best_accuracy), epochs=result.epochs,
-            seconds=round(time.perf_counter() - t0, 3))
+            seconds=round(time.perf_counter() - t0, 3), **train_health(result))
 
 
 def _searcher_class() -> type:
@@ -147,9 +151,8 @@ def _searcher_class() -> type:
                 self.started -= 1
                 log.reject(ot, rec, violations(rec, log.settings.budgets, ("latency_ms",)))
             elif state == "COMPLETE":
-                log.complete(ot, rec, curve, {k: rec[k] for k in
-                                              ("accuracy", "best_accuracy", "epochs", "seconds")
-                                              if k in rec})
+                log.complete(ot, rec, curve, {k: rec[k] for k in record.OUTCOME_FIELDS
+                                              if k in rec and k not in record.LATENCY_FIELDS})
             else:
                 reason = rec.get("reason") or ("the Ray worker died or raised; see the Ray "
                                                "trial logs under runs/<name>/ray")
@@ -238,7 +241,7 @@ def run_ray(space: Any, opts: SearchOptions, *, workers: int | None = None,
         except KeyboardInterrupt:
             interrupted = True
         log.timings["total"] = time.perf_counter() - t0
-        front = log.finish(None if interrupted else session.time_final)
+        front = session.finish(interrupted)
     log.timings["total"] = time.perf_counter() - t0
     log.timings["workers"] = n
     return session.outcome(front, interrupted)

@@ -12,7 +12,7 @@ from typing import Any
 
 from nasl.errors import NaslError
 from nasl.search.lifecycle import Candidate
-from nasl.search.objective import Stopped
+from nasl.search.objective import Stopped, seed_list
 from nasl.search.options import SearchOutcome
 from nasl.search.session import Session
 
@@ -37,7 +37,7 @@ def run_optuna(session: Session) -> SearchOutcome:
         log.fail_running(INTERRUPTED)
         log.progress("interrupted", {})
     log.timings["total"] = time.perf_counter() - t0
-    front = log.finish(None if interrupted else session.time_final)
+    front = session.finish(interrupted)
     log.timings["total"] = time.perf_counter() - t0
     return session.outcome(front, interrupted)
 
@@ -85,8 +85,21 @@ def _train(session: Session, trial: Any, cand: Candidate) -> None:
         log.stop(trial, "FAIL", curve, f"{type(e).__name__}: {e}"[:500],
                  seconds=time.perf_counter() - t)
         return
+    accs = [float(result.final_accuracy)]
+    if session.settings.seeds > 1:  # the other seeds train to the end (no early stop)
+        accs += session.evaluator.train_seeds(cand.params,
+                                              seed_list(cand.seed, session.settings.seeds - 1, 1))
     seconds = time.perf_counter() - t
     log.complete(trial, cand.rec, curve, {
-        "accuracy": float(result.final_accuracy), "best_accuracy": float(result.best_accuracy),
-        "epochs": result.epochs, "seconds": round(seconds, 3),
-        "images_per_second": result.images_per_second})
+        "accuracy": sum(accs) / len(accs), "accuracy_seeds": accs,
+        "best_accuracy": float(result.best_accuracy), "epochs": result.epochs,
+        "seconds": round(seconds, 3), **train_health(result)})
+
+
+def train_health(result: Any) -> dict[str, Any]:
+    """Throughput and contention of a training run (the fields a TrainResult has)."""
+    out = {"images_per_second": getattr(result, "images_per_second", None)}
+    for key in ("cpu_ratio", "contended"):
+        if getattr(result, key, None) is not None:
+            out[key] = getattr(result, key)
+    return out

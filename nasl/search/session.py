@@ -32,6 +32,9 @@ from nasl.search.options import (
 from nasl.search.study import make_sampler, open_study, trained_count
 from nasl.vocab import STATIC_METRICS
 
+#: Extra seeds the confirmation stage trains each front design with, by default.
+CONFIRM_SEEDS = 2
+
 
 class Session:
     """One search run set up: checked options, the run folder, the study and the trial log."""
@@ -43,6 +46,8 @@ class Session:
         if space is None:
             raise NaslError("no search space given (and no run to resume)")
         opts = _with_yaml_tracking(space, opts)
+        if opts.confirm_seeds is None:
+            opts = dataclasses.replace(opts, confirm_seeds=CONFIRM_SEEDS)
         self.space, self.opts = space, opts
         self.settings = resolve_settings(space, opts)
         msg = unsatisfiable_budget_message(space, self.settings.budgets)
@@ -91,12 +96,14 @@ class Session:
         results.write_text_atomic(self.run.space_yaml, self.space.with_budget(s.budgets).to_yaml())
         env = results.environment(s.seed, {
             "run": self.run.name, "space": self.space.name, "family": self.space.family,
-            "space_file": getattr(self.space, "source", None),
+            "space_file": getattr(self.space, "source_path", None) or None,
+            "space_source": getattr(self.space, "source_kind", None),
             "storage": self.storage, "study": self.study.study_name,
             "objectives": [list(o) for o in s.objectives], "budgets": s.budgets,
             "sampler": self.sampler_name, "trials": self.trials_target, "data": s.data,
             "epochs": s.train.epochs, "proxy_resolution": s.proxy_resolution,
-            "target_device": s.device, "early_stop": s.early_stop,
+            "target_device": s.device, "early_stop": s.early_stop, "seeds": s.seeds,
+            "confirm_seeds": self.opts.confirm_seeds, "confirm_max": self.opts.confirm_max,
             "choice_names": choice_names(self.space),
         })
         env["device"], env["device_name"] = self.device
@@ -132,13 +139,25 @@ class Session:
         """Trials that went into training so far (the ``--trials`` count)."""
         return trained_count(self.study)
 
-    def time_final(self, choices: dict[str, Any]) -> Any:
-        """Latency of a design with the final (larger) number of repeats."""
-        return self.evaluator.latency(self.space.to_arch(choices), repeats=self.opts.final_repeats)
+    def finish(self, interrupted: bool) -> list[dict[str, Any]]:
+        """After the trials: unless interrupted, confirm the front with extra seeds and re-time
+        it in interleaved rounds (:mod:`nasl.search.confirm`); then write every output."""
+        from nasl.search import confirm
+
+        if not interrupted:
+            try:
+                confirmed = confirm.confirm(self)
+                confirm.retime(self, confirmed)
+            except KeyboardInterrupt:  # what was confirmed is stored; --resume finishes it
+                self.log.progress("interrupted", {})
+                interrupted = True
+        self.interrupted = interrupted
+        return self.log.write_outputs(report=True)
 
     def outcome(self, front: list[dict[str, Any]], interrupted: bool) -> SearchOutcome:
         """The :class:`SearchOutcome` of this session now."""
         c = self.log.counts
+        interrupted = interrupted or getattr(self, "interrupted", False)
         return SearchOutcome(self.run, self.trained(), c["rejected"], c["pruned"], c["failed"],
                              front, self.log.timings["total"], interrupted, dict(self.log.timings))
 
