@@ -5,14 +5,25 @@ linear warm-up and a per-step cosine schedule to zero, label smoothing, no weigh
 BN and biases, channels_last, and evaluates the validation split in eval mode after every
 epoch. Before each evaluation the BN running statistics are recomputed on a few training
 batches (``bn_recalibrate``): on small data sets the running averages lag far behind the
-weights (see reference/proxy.md). Same seed, same thread count -> the same accuracies.
+weights (see reference/proxy.md). Same seed, same thread count -> the same accuracies; the
+caller's global RNG state is left unchanged (training draws from a forked RNG, like
+``build_model``).
+
+Contention: every trial records ``cpu_ratio`` (process CPU time over wall time over threads
+while the training steps ran) and ``wait_ratio`` (the share of its threads' time spent
+runnable but waiting for a core, from Linux schedstat); ``contended`` is set and a
+``ContendedWarning`` issued once per trial when the wait ratio exceeds ``CONTENDED_WAIT`` (or,
+without schedstat, when the CPU ratio is below ``CONTENDED_CPU``). ``import nasl`` sets
+``OMP_WAIT_POLICY=PASSIVE`` so that a second training process costs a fair share, not 20x.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +35,14 @@ from nasl.data import DataSplits
 from nasl.errors import NaslError
 
 OPTIMIZERS = ("sgd", "adamw")
+CONTENDED_WAIT = 0.25
+"""A trial is contended when its threads waited for a core more than this share of the time."""
+CONTENDED_CPU = 0.5
+"""Without schedstat: contended when CPU time / wall time / threads is below this."""
+
+
+class ContendedWarning(UserWarning):
+    """Training shared its cores with other processes; its timings are inflated."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -100,8 +119,15 @@ class TrainResult:
     """Outcome of ``train_model``; accuracies are fractions in 0..1.
 
     ``images_per_second`` counts training images over the time of the training steps only
-    (no evaluation); ``cpu_wall_ratio`` is process CPU time over wall time (about the thread
-    count when the machine was not contended).
+    (no evaluation); ``cpu_wall_ratio`` is process CPU time over wall time of the whole call
+    (about the thread count when the machine was not contended). Measured over the training
+    steps only (not evaluation, not waits for ``epoch_guard``): ``cpu_ratio`` = process CPU
+    time / (wall time x threads, per epoch) (1.0: every thread computed all the time; lower: the threads
+    waited, for a core or for each other); ``wait_ratio`` = time the process's threads spent
+    runnable but waiting for a core / (that + their run time), from /proc schedstat (None
+    where unavailable); ``contended``: ``wait_ratio > CONTENDED_WAIT`` (without schedstat:
+    ``cpu_ratio < CONTENDED_CPU``). ``threads``: the count of the last epoch (1 after
+    ``adapt_threads`` stepped down).
     """
 
     final_accuracy: float
@@ -114,6 +140,66 @@ class TrainResult:
     images_per_second: float = 0.0
     cpu_wall_ratio: float = 0.0
     threads: int = 0
+    cpu_ratio: float = 0.0
+    wait_ratio: float | None = None
+    contended: bool = False
+
+
+def sched_times() -> tuple[int, int] | None:
+    """(run ns, runqueue-wait ns) summed over this process's threads, or None without schedstat."""
+    run = wait = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                fields = f.read().split()
+        except OSError:  # a thread that ended meanwhile, or no schedstat at all
+            continue
+        run, wait = run + int(fields[0]), wait + int(fields[1])
+    return (run, wait) if run > 0 else None
+
+
+@dataclass
+class _Meter:
+    """Wall, process CPU and schedstat time, summed over the timed training steps."""
+
+    wall: float = 0.0
+    thread_wall: float = 0.0
+    cpu: float = 0.0
+    run: int = 0
+    wait: int = 0
+    sched: bool = True
+    _start: tuple[float, float, tuple[int, int] | None, int] = (0.0, 0.0, None, 1)
+
+    def start(self, threads: int) -> None:
+        self._start = (time.perf_counter(), time.process_time(), sched_times(), threads)
+
+    def stop(self) -> float | None:
+        """Add the time since ``start``; return that stretch's wait ratio (None: unknown)."""
+        wall0, cpu0, sched0, threads = self._start
+        wall = time.perf_counter() - wall0
+        self.wall += wall
+        self.thread_wall += wall * threads
+        self.cpu += time.process_time() - cpu0
+        sched1 = sched_times()
+        if sched0 is None or sched1 is None:
+            self.sched = False
+            return None
+        run, wait = sched1[0] - sched0[0], sched1[1] - sched0[1]
+        self.run += run
+        self.wait += wait
+        return wait / (run + wait) if run > 0 else None
+
+    def ratios(self, threads: int | None = None) -> tuple[float, float | None, bool]:
+        """(cpu_ratio, wait_ratio, contended); ``threads`` overrides the recorded counts."""
+        per = self.wall * threads if threads is not None else self.thread_wall
+        cpu = self.cpu / per if per > 0 else 0.0
+        wait = self.wait / (self.run + self.wait) if self.sched and self.run > 0 else None
+        contended = wait > CONTENDED_WAIT if wait is not None else 0 < cpu < CONTENDED_CPU
+        return cpu, wait, contended
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -211,8 +297,8 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
 def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: int,
                 on_epoch: Callable[[EpochResult], None] | None = None,
                 threads: int | None = None, progress: Any = None,
-                epoch_guard: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
-                ) -> TrainResult:
+                epoch_guard: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+                adapt_threads: bool = False) -> TrainResult:
     """Train ``model`` on ``data.train_*`` and validate on ``data.val_*`` -> TrainResult.
 
     ``on_epoch`` gets each EpochResult; whatever it raises propagates unchanged.
@@ -221,100 +307,137 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
     ``epoch_guard``: a context manager factory held around each epoch's training and
     evaluation, not around ``on_epoch`` (the search's shared CPU lock, re-taken per epoch so
     a latency measurement waits at most one epoch).
+    ``adapt_threads``: after an epoch whose threads waited for a core more than
+    ``CONTENDED_WAIT`` of the time, train the rest at 1 thread (on an overloaded machine 1
+    thread trains faster than 2 that wait for each other at every barrier). Off by default:
+    the thread count changes the floating-point sums, so results then depend on the load.
     Raises TrainingDiverged as soon as a loss is NaN or infinite.
     """
     n = len(data.train_y)
     if n == 0 or len(data.val_y) == 0:
         raise NaslError(f"data set {data.name}: empty train or validation split")
     old_threads = torch.get_num_threads()
+    device = _model_device(model)
     task = None
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        device = _model_device(model)
-        if cfg.channels_last:
-            model.to(memory_format=torch.channels_last)
-        bs = min(cfg.batch_size, n)
-        steps_per_epoch = n // bs  # drop the last partial batch; the permutation varies
-        total = cfg.epochs * steps_per_epoch
-        if cfg.max_steps is not None:
-            total = min(total, cfg.max_steps)
-        epochs = math.ceil(total / steps_per_epoch)
-        warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total // 4)
-        peak = cfg.learning_rate
-        if cfg.optimizer == "sgd":
-            opt: torch.optim.Optimizer = torch.optim.SGD(
-                _param_groups(model, cfg.weight_decay), lr=peak, momentum=cfg.momentum,
-                nesterov=cfg.nesterov and cfg.momentum > 0)
-        else:
-            opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=peak)
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        if progress is not None:
-            task = progress.add_task(f"train {data.name}", total=total)
+    # Training draws from a fork of the global RNG: the caller's state is left unchanged.
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            if threads is not None:
+                torch.set_num_threads(threads)
+            torch.manual_seed(seed)
+            gen = torch.Generator().manual_seed(seed)
+            if cfg.channels_last:
+                model.to(memory_format=torch.channels_last)
+            bs = min(cfg.batch_size, n)
+            steps_per_epoch = n // bs  # drop the last partial batch; the permutation varies
+            total = cfg.epochs * steps_per_epoch
+            if cfg.max_steps is not None:
+                total = min(total, cfg.max_steps)
+            epochs = math.ceil(total / steps_per_epoch)
+            warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total // 4)
+            peak = cfg.learning_rate
+            if cfg.optimizer == "sgd":
+                opt: torch.optim.Optimizer = torch.optim.SGD(
+                    _param_groups(model, cfg.weight_decay), lr=peak, momentum=cfg.momentum,
+                    nesterov=cfg.nesterov and cfg.momentum > 0)
+            else:
+                opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=peak)
+            loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+            if progress is not None:
+                task = progress.add_task(f"train {data.name}", total=total)
 
-        history: list[EpochResult] = []
-        step = 0
-        train_seconds = 0.0
-        images = 0
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        for epoch in range(1, epochs + 1):
-            with epoch_guard() if epoch_guard is not None else contextlib.nullcontext():
-                t_epoch = time.perf_counter()
-                model.train()
-                perm = torch.randperm(n, generator=gen)
-                loss_sum = torch.zeros((), dtype=torch.float64)
-                epoch_steps = 0
-                lr = peak
-                for i in range(steps_per_epoch):
-                    if step >= total:
-                        break
-                    idx = perm[i * bs:(i + 1) * bs]
-                    xb = _prepare(data.train_x[idx], device, cfg.channels_last)
-                    yb = data.train_y[idx].to(device, non_blocking=True)
-                    lr = peak * _lr_factor(step, warmup, total)
-                    for g in opt.param_groups:
-                        g["lr"] = lr
-                    loss = loss_fn(model(xb), yb)
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        raise TrainingDiverged(f"loss is {value}", epoch=epoch, step=step + 1)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip is not None:
-                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
-                    loss_sum += value
-                    step += 1
-                    epoch_steps += 1
-                    images += len(idx)
-                    if task is not None:
-                        progress.advance(task)
-                train_seconds += time.perf_counter() - t_epoch
-                if cfg.bn_recalibrate:
-                    recal = perm[: min(n, cfg.bn_recalibrate_images)]
-                    recalibrate_bn(model, data.train_x[recal], max(bs, 256), cfg.channels_last)
-                acc = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size,
-                               channels_last=cfg.channels_last)
-                result = EpochResult(epoch=epoch, train_loss=float(loss_sum) / max(1, epoch_steps),
-                                     val_accuracy=acc, seconds=time.perf_counter() - t_epoch,
-                                     steps=epoch_steps, lr=lr)
-                history.append(result)
-            if on_epoch is not None:
-                on_epoch(result)
-        wall = time.perf_counter() - wall0
-        model.eval()
-        return TrainResult(
-            final_accuracy=history[-1].val_accuracy,
-            best_accuracy=max(r.val_accuracy for r in history),
-            history=history, epochs=len(history), steps=step, seconds=wall,
-            train_seconds=train_seconds,
-            images_per_second=images / train_seconds if train_seconds > 0 else 0.0,
-            cpu_wall_ratio=(time.process_time() - cpu0) / wall if wall > 0 else 0.0,
-            threads=torch.get_num_threads(),
-        )
-    finally:
-        if task is not None:
-            progress.remove_task(task)
-        torch.set_num_threads(old_threads)
+            history: list[EpochResult] = []
+            step = 0
+            train_seconds = 0.0
+            images = 0
+            meter = _Meter()
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            for epoch in range(1, epochs + 1):
+                with epoch_guard() if epoch_guard is not None else contextlib.nullcontext():
+                    t_epoch = time.perf_counter()
+                    meter.start(torch.get_num_threads())
+                    model.train()
+                    perm = torch.randperm(n, generator=gen)
+                    loss_sum = torch.zeros((), dtype=torch.float64)
+                    epoch_steps = 0
+                    lr = peak
+                    for i in range(steps_per_epoch):
+                        if step >= total:
+                            break
+                        idx = perm[i * bs:(i + 1) * bs]
+                        xb = _prepare(data.train_x[idx], device, cfg.channels_last)
+                        yb = data.train_y[idx].to(device, non_blocking=True)
+                        lr = peak * _lr_factor(step, warmup, total)
+                        for g in opt.param_groups:
+                            g["lr"] = lr
+                        loss = loss_fn(model(xb), yb)
+                        value = float(loss.detach())
+                        if not math.isfinite(value):
+                            raise TrainingDiverged(f"loss is {value}", epoch=epoch, step=step + 1)
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        if cfg.grad_clip is not None:
+                            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                        opt.step()
+                        loss_sum += value
+                        step += 1
+                        epoch_steps += 1
+                        images += len(idx)
+                        if task is not None:
+                            progress.advance(task)
+                    train_seconds += time.perf_counter() - t_epoch
+                    epoch_wait = meter.stop()
+                    if cfg.bn_recalibrate:
+                        recal = perm[: min(n, cfg.bn_recalibrate_images)]
+                        recalibrate_bn(model, data.train_x[recal], max(bs, 256), cfg.channels_last)
+                    acc = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size,
+                                   channels_last=cfg.channels_last)
+                    result = EpochResult(epoch=epoch, train_loss=float(loss_sum) / max(1, epoch_steps),
+                                         val_accuracy=acc, seconds=time.perf_counter() - t_epoch,
+                                         steps=epoch_steps, lr=lr)
+                    history.append(result)
+                if (adapt_threads and epoch_wait is not None and epoch_wait > CONTENDED_WAIT
+                        and torch.get_num_threads() > 1):
+                    torch.set_num_threads(1)  # threads waiting for cores: no barriers
+                if on_epoch is not None:
+                    on_epoch(result)
+            wall = time.perf_counter() - wall0
+            model.eval()
+            used = torch.get_num_threads()
+            cpu_ratio, wait_ratio, contended = meter.ratios()
+            if contended:
+                _warn_contended(data.name, cpu_ratio, wait_ratio, used)
+            return TrainResult(
+                final_accuracy=history[-1].val_accuracy,
+                best_accuracy=max(r.val_accuracy for r in history),
+                history=history, epochs=len(history), steps=step, seconds=wall,
+                train_seconds=train_seconds,
+                images_per_second=images / train_seconds if train_seconds > 0 else 0.0,
+                cpu_wall_ratio=(time.process_time() - cpu0) / wall if wall > 0 else 0.0,
+                threads=used, cpu_ratio=cpu_ratio, wait_ratio=wait_ratio, contended=contended,
+            )
+        finally:
+            if task is not None:
+                progress.remove_task(task)
+            torch.set_num_threads(old_threads)
+
+
+def _warn_contended(name: str, cpu_ratio: float, wait_ratio: float | None, threads: int) -> None:
+    """Issue one ContendedWarning for a trial whose training shared its cores."""
+    waited = f"its threads waited for a core {wait_ratio:.0%} of the time, " if wait_ratio else ""
+    hint = ""
+    if threads > 1 and (os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
+                        or _torch_first()):
+        hint = ("; OpenMP threads spin while waiting (set OMP_WAIT_POLICY=PASSIVE before torch "
+                "is imported, or import nasl first)")
+    plural = "s" if threads > 1 else ""
+    warnings.warn(f"training on {name} ran contended: {waited}CPU/wall per thread "
+                  f"{cpu_ratio:.2f} at {threads} thread{plural}; its timings are inflated{hint}",
+                  ContendedWarning, stacklevel=3)
+
+
+def _torch_first() -> bool:
+    import nasl
+
+    return bool(getattr(nasl, "TORCH_IMPORTED_FIRST", False))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import warnings
+
 import pytest
 import torch
 from torch import nn
 
+from nasl import train as train_mod
 from nasl.data import DataSplits, load_dataset
 from nasl.errors import NaslError
 from nasl.train import (
@@ -179,3 +185,121 @@ def test_shufflenet_preset_on_digits() -> None:
                                                            in_channels=1)
     result = train_model(build_model(arch), data, TrainConfig(epochs=2), seed=0, threads=1)
     assert result.final_accuracy >= 0.6, result.history  # chance is 0.1
+
+
+class DropoutNet(nn.Module):
+    """Draws from the global RNG in training (dropout), so its result depends on the seed."""
+
+    def __init__(self, data: DataSplits) -> None:
+        super().__init__()
+        self.body = small_cnn(data.in_channels, data.num_classes, width=8)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.drop(x))
+
+
+def test_global_rng_untouched_and_results_reproducible(fake: DataSplits) -> None:
+    cfg = TrainConfig(epochs=2, batch_size=32)
+    results = []
+    for caller_seed in (123, 456):  # the caller's global RNG must not matter either
+        torch.manual_seed(0)
+        model = DropoutNet(fake)
+        torch.manual_seed(caller_seed)
+        state = torch.get_rng_state()
+        results.append(train_model(model, fake, cfg, seed=5, threads=1))
+        assert torch.equal(torch.get_rng_state(), state)
+    a, b = results
+    assert [(h.train_loss, h.val_accuracy) for h in a.history] == [
+        (h.train_loss, h.val_accuracy) for h in b.history]
+
+
+def test_global_rng_restored_after_an_exception(fake: DataSplits) -> None:
+    model = _model(fake)
+    torch.manual_seed(9)
+    state = torch.get_rng_state()
+
+    def stop(r: EpochResult) -> None:
+        raise Pruned(r.epoch)
+
+    with pytest.raises(Pruned):
+        train_model(model, fake, TrainConfig(epochs=3, batch_size=32), seed=0, on_epoch=stop,
+                    threads=1)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_contention_fields(fake: DataSplits) -> None:
+    r = train_model(_model(fake), fake, TrainConfig(epochs=1, batch_size=32), seed=0, threads=1)
+    assert r.threads == 1 and 0 < r.cpu_ratio <= 1.5
+    assert r.wait_ratio is None or 0.0 <= r.wait_ratio <= 1.0
+    assert r.contended == (r.wait_ratio > train_mod.CONTENDED_WAIT if r.wait_ratio is not None
+                           else r.cpu_ratio < train_mod.CONTENDED_CPU)
+
+
+def test_meter_ratios_and_threshold() -> None:
+    m = train_mod._Meter(wall=2.0, thread_wall=4.0, cpu=3.0, run=700, wait=300)
+    assert m.ratios()[0] == pytest.approx(0.75)
+    cpu, wait, contended = m.ratios(threads=2)
+    assert cpu == pytest.approx(0.75) and wait == pytest.approx(0.3) and contended
+    m = train_mod._Meter(wall=2.0, cpu=1.0, run=900, wait=100)  # low CPU, but no waiting
+    assert m.ratios(threads=2) == (pytest.approx(0.25), pytest.approx(0.1), False)
+    no_sched = train_mod._Meter(wall=2.0, cpu=1.0, sched=False)
+    assert no_sched.ratios(threads=1) == (pytest.approx(0.5), None, False)
+    assert no_sched.ratios(threads=4)[2]  # 0.125 < CONTENDED_CPU
+
+
+def test_one_warning_per_contended_trial(fake: DataSplits, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    cfg = TrainConfig(epochs=3, batch_size=32)
+    monkeypatch.setattr(train_mod, "CONTENDED_WAIT", -1.0)  # every trial counts as contended
+    monkeypatch.setattr(train_mod, "CONTENDED_CPU", 2.0)
+    with pytest.warns(train_mod.ContendedWarning, match="ran contended") as record:
+        r = train_model(_model(fake), fake, cfg, seed=0, threads=1)
+    assert r.contended and len(record) == 1
+    monkeypatch.setattr(train_mod, "CONTENDED_WAIT", 1.0)
+    monkeypatch.setattr(train_mod, "CONTENDED_CPU", 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", train_mod.ContendedWarning)
+        assert not train_model(_model(fake), fake, cfg, seed=0, threads=1).contended
+
+
+def test_adapt_threads_steps_down_after_a_contended_epoch(
+        fake: DataSplits, monkeypatch: pytest.MonkeyPatch) -> None:
+    if train_mod.sched_times() is None:
+        pytest.skip("no /proc schedstat on this system")
+    before = torch.get_num_threads()
+    cfg = TrainConfig(epochs=2, batch_size=32)
+    seen: list[int] = []
+    monkeypatch.setattr(train_mod, "CONTENDED_WAIT", -1.0)
+    with pytest.warns(train_mod.ContendedWarning):
+        r = train_model(_model(fake), fake, cfg, seed=0, threads=2, adapt_threads=True,
+                        on_epoch=lambda _: seen.append(torch.get_num_threads()))
+    assert seen == [1, 1] and r.threads == 1 and torch.get_num_threads() == before
+    monkeypatch.setattr(train_mod, "CONTENDED_WAIT", 1.0)
+    r = train_model(_model(fake), fake, cfg, seed=0, threads=2, adapt_threads=True)
+    assert r.threads == 2
+
+
+def test_sched_times_sums_threads() -> None:
+    t = train_mod.sched_times()
+    if t is None:
+        pytest.skip("no /proc schedstat on this system")
+    sum(i * i for i in range(200_000))
+    t2 = train_mod.sched_times()
+    assert t2 is not None and t2[0] > t[0] and t2[1] >= t[1]
+
+
+def _policy_after(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env},
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_import_nasl_sets_passive_wait_policy() -> None:
+    show = "import os, nasl; print(os.environ.get('OMP_WAIT_POLICY'), nasl.TORCH_IMPORTED_FIRST)"
+    assert _policy_after(show) == "PASSIVE False"
+    assert _policy_after(show, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE False"  # the user's choice
+    assert _policy_after(show, GOMP_SPINCOUNT="1000") == "None False"
+    assert _policy_after("import sys; sys.modules['torch'] = sys; " + show).endswith("True")
