@@ -42,6 +42,27 @@ def _points(
     )  # fmt: skip
 
 
+def accuracy_bars(rows: Sequence[Row]) -> tuple[list[float], list[float]] | None:
+    """(below, above) distances of each row's 95 % accuracy interval, or None when no row
+    has one."""
+    lo = [num(r, "accuracy_low") for r in rows]
+    hi = [num(r, "accuracy_high") for r in rows]
+    if all(v is None for v in lo):
+        return None
+    acc = [num(r, "accuracy") or 0.0 for r in rows]
+    return ([max(0.0, a - (v if v is not None else a)) for a, v in zip(acc, lo, strict=True)],
+            [max(0.0, (v if v is not None else a) - a) for a, v in zip(acc, hi, strict=True)])
+
+
+def accuracy_error(rows: Sequence[Row]) -> dict[str, Any] | None:
+    """plotly error_y of the rows' 95 % accuracy intervals (None when none is known)."""
+    bars = accuracy_bars(rows)
+    if bars is None:
+        return None
+    return {"type": "data", "symmetric": False, "thickness": 1, "array": bars[1],
+            "arrayminus": bars[0]}
+
+
 def _tickformat(column: str) -> str:
     """SI tick labels (37.6M) for counts, plain numbers otherwise."""
     return "~s" if column in ("macs", "params") else ""
@@ -93,8 +114,12 @@ def accuracy_figure(
             }  # fmt: skip
         size = 11 if cat == "front" else 8
         marker = {"color": COLORS[cat], "size": size, "line": {"width": 1, "color": "white"}}
+        if cat == "front":  # tied within noise with a cheaper member: hollow marker
+            marker["symbol"] = ["circle" if r.get("confident") is not False else "circle-open"
+                                for r in rows]
         if rows:
-            fig.add_trace(_points(rows, p.x, "accuracy", cat, cols, marker=marker, error_x=err))
+            fig.add_trace(_points(rows, p.x, "accuracy", cat, cols, marker=marker, error_x=err,
+                                  error_y=accuracy_error(rows)))
         if p.rug[cat]:
             rug_marker = {"color": COLORS[cat], "symbol": "x", "size": 8}
             name = f"{cat} (not trained)"
@@ -194,6 +219,14 @@ def write_png(
                 ax.scatter([num(r, x) for r in rows], [num(r, "accuracy") for r in rows],
                            s=50 if cat == "front" else 25, c=COLORS[cat], label=cat, zorder=3,
                            edgecolors="white", linewidths=0.5)  # fmt: skip
+                if (bars := accuracy_bars(rows)) is not None:  # 95 % intervals of the means
+                    ax.errorbar([num(r, x) for r in rows], [num(r, "accuracy") for r in rows],
+                                yerr=bars, fmt="none", ecolor=COLORS[cat], lw=0.8, zorder=2)
+                tied = [r for r in rows if cat == "front" and r.get("confident") is False]
+                if tied:  # tied within noise with a cheaper member: ring
+                    ax.scatter([num(r, x) for r in tied], [num(r, "accuracy") for r in tied],
+                               s=120, facecolors="none", edgecolors="#c03030", zorder=4,
+                               label="front, tied with a cheaper member")
             if rows := p.rug[cat]:
                 ax.scatter([num(r, x) for r in rows], [0.02] * len(rows), marker="x", zorder=3,
                            c=COLORS[cat], transform=ax.get_xaxis_transform(),
