@@ -10,7 +10,9 @@ In: a dict of facts assembled by :mod:`nasl.export.pipeline` and
 - ``model`` / ``target``: ``input_shape``, ``num_classes``, ``macs``, ``params``,
   ``size_mb``; ``target`` may add ``macs_recorded``, ``params_recorded``, ``matches``
 - ``latency``: ``median_ms``, ``p10_ms``, ``p90_ms``, ``device``, ``device_name``,
-  ``threads``, ``batch_size``, ``dtype``, ``repeats``, ``source``
+  ``threads``, ``batch_size``, ``dtype``, ``repeats``, ``runtime``, ``source``, and
+  ``export``: the same facts measured again at export time (plus ``ratio``, ``cpu_ratio``)
+  or ``{"error": why}``
 - ``accuracy``: ``proxy``, ``proxy_epochs``, ``test``, ``best_test``, ``epochs``, ``data``,
   ``resolution``, ``trained``
 - ``training``: the recipe (a dict), ``space``: name, family, objectives, budgets, sampler,
@@ -111,10 +113,35 @@ def _latency(info: dict[str, Any]) -> list[str]:
     lines.append(f"**{lat['median_ms']:.3f} ms** median (p10 {lat.get('p10_ms', 0):.3f} ms, "
                  f"p90 {lat.get('p90_ms', 0):.3f} ms) for the target network on {where} "
                  f"(`{lat.get('device', '?')}`).")
-    details = [f"{k} {lat[k]}" for k in ("threads", "batch_size", "dtype", "repeats") if lat.get(k)]
+    details = [f"{k} {lat[k]}" for k in ("runtime", "threads", "batch_size", "dtype", "repeats")
+               if lat.get(k)]
     if details or lat.get("source"):
         lines += ["", "; ".join(details) + (f"; {lat['source']}" if lat.get("source") else "") + "."]
-    return lines + [""]
+    return lines + _export_latency(lat) + [""]
+
+
+def _export_latency(lat: dict[str, Any]) -> list[str]:
+    """Search-time vs export-time latency (``lat["export"]``), same runtime and device."""
+    ex = lat.get("export")
+    if not ex:
+        return []
+    if ex.get("error"):
+        return ["", f"Export-time check in runtime `{ex.get('runtime')}` on `{ex.get('device')}`: "
+                f"not measured ({ex['error']})."]
+
+    def row(label: str, d: dict[str, Any]) -> list[str]:
+        spread = f"{d.get('p10_ms') or 0:.3f}-{d.get('p90_ms') or 0:.3f}"
+        return [label, f"{d['median_ms']:.3f}", spread, str(d.get("runtime") or "torch"),
+                str(d.get("device") or "?"), str(d.get("threads") or "—")]
+
+    out = ["", "Search time vs export time (the target network, same runtime and device):", ""]
+    out += _table(["", "median ms", "p10-p90 ms", "runtime", "device", "threads"],
+                  [row("search", lat), row("export", ex)])
+    if ex.get("ratio") is not None:
+        out += ["", f"Export / search: {ex['ratio']:.2f}x"
+                + (f" (CPU/wall ratio while timing: {ex['cpu_ratio']:.2f}; below about 0.9 the "
+                   "core was shared and the time is inflated)" if ex.get("cpu_ratio") else "") + "."]
+    return out
 
 
 def _accuracy(info: dict[str, Any]) -> list[str]:

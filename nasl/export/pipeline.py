@@ -228,7 +228,8 @@ def built_params(arch: ArchConfig) -> int:
 def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | None = None,
                epochs: int | None = None, train: bool = True, data: str | None = None,
                formats: str | Sequence[str] = FORMATS, out: Path | str | None = None,
-               progress: bool = True, command: str | None = None) -> ExportResult:
+               progress: bool = True, command: str | None = None,
+               verify: bool = True) -> ExportResult:
     """Export one trial of a run → ExportResult (see the module docstring).
 
     ``trial``: any COMPLETE trial by number; ``pick``: knee (default), accuracy, macs,
@@ -236,7 +237,9 @@ def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | Non
     training length (default :func:`default_epochs` of the run's proxy epochs); ``train=False``
     exports the untrained target network. ``data``: data set (default: the run's).
     ``out``: default ``<run>/export/trial-N/``. ``command``: recorded in the card (default:
-    the equivalent ``nasl export`` command). Bad input raises NaslError with one line.
+    the equivalent ``nasl export`` command). ``verify``: when the search measured latency,
+    time the target network again in the same runtime, device, threads, batch and dtype
+    (:func:`verify_latency`); the card shows both. Bad input raises NaslError with one line.
     """
     from nasl.report_run import open_run_study
     from nasl.results import FINAL_LATENCY, RunDir
@@ -288,6 +291,9 @@ def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | Non
                   "trials": env.get("trials"), "yaml": run.space_yaml.read_text()},
         "versions": versions(),
     }
+    if verify and card["latency"] is not None:
+        card["latency"]["export"] = verify_latency(
+            target, card["latency"], runtime=getattr(space.target, "runtime", "torch"))
     recipe = space.proxy.train_kwargs() if hasattr(space.proxy, "train_kwargs") else {}
     choices = dict(ua["choices"])
     return _train_and_export(target, out_dir, card, train=train,
@@ -311,22 +317,56 @@ def _latency_facts(ua: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"median_ms": ua["latency_ms"], "p10_ms": ua.get("latency_p10_ms"),
             "p90_ms": ua.get("latency_p90_ms"), "device": ua.get("device"),
             "device_name": ua.get("device_name"),
-            **{k: detail.get(k) for k in ("threads", "batch_size", "dtype", "repeats")},
+            **{k: detail.get(k) for k in ("threads", "batch_size", "dtype", "repeats", "clock")},
+            "runtime": detail.get("runtime") or "torch",
             "source": ("re-measured at the end of the search"
                        if ua.get("latency_search_ms") is not None else "measured during the search")}
+
+
+def verify_latency(target: ArchConfig, searched: Mapping[str, Any] | None, *,
+                   runtime: str = "torch", device: str = "auto", repeats: int = 30) -> dict[str, Any]:
+    """Time the target network now in the runtime (and on the device, threads, batch, dtype)
+    the search used → facts for the card's "export time" row, with ``ratio`` to the search.
+
+    ``searched``: the search's latency facts (their ``runtime``/``device``/``threads``/... win
+    over the arguments). A runtime or device that is not available here gives
+    ``{"error": why}`` instead of failing the export.
+    """
+    from nasl.builder import build_model
+    from nasl.cost import measure_latency
+
+    s = dict(searched or {})
+    rt = s.get("runtime") or runtime
+    dev = s.get("device") or device
+    try:
+        m = measure_latency(build_model(target, seed=0), (target.in_channels, target.input_size,
+                                                          target.input_size),
+                            device=dev, batch_size=s.get("batch_size") or 1,
+                            dtype=s.get("dtype") or "fp32", threads=s.get("threads") or 1,
+                            warmup=5, repeats=repeats, runtime=rt, clock=s.get("clock") or "wall")
+    except ValueError as e:
+        return {"runtime": rt, "device": dev, "error": str(e).splitlines()[0]}
+    out = {k: getattr(m, k) for k in ("median_ms", "p10_ms", "p90_ms", "device", "device_name",
+                                      "threads", "batch_size", "dtype", "repeats", "runtime",
+                                      "cpu_ratio", "clock")}
+    if s.get("median_ms"):
+        out["ratio"] = m.median_ms / float(s["median_ms"])
+    return out
 
 
 def export_preset(name: str, overrides: Mapping[str, Any] | None = None, *,
                   epochs: int | None = None, train: bool = True, data: str | None = None,
                   resolution: int | None = None, formats: str | Sequence[str] = FORMATS,
                   out: Path | str | None = None, seed: int = 0, latency: bool = True,
-                  progress: bool = True, command: str | None = None) -> ExportResult:
+                  progress: bool = True, command: str | None = None,
+                  runtime: str = "torch") -> ExportResult:
     """Export a paper preset (``overrides``: design choices, as ``--set k=v``) → ExportResult.
 
     The target is the preset at its paper size (224 or 299 × ρ, 1000 classes; ``input_size``
     and ``num_classes`` may be overridden too). Training as for a run, on ``data`` (default
     digits) at ``resolution`` × ρ (default 32) for ``epochs`` (default 30) with the default
-    recipe. ``latency``: time the target network on this machine's default device (1 thread).
+    recipe. ``latency``: time the target network on this machine's default device (1 thread)
+    in ``runtime`` (torch, onnxruntime or torch.compile).
     ``out``: default ``runs/export/<name>`` (``<name>-<arch id>`` with overrides).
     """
     from nasl.cost import measure_latency
@@ -348,10 +388,11 @@ def export_preset(name: str, overrides: Mapping[str, Any] | None = None, *,
         from nasl.builder import build_model
 
         m = measure_latency(build_model(target, seed=seed), (target.in_channels, target.input_size,
-                                                             target.input_size), warmup=5, repeats=20)
+                                                             target.input_size), warmup=5, repeats=20,
+                            runtime=runtime)
         lat = {**{k: getattr(m, k) for k in ("median_ms", "p10_ms", "p90_ms", "device",
                                              "device_name", "threads", "batch_size", "dtype",
-                                             "repeats")}, "source": "measured by nasl export"}
+                                             "repeats", "runtime")}, "source": "measured by nasl export"}
     n_epochs = epochs or MIN_EPOCHS
     data_spec = data or PRESET_DATA
     sets = [a for k, v in {**io, **over}.items() for a in ("--set", f"{k}={_cli_text(v)}")]
