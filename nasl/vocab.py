@@ -21,7 +21,12 @@ DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "max
 #: Optuna samplers by name (``nasl search --sampler``).
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 #: Trial schedulers by name (``nasl search --scheduler``).
-SCHEDULERS = ("none", "front")
+SCHEDULERS = ("none", "front", "asha", "asha-strict")
+#: The scheduler ``nasl search`` uses unless told (see the README for why).
+DEFAULT_SCHEDULER = "front"
+
+#: Runtimes latency can be measured in (``target.runtime`` / ``--runtime``).
+RUNTIMES = ("torch", "onnxruntime", "torch.compile")
 
 #: Target dtypes: YAML spelling → the short name used in records and by :mod:`nasl.cost`.
 DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}

@@ -14,6 +14,7 @@ from nasl.cli.cmd_costs import cmd_cost, cmd_presets, cmd_space
 from nasl.cli.cmd_runs import cmd_export, cmd_report, cmd_search
 from nasl.cli.common import MACS_NOTE
 from nasl.errors import NaslError
+from nasl.vocab import DEFAULT_SCHEDULER, RUNTIMES, SCHEDULERS
 
 
 # --------------------------------------------------------------------------- parser
@@ -67,7 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", help="proxy data set: digits (default), fashion-mnist[:DIR], "
                                    "cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:PATH")
     sp.add_argument("--no-early-stop", action="store_true",
-                    help="train every candidate to the end")
+                    help="train every candidate to the end (= --scheduler none)")
+    sp.add_argument("--scheduler", choices=SCHEDULERS, default=DEFAULT_SCHEDULER,
+                    help="which trials stop early: none, front (stopped when a cheaper front "
+                         "member is ahead by the margin at the same epoch), asha or asha-strict "
+                         "(multi-objective successive halving over epochs); default "
+                         f"{DEFAULT_SCHEDULER}")
     sp.add_argument("--early-stop-margin", type=float, default=0.02, metavar="GAP",
                     help="accuracy gap (0-1) to a cheaper front member at the same epoch that "
                          "stops a trial (default 0.02)")
@@ -88,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "e.g. postgresql://... to share a study between processes")
     sp.add_argument("--device", help="latency device: auto, cpu, cuda[:i] (default: the space's)")
     sp.add_argument("--threads", type=int, help="torch threads for training (default: torch's)")
+    sp.add_argument("--runtime", choices=RUNTIMES, default=None,
+                    help="where latency is measured: torch (eager), onnxruntime or torch.compile "
+                         "(default: the space's target.runtime, else torch)")
     sp.add_argument("--quiet", action="store_true", help="no live progress display")
     sp.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
                     help="optuna (one process, default) or ray (many workers or a cluster)")
@@ -137,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", help="training data (default: the run's)")
     sp.add_argument("--format", default="py,onnx,pt2", help="any of py,onnx,pt2")
     sp.add_argument("--out", help="output folder (default runs/<name>/export/trial-N/)")
+    sp.add_argument("--force", action="store_true",
+                    help="replace an export already in the output folder (default: refuse)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_export)
 
@@ -145,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="only the table")
     sp.set_defaults(func=cmd_report)
 
+    from nasl.latency.cli import add_parser as add_latency
+
+    add_latency(sub)
     return p
 
 

@@ -53,9 +53,15 @@ def cmd_cost(args: argparse.Namespace) -> int:
                               **cost.costs(arch)}
     if args.latency:
         from nasl.builder import build_model
+        from nasl.guards import check_forward_memory, check_int
 
+        check_int(args.threads, "--threads", 1, 1024)
+        check_int(args.repeats, "--repeats", 1, 100_000)
+        model = build_model(arch)
+        check_forward_memory(model, (1, 3, arch.input_size, arch.input_size),
+                             f"nasl cost --latency at --input-size {arch.input_size}")
         try:
-            lat = cost.measure_latency(build_model(arch), (3, arch.input_size, arch.input_size),
+            lat = cost.measure_latency(model, (3, arch.input_size, arch.input_size),
                                        device=args.device, repeats=args.repeats,
                                        threads=args.threads)
         except ValueError as e:
@@ -92,6 +98,11 @@ def cmd_space(args: argparse.Namespace) -> int:
             for name, path, desc in rows:
                 print(f"{name:<{w}}  {desc}\n{'':<{w}}  {path}")
         return 0
+    from nasl.guards import check_int, check_seed
+
+    if args.space_command in ("show", "sample"):
+        check_int(args.n, "-n", 1, 1_000_000)
+        check_seed(args.seed)
     space = sp.load_space(args.file)
     if getattr(args, "set", None):
         space = space.with_overrides(parse_set(args.set))

@@ -25,11 +25,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         timeout=parse_duration(args.timeout) if args.timeout else None, resume=args.resume,
         storage=args.storage, device=args.device, threads=args.threads,
         show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb,
-        seeds=args.seeds, confirm_seeds=args.confirm_seeds, confirm_max=args.confirm_max)
+        seeds=args.seeds, confirm_seeds=args.confirm_seeds, confirm_max=args.confirm_max,
+        runtime=args.runtime, scheduler=args.scheduler)
+    from nasl.guards import check_int
+    from nasl.signals import sigterm_as_interrupt
+
+    if args.workers is not None:
+        check_int(args.workers, "--workers", 1, 4096)
     space = None if will_resume(opts) else _load_space_announced(args.space, args.quiet)
-    outcome = run_search(space, opts, backend=args.backend, workers=args.workers,
-                         address=args.address, cpus_per_trial=args.cpus_per_trial,
-                         gpus_per_trial=args.gpus_per_trial)
+    with sigterm_as_interrupt():  # `kill PID` stops like Ctrl-C: outputs written, one message
+        outcome = run_search(space, opts, backend=args.backend, workers=args.workers,
+                             address=args.address, cpus_per_trial=args.cpus_per_trial,
+                             gpus_per_trial=args.gpus_per_trial)
     _print_run(outcome.run, quiet=args.quiet)
     if outcome.interrupted:
         print(f"interrupted: outputs written; continue with --resume --name {outcome.run.name}",
@@ -88,6 +95,38 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if (args.run is None) == (args.preset is None):
         raise NaslError("nasl export: give a run folder or --preset NAME (one of them)")
+    from nasl import guards
+
+    out_dir = _export_out(args)
+    if out_dir is None:
+        return _export(args, export_preset, export_run)
+    guards.check_export_out(out_dir, bool(getattr(args, "force", False)))
+    created = [p for p in (out_dir, out_dir.parent) if not p.exists()]
+    try:
+        return _export(args, export_preset, export_run)
+    except BaseException:
+        for p in created:  # a failed export leaves no empty folder behind
+            guards.remove_if_empty(p)
+        raise
+
+
+def _export_out(args: argparse.Namespace) -> Path | None:
+    """The folder ``nasl export`` will write: --out, else the default of the run's trial (the
+    knee or --pick resolved as export does), else runs/export/<preset>."""
+    if args.out is not None:
+        return Path(args.out)
+    if args.preset is not None:  # with --set: runs/export/<preset>-<arch id>, known later
+        return None if args.set else Path("runs") / "export" / args.preset
+    from nasl.export.pipeline import choose_trial
+    from nasl.results import RunDir, open_run_study
+
+    run = RunDir(Path(args.run))
+    study, env = open_run_study(run)
+    t = choose_trial(study, env, str(run.root), trial=args.trial, pick=args.pick)
+    return run.root / "export" / f"trial-{t.number}"
+
+
+def _export(args: argparse.Namespace, export_preset: Any, export_run: Any) -> int:
     if args.preset is not None:
         try:
             overrides = parse_set(args.set)

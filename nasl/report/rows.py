@@ -250,11 +250,13 @@ def summary_line(
     front = len(groups["front"]) if objectives else flags
     states = [row_state(r) for r in groups["running"]]
     running, queued = states.count("RUNNING"), states.count("WAITING")
+    contended = sum(1 for r in trials if r.get("contended") is True)
     return (
         f"{len(done)} trained ({done.count('PRUNED')} pruned, {done.count('FAIL')} failed), "
         f"{len(groups['infeasible'])} infeasible rejected, front {front}"
     ) + (f", {running} running" if running else "") + (
-        f", {queued} queued (not run; --resume runs them)" if queued else "")
+        f", {queued} queued (not run; --resume runs them)" if queued else "") + (
+        f"; {contended} trained on a contended CPU (timings inflated)" if contended else "")
 
 
 @dataclass

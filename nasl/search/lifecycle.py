@@ -44,6 +44,7 @@ class Candidate:
     seed: int
     rec: dict[str, Any]
     over: dict[str, float]
+    reason: str | None = None  # why it is over budget, when not from a measurement
 
 
 class TrialLog:
@@ -64,6 +65,7 @@ class TrialLog:
 
         self.study, self.run, self.space, self.settings = study, run, space, settings
         self.stopper = stopper
+        self.predictor: Any = None  # a calibrated latency predictor (nasl.latency) or None
         self.max_rejections = max_rejections
         self.choice_names = choice_names(space)
         self.listeners: list[Listener] = []
@@ -108,7 +110,19 @@ class TrialLog:
         rec: dict[str, Any] = {"choices": params, "seed": seed, "arch_id": arch.id,
                                "owner": st.owner(), **static_costs(arch)}
         self.record(trial, rec)
-        return Candidate(params, seed, rec, violations(rec, self.settings.budgets, STATIC_METRICS))
+        cand = Candidate(params, seed, rec, violations(rec, self.settings.budgets, STATIC_METRICS))
+        budget = self.settings.budgets.get("latency_ms")
+        if not cand.over and self.predictor is not None and budget is not None:
+            from nasl.latency.predictor import screen
+
+            ms, over = screen(self.predictor, arch, budget)
+            rec["latency_predicted_ms"] = ms
+            if over:  # clearly over budget: neither measured nor trained
+                cand.over = {"latency_ms": ms - budget}
+                cand.reason = (f"over budget: predicted latency {ms:.3g} ms > {budget:g} ms x "
+                               f"(1 + {self.predictor.margin:.2f}) (calibrated predictor; not "
+                               "measured)")
+        return cand
 
     def add_latency(self, cand: Candidate, lat: Any, seconds: float = 0.0, *,
                     full: bool = True) -> None:
@@ -117,12 +131,13 @@ class TrialLog:
         cand.rec.update(record.latency_fields(lat, full=full))
         cand.over = violations(cand.rec, self.settings.budgets, ("latency_ms",))
 
-    def reject(self, trial: Any, rec: dict[str, Any], over: dict[str, float]) -> None:
+    def reject(self, trial: Any, rec: dict[str, Any], over: dict[str, float],
+               reason: str | None = None) -> None:
         """Tell an over-budget candidate as infeasible (never trained).
 
         Raises ``NaslError`` when ``max_rejections`` candidates in a row were over budget.
         """
-        reason = describe_violation(rec, self.settings.budgets, over)
+        reason = reason or describe_violation(rec, self.settings.budgets, over)
         self.record(trial, {**rec, "feasible": False, "trained": False, "reason": reason})
         self._constraints(trial, rec)
         self.study.tell(trial, st.values_for(self.settings.objectives, rec))
@@ -152,17 +167,18 @@ class TrialLog:
         """Report one epoch; → the reason to stop the trial now, or None."""
         self.progress("epoch", {"number": trial.number, "epoch": epoch, "accuracy": accuracy,
                                 "loss": loss})
-        return self.should_stop(bool(trial.user_attrs.get("baseline")), costs, epoch, accuracy)
+        return self.should_stop(bool(trial.user_attrs.get("baseline")), costs, epoch, accuracy,
+                                trial.number)
 
-    def should_stop(self, baseline: bool, costs: list[float], epoch: int,
-                    accuracy: float) -> str | None:
+    def should_stop(self, baseline: bool, costs: list[float], epoch: int, accuracy: float,
+                    number: int | None = None) -> str | None:
         """The scheduler's verdict on a running trial: a reason to stop it, or None.
 
         Baselines always train to the end (they are the reference the front is read against).
         """
         if self.stopper is None or not self.settings.early_stop or baseline:
             return None
-        return self.stopper.check(costs, epoch, accuracy)
+        return self.stopper.check(costs, epoch, accuracy, number)
 
     def complete(self, trial: Any, rec: dict[str, Any], curve: list[float],
                  outcome: dict[str, Any]) -> None:
@@ -190,6 +206,9 @@ class TrialLog:
                             "seconds": round(seconds, 3), "reason": reason, "feasible": True,
                             "trained": not requeue, "accuracy": curve[-1] if curve else None})
         self.study.tell(trial, state=TrialState[state])
+        if state == "PRUNED" and self.stopper is not None and curve:
+            self.stopper.add_partial(trial.number, self.costs_of({**trial.user_attrs,
+                                                                  **(rec or {})}), curve)
         if requeue:
             self.requeue(trial.params, trial.user_attrs)
         self.counts["pruned" if state == "PRUNED" else "failed"] += 1
@@ -218,11 +237,12 @@ class TrialLog:
                 self.requeue(t.params, t.user_attrs)
         if self.stopper is None:
             return
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        for t in self.study.get_trials(deepcopy=False,
+                                       states=(TrialState.COMPLETE, TrialState.PRUNED)):
             ua = t.user_attrs
             if ua.get("feasible") and ua.get("curve"):
-                self.stopper.add(t.number, [ua[m] for m in self.settings.cost_objectives],
-                                 ua["curve"])
+                add = self.stopper.add if t.state == TrialState.COMPLETE else self.stopper.add_partial
+                add(t.number, [ua[m] for m in self.settings.cost_objectives], ua["curve"])
 
     # ------------------------------------------------------------------ outputs
     def write_outputs(self, *, report: bool) -> list[dict[str, Any]]:

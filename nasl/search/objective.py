@@ -7,6 +7,7 @@ backends (Optuna, Ray) only decide *which* candidates to evaluate and where.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,7 @@ class Settings:
     early_stop: bool = True
     early_stop_margin: float = 0.02
     seeds: int = 1  # seeds each trial trains with (the first one is the trial's seed)
+    runtime: str = "torch"  # where latency is measured: torch | onnxruntime | torch.compile
 
     @property
     def cost_objectives(self) -> tuple[str, ...]:
@@ -136,22 +138,24 @@ class Evaluator:
                                (arch.in_channels, arch.input_size, arch.input_size),
                                device=s.device, batch_size=s.latency_batch, dtype=s.dtype,
                                warmup=s.latency_warmup, repeats=repeats or s.latency_repeats,
-                               threads=s.latency_threads)
+                               threads=s.latency_threads, runtime=s.runtime)
 
     def train(self, params: dict[str, Any], seed: int,
               on_epoch: Callable[[Any], None] | None = None) -> Any:
         """Build the proxy network with ``seed`` and train it → ``TrainResult``."""
         from nasl.builder import build_model
         from nasl.cost import device_lock
-        from nasl.train import train_model
+        from nasl.train import ContendedWarning, train_model
 
         arch, data = self.proxy(params)
         model = build_model(arch, seed=seed)
         # Each epoch holds the CPU lock shared: latency (exclusive) never times beside
         # training, and waits at most one epoch (the lock prefers waiting timers).
-        return train_model(model, data, self.settings.train, seed=seed, on_epoch=on_epoch,
-                           threads=self.settings.threads,
-                           epoch_guard=lambda: device_lock("cpu", shared=True))
+        with warnings.catch_warnings():  # recorded per trial (contended, cpu_ratio) and
+            warnings.simplefilter("ignore", ContendedWarning)  # summed up in the report
+            return train_model(model, data, self.settings.train, seed=seed, on_epoch=on_epoch,
+                               threads=self.settings.threads,
+                               epoch_guard=lambda: device_lock("cpu", shared=True))
 
     def train_seeds(self, params: dict[str, Any], seeds: list[int]) -> list[float]:
         """Final accuracy of the design trained once per seed in ``seeds`` (no early stop)."""

@@ -19,10 +19,10 @@ from typing import Any
 from nasl import results
 from nasl.errors import NaslError
 from nasl.search.objective import Settings
-from nasl.vocab import DIRECTIONS, DTYPES, SAMPLERS
+from nasl.vocab import DEFAULT_SCHEDULER, DIRECTIONS, DTYPES, RUNTIMES, SAMPLERS
 
 #: env.json keys the resume rule re-uses, when the option was not given again.
-RESUMED = ("epochs", "data", "sampler", "seed", "trials", "seeds", "confirm_seeds")
+RESUMED = ("epochs", "data", "sampler", "seed", "trials", "seeds", "confirm_seeds", "runtime")
 
 
 @dataclass
@@ -48,6 +48,9 @@ class SearchOptions:
     seeds: int | None = None  # seeds per trial (default: the space's search.seeds, else 1)
     confirm_seeds: int | None = None  # extra seeds for the front after the search (0: off)
     confirm_max: int = 8  # designs confirmed at most
+    runtime: str | None = None  # latency runtime (default: the space's target.runtime)
+    scheduler: str = DEFAULT_SCHEDULER  # none | front | asha | asha-strict (search.schedulers)
+    predictor: bool = True  # screen latency budgets with a calibrated predictor when one exists
     max_rejections: int = 2000
     show_progress: bool = True
     baselines: bool = True
@@ -87,8 +90,18 @@ def choice_names(space: Any) -> list[str]:
 
 def validate(opts: SearchOptions) -> None:
     """Check option values that do not depend on the space (``NaslError`` if one is bad)."""
+    from nasl import guards
+
     if opts.resume and not opts.name:
         raise NaslError("--resume needs --name NAME: the run to continue (see runs/)")
+    if opts.name is not None:
+        guards.check_run_name(opts.name)
+    if opts.seed is not None:
+        guards.check_seed(opts.seed)
+    if opts.threads is not None:
+        guards.check_int(opts.threads, "--threads", 1, 1024)
+    if opts.storage is not None:
+        guards.check_storage_url(opts.storage)
     if opts.trials is not None and opts.trials < 1:
         raise NaslError(f"--trials {opts.trials}: expected an integer >= 1")
     if opts.epochs is not None and opts.epochs < 1:
@@ -102,6 +115,8 @@ def validate(opts: SearchOptions) -> None:
                          ("--confirm-max", opts.confirm_max, 0)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
             raise NaslError(f"{flag} {v}: expected an integer >= {low}")
+    if opts.runtime is not None and opts.runtime not in RUNTIMES:
+        raise NaslError(f"--runtime {opts.runtime!r}: expected one of {', '.join(RUNTIMES)}")
     if opts.timeout is not None and not opts.timeout > 0:
         raise NaslError(f"--timeout {opts.timeout}: expected a positive duration")
 
@@ -158,6 +173,7 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
         early_stop=opts.early_stop,
         early_stop_margin=opts.early_stop_margin,
         seeds=opts.seeds or 1,
+        runtime=opts.runtime or getattr(target, "runtime", "torch"),
     )
 
 

@@ -112,7 +112,7 @@ def _searcher_class() -> type:
                 cand = self.log.propose(ot)
                 if cand.over:
                     del self._ot_trials[trial_id]
-                    self.log.reject(ot, cand.rec, cand.over)
+                    self.log.reject(ot, cand.rec, cand.over, cand.reason)
                     continue
                 self.started += 1
                 self.cands[trial_id] = cand
@@ -178,7 +178,7 @@ def _scheduler(session: Session, searcher: Any, pruned: dict[str, tuple[str, int
             costs = [float(result[m] if m in result else cand.rec[m])
                      for m in log.settings.cost_objectives]
             why = log.should_stop(bool(searcher.baseline.get(tid)), costs, int(result["epoch"]),
-                                  float(result["accuracy"]))
+                                  float(result["accuracy"]), searcher._ot_trials[tid].number)
             if why:
                 pruned[tid] = (why, int(result["epoch"]))
                 return TrialScheduler.STOP

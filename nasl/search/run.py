@@ -52,7 +52,7 @@ def one_trial(session: Session) -> bool:
         log.add_latency(cand, lat, time.perf_counter() - t)
     if cand.over:
         log.record(trial, cand.rec)
-        log.reject(trial, cand.rec, cand.over)
+        log.reject(trial, cand.rec, cand.over, cand.reason)
         return False
     _train(session, trial, cand)
     return True

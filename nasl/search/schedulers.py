@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from nasl import vocab
 from nasl.errors import NaslError
 from nasl.pareto import non_dominated_sort
 from nasl.search.early_stop import EarlyStopper
@@ -42,9 +43,9 @@ __all__ = ["DEFAULT_SCHEDULER", "SCHEDULERS", "FrontScheduler", "NoScheduler", "
            "mo_order"]
 
 #: Scheduler names accepted by :func:`make_scheduler` (and ``--scheduler``).
-SCHEDULERS: tuple[str, ...] = ("none", "front", "asha", "asha-strict")
-#: Today's behaviour; the lead sets it from the Fashion-MNIST benchmark (bench/bench_schedulers.py).
-DEFAULT_SCHEDULER = "front"
+SCHEDULERS: tuple[str, ...] = vocab.SCHEDULERS
+#: The default (see the README and docs/benchmarks.md for the measurement behind it).
+DEFAULT_SCHEDULER = vocab.DEFAULT_SCHEDULER
 
 
 @runtime_checkable

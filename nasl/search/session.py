@@ -17,7 +17,7 @@ from typing import Any
 
 from nasl import results
 from nasl.errors import NaslError
-from nasl.search.early_stop import EarlyStopper
+from nasl.guards import stored_storage
 from nasl.search.lifecycle import Listener, TrialLog
 from nasl.search.objective import Evaluator, static_costs, violations
 from nasl.search.options import (
@@ -29,6 +29,7 @@ from nasl.search.options import (
     resume_space,
     to_json,
 )
+from nasl.search.schedulers import make_scheduler
 from nasl.search.study import make_sampler, open_study, trained_count
 from nasl.vocab import STATIC_METRICS
 
@@ -61,6 +62,7 @@ class Session:
         self.evaluator = Evaluator(space, self.settings)
         self.evaluator.data(self.settings.proxy_resolution)  # bad data fails here, once
         self.device = _resolve_target_device(self.settings.device)
+        self._check_latency_budget()
         name = opts.name or default_name(space.name)
         self.run = results.RunDir(Path(opts.runs_dir) / name)
         self._prepare_dir()  # everything above is checked before anything is written
@@ -68,10 +70,14 @@ class Session:
         self.study = open_study(self.storage, name, [d for _, d in self.settings.objectives],
                                 self.sampler, resume=opts.resume)
         s = self.settings
-        stopper = EarlyStopper(s.cost_objectives, s.train.epochs, s.early_stop_margin)
+        stopper = make_scheduler(opts.scheduler if opts.early_stop else "none",
+                                 s.cost_objectives, s.train.epochs, margin=s.early_stop_margin)
         self.log = TrialLog(self.study, self.run, space, s, stopper,
                             max_rejections=opts.max_rejections)
-        self.log.listeners.extend(listeners or [])
+        from nasl.owners import Heartbeat
+
+        self.log.listeners.extend([Heartbeat(self.study), *(listeners or [])])
+        self.log.predictor = self._predictor()
         self.log.load_history()
         if not opts.resume and opts.baselines:
             self._enqueue_baselines()
@@ -90,6 +96,31 @@ class Session:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise NaslError(f"cannot create run folder {str(root)!r}: {e.strerror}") from None
+        from nasl import guards
+
+        self._lock = guards.lock_run(root)  # held while this process runs the search
+        if not self.opts.resume and (root / "env.json").exists():  # another one just finished
+            raise NaslError(f"run {str(root)!r} already exists; pass --resume to continue it or "
+                            "--name NAME for a new run")
+        if self.opts.resume and not self.opts.storage:
+            guards.check_sqlite_file(self.run.default_storage, f"--resume {self.run.name}")
+
+    def _check_latency_budget(self) -> None:
+        """Stop at once when the cheapest of 64 sampled designs (fewest MACs) takes more than
+        twice the latency budget: nothing in the space can meet it (the margin absorbs noise)."""
+        limit = self.settings.budgets.get("latency_ms")
+        if limit is None:
+            return
+        from nasl.space import sample_configs
+        from nasl.units import format_budget
+
+        cheapest = min(sample_configs(self.space, 64, seed=0), key=lambda c: c["macs"])
+        ms = float(self.evaluator.latency(self.space.to_arch(cheapest["params"])).median_ms)
+        if ms > 2 * limit:
+            raise NaslError(f"latency budget {format_budget('latency_ms', limit)}: the cheapest "
+                            f"of 64 sampled designs ({cheapest['macs'] / 1e6:.1f}M MACs) takes "
+                            f"{format_budget('latency_ms', ms)} on {self.settings.device}; "
+                            "nothing in this space can meet it; loosen the budget")
 
     def _write_static(self) -> None:
         s = self.settings
@@ -98,12 +129,13 @@ class Session:
             "run": self.run.name, "space": self.space.name, "family": self.space.family,
             "space_file": getattr(self.space, "source_path", None) or None,
             "space_source": getattr(self.space, "source_kind", None),
-            "storage": self.storage, "study": self.study.study_name,
+            "storage": stored_storage(self.storage, self.run.root), "study": self.study.study_name,
             "objectives": [list(o) for o in s.objectives], "budgets": s.budgets,
             "sampler": self.sampler_name, "trials": self.trials_target, "data": s.data,
             "epochs": s.train.epochs, "proxy_resolution": s.proxy_resolution,
             "target_device": s.device, "early_stop": s.early_stop, "seeds": s.seeds,
             "confirm_seeds": self.opts.confirm_seeds, "confirm_max": self.opts.confirm_max,
+            "runtime": s.runtime, "scheduler": self.log.stopper.settings(),
             "choice_names": choice_names(self.space),
         })
         env["device"], env["device_name"] = self.device
@@ -116,6 +148,20 @@ class Session:
                 continue
             self.study.enqueue_trial(self.space.encode(params), user_attrs={"baseline": bname},
                                      skip_if_exists=True)
+
+    def _predictor(self) -> Any:
+        """The calibrated latency predictor of this space and target, when a latency budget is
+        set and ``nasl latency calibrate`` stored one (None otherwise)."""
+        s = self.settings
+        if not self.opts.predictor or "latency_ms" not in s.budgets:
+            return None
+        from nasl.latency.measure import target_of_space
+        from nasl.latency.predictor import Predictor, default_path
+
+        target = target_of_space(self.space, device=s.device, runtime=s.runtime,
+                                 threads=s.latency_threads)
+        path = default_path(self.space.name, target.fingerprint())
+        return Predictor.load(path) if path.is_file() else None
 
     # ------------------------------------------------------------------ helpers for backends
     @contextlib.contextmanager

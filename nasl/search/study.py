@@ -7,8 +7,6 @@ In: run options. Out: a multi-objective ``optuna.Study`` whose trials carry ever
 from __future__ import annotations
 
 import math
-import os
-import socket
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -67,6 +65,12 @@ def _open_study(storage: str, name: str, directions: Sequence[str], sampler: Any
                         "it or --name to start another") from None
     except KeyError:
         raise NaslError(f"no study {name!r} in {storage} to resume") from None
+    except (NaslError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # storage unreachable, damaged, or created at the same moment
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        raise NaslError(f"cannot open study {name!r} in {storage} ({type(e).__name__}: {first})"
+                        ) from None
 
 
 def trained_count(study: optuna.Study) -> int:
@@ -76,24 +80,20 @@ def trained_count(study: optuna.Study) -> int:
 
 
 def owner() -> str:
-    """``host:pid`` of this process, recorded on the trials it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid:start`` of this process (``start``: its start time in clock ticks since boot,
+    so a recycled pid is told apart), recorded on the trials it runs."""
+    from nasl.owners import owner_id
+
+    return owner_id()
 
 
-def _alive(owner_id: str | None) -> bool:
-    """Whether the process that owns a RUNNING trial may still be running it."""
-    if not owner_id:
-        return False
-    host, _, pid = owner_id.rpartition(":")
-    if host != socket.gethostname():
-        return True  # another machine's process: it may well be alive, leave its trial alone
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
+def _alive(owner_id: str | None, last_seen: float | None = None) -> bool:
+    """Whether the process that owns a RUNNING trial may still be running it (see
+    :func:`nasl.owners.alive`: same host: that pid with that start time; another host: a sign
+    of life within the lease)."""
+    from nasl.owners import alive
+
+    return alive(owner_id, last_seen)
 
 
 def fail_interrupted(study: optuna.Study) -> list[FrozenTrial]:
@@ -102,8 +102,10 @@ def fail_interrupted(study: optuna.Study) -> list[FrozenTrial]:
     Trials of live processes (another ``nasl search`` on a shared ``--storage``, or one on
     another machine) are left alone.
     """
+    from nasl.owners import last_seen
+
     stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-             if not _alive(t.user_attrs.get("owner"))]
+             if not _alive(t.user_attrs.get("owner"), last_seen(t))]
     for t in stale:
         fail_trial(study, t, "interrupted: the process ended during this trial")
     return stale
