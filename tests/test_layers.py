@@ -11,9 +11,9 @@ import nasl
 ROOT = Path(nasl.__file__).parent
 # Lowest first. A module may import its own layer or lower ones (see docs/architecture.md).
 LAYERS: list[set[str]] = [
-    {"errors", "vocab", "record", "units"},
+    {"errors", "vocab", "record", "units", "guards", "signals", "owners"},
     {"specs", "arch", "pareto", "confidence"},
-    {"blocks", "families", "space", "spaces", "data", "datasets"},
+    {"blocks", "families", "space", "spaces", "data", "datasets", "cifar_io"},
     {"builder", "cost", "train", "zerocost", "latency"},
     {"verdict", "results"},
     {"report", "report_run"},

@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "with K more seeds (default 2; 0 turns the confirmation off)")
     sp.add_argument("--confirm-max", type=int, default=8, metavar="N",
                     help="confirm at most N designs (default 8)")
+    sp.add_argument("--prescreen", type=int, default=0, metavar="N",
+                    help="score N feasible random designs per trial with a zero-cost proxy and "
+                         "train the best; switches itself on only when the proxy beats params and "
+                         "MACs on this run's completed trials (default 0: off)")
+    sp.add_argument("--prescreen-proxy", default="synflow",
+                    help="synflow (default), naswot, grad_norm, snip or jacob_cov")
     sp.add_argument("--no-baselines", action="store_true",
                     help="do not enqueue the space's baselines first")
     sp.add_argument("--timeout", help="stop starting new trials after this long (30m, 2h, 90s)")
@@ -157,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_report)
 
     from nasl.latency.cli import add_parser as add_latency
+    from nasl.zerocost.command import add_parser as add_proxies
 
     add_latency(sub)
+    add_proxies(sub)
     return p
 
 

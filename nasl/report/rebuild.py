@@ -20,8 +20,34 @@ def write_report(run: results.RunDir, rows: list[dict[str, Any]],
     from nasl.report.tables import write_html
 
     title = f"nasl run {run.name}"
-    write_html(run / "report.html", rows, list(objectives), dict(budgets), title)
+    write_html(run / "report.html", rows, list(objectives), dict(budgets), title,
+               extra=run_sections(run))
     write_png(run / "pareto.png", rows, list(objectives), dict(budgets), title)
+
+
+def run_sections(run: results.RunDir) -> list[str]:
+    """HTML sections that come from the run folder besides the rows: the zero-cost pre-screen
+    decision (env.json), when present."""
+    import html
+    import json
+
+    out = []
+    try:
+        env = json.loads(run.env_json.read_text())
+    except (OSError, ValueError):
+        env = {}
+    pre = env.get("prescreen") if isinstance(env, dict) else None
+    if isinstance(pre, dict):
+        rows = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td>{c.get('spearman')}</td>"
+            f"<td>{c.get('kendall')}</td><td>{c.get('n')}</td></tr>"
+            for k, c in (pre.get("correlations") or {}).items() if isinstance(c, dict))
+        out.append(f"<h2>Zero-cost pre-screen</h2><p>{html.escape(str(pre.get('reason')))} "
+                   f"({pre.get('picked', 0)} trials picked by the proxy from "
+                   f"{pre.get('candidates')} candidates each)</p><table><thead><tr><th>metric"
+                   "</th><th>Spearman</th><th>Kendall</th><th>n</th></tr></thead><tbody>"
+                   f"{rows}</tbody></table>")
+    return out
 
 
 def rebuild(path: Path | str) -> results.RunDir:

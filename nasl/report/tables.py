@@ -135,8 +135,10 @@ def write_html(
     objectives: Objectives,
     budgets: Budgets = None,
     title: str = "nasl run",
+    extra: Sequence[str] = (),
 ) -> None:
-    """Write one self-contained report.html (plotly.js embedded once, so it works offline)."""
+    """Write one self-contained report.html (plotly.js embedded once, so it works offline);
+    ``extra``: HTML sections appended at the end (pre-screen, fidelity)."""
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{html.escape(summary_line(trials, objectives, budgets))}</p>",
@@ -160,6 +162,7 @@ def write_html(
     parts += ["<h2>Pareto front</h2>", front_html_table(trials, objectives, budgets)]
     parts += ["<h2>Noise</h2>", "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in
                                                   confidence_lines(trials, objectives)) + "</ul>"]
+    parts += list(extra)
     head = f'<meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style>'
     page = f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
     Path(path).write_text(page, encoding="utf-8")

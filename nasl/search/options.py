@@ -50,7 +50,9 @@ class SearchOptions:
     confirm_max: int = 8  # designs confirmed at most
     runtime: str | None = None  # latency runtime (default: the space's target.runtime)
     scheduler: str = DEFAULT_SCHEDULER  # none | front | asha | asha-strict (search.schedulers)
-    predictor: bool = True  # screen latency budgets with a calibrated predictor when one exists
+    predictor: bool = True
+    prescreen: int = 0  # N: pre-screen N feasible designs per trial with a zero-cost proxy
+    prescreen_proxy: str = "synflow"  # screen latency budgets with a calibrated predictor when one exists
     max_rejections: int = 2000
     show_progress: bool = True
     baselines: bool = True
@@ -115,6 +117,10 @@ def validate(opts: SearchOptions) -> None:
                          ("--confirm-max", opts.confirm_max, 0)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
             raise NaslError(f"{flag} {v}: expected an integer >= {low}")
+    if isinstance(opts.prescreen, bool) or not isinstance(opts.prescreen, int) \
+            or opts.prescreen < 0:
+        raise NaslError(f"--prescreen {opts.prescreen}: expected an integer >= 0 (candidates "
+                        "scored per trained trial; 0 = off)")
     if opts.runtime is not None and opts.runtime not in RUNTIMES:
         raise NaslError(f"--runtime {opts.runtime!r}: expected one of {', '.join(RUNTIMES)}")
     if opts.timeout is not None and not opts.timeout > 0:

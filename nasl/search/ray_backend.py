@@ -107,6 +107,7 @@ def _searcher_class() -> type:
                 if self.deadline is not None and time.monotonic() > self.deadline:
                     self.log.progress("timeout", {})
                     return Searcher.FINISHED
+                self.session.prescreen.before_ask()
                 super().suggest(trial_id)
                 ot = self._ot_trials[trial_id]
                 cand = self.log.propose(ot)

@@ -44,6 +44,7 @@ def run_optuna(session: Session) -> SearchOutcome:
 
 def one_trial(session: Session) -> bool:
     """Ask, evaluate and tell one candidate; True when it went into training."""
+    session.prescreen.before_ask()
     log, trial = session.log, session.study.ask()
     cand = log.propose(trial)
     if not cand.over and session.settings.needs_latency:

@@ -78,6 +78,9 @@ class Session:
 
         self.log.listeners.extend([Heartbeat(self.study), *(listeners or [])])
         self.log.predictor = self._predictor()
+        from nasl.search.prescreen import PreScreen
+
+        self.prescreen = PreScreen(self, opts.prescreen, opts.prescreen_proxy)
         self.log.load_history()
         if not opts.resume and opts.baselines:
             self._enqueue_baselines()
@@ -190,6 +193,8 @@ class Session:
         it in interleaved rounds (:mod:`nasl.search.confirm`); then write every output."""
         from nasl.search import confirm
 
+        if self.prescreen.n > 0:
+            self.prescreen.decide(force=True)  # the decision on every completed trial
         if not interrupted:
             try:
                 confirmed = confirm.confirm(self)
