@@ -10,7 +10,9 @@ for each variant, alternating, ``--repeats`` times:
   what nasl did before (``GOMP_SPINCOUNT=300000`` is that default, set explicitly so that
   nasl leaves the policy alone);
 - ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (what ``import nasl`` sets when unset);
-- ``1thread``: the default policy at 1 thread.
+- ``1thread``: the default policy at 1 thread;
+- ``adapt``: passive, 2 threads, ``adapt_threads=True`` (1 thread after a contended epoch;
+  an epoch is 17 steps, so give ``--steps 34`` or more).
 
 The competitor is a plain torch training loop (does not import nasl, so it spins by
 default) at ``--competitor-threads`` threads, or with ``--competitor nasl`` another nasl
@@ -40,6 +42,7 @@ VARIANTS: dict[str, tuple[dict[str, str], int]] = {
     "1thread": ({"GOMP_SPINCOUNT": "300000"}, 1),
     "active": ({"OMP_WAIT_POLICY": "ACTIVE"}, 2),
     "spin10k": ({"GOMP_SPINCOUNT": "10000"}, 2),
+    "adapt": ({"OMP_WAIT_POLICY": "PASSIVE"}, 2),  # passive + train_model(adapt_threads=True)
 }
 OMP_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS")
 
@@ -57,7 +60,7 @@ def _proc_cpu(pid: int) -> float:
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def subject(threads: int, steps: int) -> None:
+def subject(threads: int, steps: int, adapt: bool = False) -> None:
     """Child: train the proxy for ``steps`` steps; print a JSON line of the result."""
     sys.path.insert(0, str(ROOT))
     import nasl  # noqa: F401  (sets the wait policy before torch is imported)
@@ -72,7 +75,8 @@ def subject(threads: int, steps: int) -> None:
     cfg = TrainConfig(epochs=100, batch_size=64, max_steps=steps, bn_recalibrate=False)
     train_model(build_model(arch, seed=0), data, TrainConfig(max_steps=3), seed=0,
                 threads=threads)  # warm-up: allocator, oneDNN kernels
-    r = train_model(build_model(arch, seed=0), data, cfg, seed=0, threads=threads)
+    r = train_model(build_model(arch, seed=0), data, cfg, seed=0, threads=threads,
+                    adapt_threads=adapt)
     print(json.dumps({"ips": r.images_per_second, "train_s": r.train_seconds,
                       "cpu_ratio": r.cpu_ratio, "wait_ratio": r.wait_ratio,
                       "contended": r.contended, "threads": r.threads}))
@@ -143,7 +147,8 @@ def measure(variant: str, busy: bool, args: argparse.Namespace) -> dict[str, flo
     w0 = time.perf_counter()
     ch0 = os.times()
     comp_cpu0 = _proc_cpu(comp.pid) if comp is not None else 0.0
-    out = subprocess.run([sys.executable, __file__, "_subject", str(threads), str(args.steps)],
+    out = subprocess.run([sys.executable, __file__, "_subject", str(threads), str(args.steps),
+                          str(int(variant == "adapt"))],
                          capture_output=True, text=True, env=_env(extra), check=True)
     wall = time.perf_counter() - w0
     b1, t1 = _busy_jiffies()
@@ -205,7 +210,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_subject":
-        subject(int(sys.argv[2]), int(sys.argv[3]))
+        subject(int(sys.argv[2]), int(sys.argv[3]), len(sys.argv) > 4 and sys.argv[4] == "1")
     elif len(sys.argv) > 1 and sys.argv[1] == "_competitor":
         competitor(sys.argv[2], int(sys.argv[3]))
     else:
