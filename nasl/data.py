@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
+from nasl import vocab
 from nasl.errors import NaslError
 
 DEFAULT_DATASET = "fmnist-mini"
@@ -45,8 +45,8 @@ DATASETS: dict[str, str] = {
     "10 classes",
 }
 
-_KINDS_WITH_PATH = ("cifar10", "cifar100", "imagefolder", "npz")
-_KINDS = ("fmnist-mini", "digits", "fashion-mnist", "fake", *_KINDS_WITH_PATH)
+_KINDS_WITH_PATH = vocab.DATASET_KINDS_WITH_PATH
+_KINDS = vocab.DATASET_KINDS
 _FASHION_FILES = {
     "train_x": "train-images-idx3-ubyte",
     "train_y": "train-labels-idx1-ubyte",
@@ -193,14 +193,10 @@ def _load_fashion(folder: str) -> _Raw:
 
 
 def _unpickle(path: Path) -> dict:
-    if not path.is_file():
-        raise NaslError(f"{path} not found; expected the extracted python version of the "
-                        "official CIFAR tar (nothing is downloaded)")
-    try:
-        with path.open("rb") as f:
-            return pickle.load(f, encoding="bytes")  # the official format; trusted data only
-    except Exception as e:
-        raise NaslError(f"{path}: not a CIFAR python pickle ({e})") from e
+    """A CIFAR batch's dict, read with an allow-list unpickler (a crafted file runs no code)."""
+    from nasl.cifar_io import read_batch
+
+    return read_batch(path)
 
 
 def _load_cifar(kind: str, folder: str) -> _Raw:
@@ -223,8 +219,20 @@ def _load_cifar(kind: str, folder: str) -> _Raw:
             d = _unpickle(root / name)
             if b"data" not in d or key not in d:
                 raise NaslError(f"{root / name}: missing 'data' or {key.decode()!r}")
-            xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(d[key], np.int64))
+            data, labels = d[b"data"], d[key]
+            if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+                    or data.shape[1] != 3072:
+                raise NaslError(f"{root / name}: 'data' is {getattr(data, 'dtype', type(data))} "
+                                f"of shape {getattr(data, 'shape', '?')}; expected uint8 N x 3072")
+            try:
+                y = np.asarray(labels, np.int64)
+            except (TypeError, ValueError, OverflowError):
+                y = np.zeros(0)
+            if y.shape != (len(data),):
+                raise NaslError(f"{root / name}: {key.decode()!r} must be {len(data)} integer "
+                                "labels, one per image")
+            xs.append(data.reshape(-1, 3, 32, 32))
+            ys.append(y)
         return np.concatenate(xs), np.concatenate(ys)
 
     (xa, ya), (xb, yb) = read(train_files), read(test_files)
@@ -271,8 +279,8 @@ def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
                         "NxCxHxW")
     if x.dtype == np.uint8:
         return x
-    if not np.issubdtype(x.dtype, np.number):
-        raise NaslError(f"{path}: {key} has dtype {x.dtype}; expected numbers")
+    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise NaslError(f"{path}: {key} has dtype {x.dtype}; expected real numbers")
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise NaslError(f"{path}: {key} holds NaN or infinite values")
@@ -305,6 +313,9 @@ def _load_npz(file: str) -> _Raw:
                             f"(got shape {y.shape}, dtype {y.dtype}, {len(x)} images)")
         if y.size and y.min() < 0:
             raise NaslError(f"{path}: {key} has negative labels; expected 0..K-1")
+        from nasl.guards import check_labels
+
+        check_labels([y], f"{path}: {key}", min_classes=0)
         ys.append(y.astype(np.int64))
     classes = int(max(ys[0].max(initial=0), ys[1].max(initial=0))) + 1
     return _Raw(xs[0], ys[0], xs[1], ys[1], classes, f"npz:{path.name}")
@@ -341,9 +352,24 @@ def _load_raw(kind: str, arg: str | None, resolution: int) -> _Raw:
         raw = _load_npz(str(arg))
     else:
         raw = _load_fake(int(arg) if arg else 320)
+    _check_raw(raw, f"data set {kind}" + (f":{arg}" if arg else ""))
     for a in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
         a.flags.writeable = False
     return raw
+
+
+def _check_raw(raw: _Raw, where: str) -> None:
+    """Shapes, labels and class count of decoded arrays, before anything is sized by them."""
+    from nasl.guards import check_images, check_labels
+
+    for x in (raw.x_train, raw.x_test):
+        check_images(x.shape, where)
+    if len(raw.x_train) < 2 or len(raw.x_test) < 1:
+        raise NaslError(f"{where}: {len(raw.x_train)} training and {len(raw.x_test)} test images; "
+                        "expected at least 2 and 1")
+    if np.iscomplexobj(raw.x_train) or np.iscomplexobj(raw.x_test):
+        raise NaslError(f"{where}: complex-valued pixels; expected real numbers")
+    check_labels([raw.y_train, raw.y_test], where)
 
 
 # ---------------------------------------------------------------- splits and tensors
@@ -416,6 +442,9 @@ def load_dataset(spec: str, *, resolution: int, seed: int, val_fraction: float =
     if val_subset is not None:
         va = va[_stratified_pick(y_val_src[va], val_subset, seed, "val_subset")]
 
+    from nasl.guards import check_data_memory
+
+    check_data_memory(len(tr) + len(va), int(raw.x_train.shape[1]), resolution, spec)
     train_x = _to_tensor(raw.x_train, tr, resolution)
     val_x = _to_tensor(x_val_src, va, resolution)
     mean = train_x.mean(dim=(0, 2, 3), dtype=torch.float64)

@@ -64,9 +64,15 @@ class RunDir:
         if not self.env_json.is_file():
             raise NaslError(f"{str(self.root)!r} is not a nasl run: {self.env_json.name} missing")
         try:
-            return json.loads(self.env_json.read_text())
+            env = json.loads(self.env_json.read_text())
         except json.JSONDecodeError as e:
             raise NaslError(f"{self.env_json}: not valid JSON ({e.msg}, line {e.lineno})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise NaslError(f"{self.env_json}: cannot read it ({e})") from None
+        if not isinstance(env, dict):
+            raise NaslError(f"{self.env_json}: a JSON {type(env).__name__}; expected an object "
+                            "as written by `nasl search`")
+        return env
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -165,9 +171,9 @@ def write_tables(run: RunDir, rows: list[dict[str, Any]], choice_names: Sequence
                  objectives: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """Write trials.csv, pareto.csv and pareto.json; return the front rows (best accuracy first)."""
     mark_front(rows, objectives)
+    conf = verdict.front_verdict(rows, objectives)
     cols = columns(rows, choice_names)
     write_text_atomic(run / "trials.csv", to_csv(rows, cols))
-    conf = verdict.front_verdict(rows, objectives)
     front = [r for r in rows if r["pareto"]]
     first = objectives[0][0]
     reverse = dict(objectives)[first] == "maximize"
@@ -211,13 +217,28 @@ def quiet_optuna() -> Iterator[None]:
 
 def open_run_study(run: RunDir) -> tuple[optuna.Study, dict[str, Any]]:
     """The run's Optuna study and env.json (``NaslError`` if either is missing)."""
+    from nasl import guards
+
     env = run.read_env()
+    missing = [k for k in ("study", "storage", "objectives") if not env.get(k)]
+    if missing:
+        raise NaslError(f"{run.env_json}: keys {missing} missing; expected env.json as written by "
+                        "`nasl search`")
+    # a relative sqlite:///study.db is the run folder's own (the folder may have moved)
+    env["storage"] = guards.resolved_storage(str(env["storage"]), run.root)
+    guards.check_sqlite_file(env["storage"], str(run.root))
     try:
         with quiet_optuna():
-            study = optuna.load_study(study_name=env["study"], storage=env["storage"])
+            study = optuna.load_study(study_name=str(env["study"]), storage=env["storage"])
     except KeyError:
         raise NaslError(f"{run.root}: study {env.get('study')!r} not found in "
                         f"{env.get('storage')}") from None
+    except Exception as e:  # a damaged database or an unreachable server
+        if isinstance(e, NaslError):
+            raise
+        raise NaslError(f"{run.root}: cannot read the study in {env['storage']} "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+                        ) from None
     return study, env
 
 

@@ -34,7 +34,9 @@ DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 #: Data-set kinds of ``proxy.dataset`` / ``--data``; those in :data:`DATASET_KINDS_WITH_PATH`
 #: need ``KIND:PATH``.
 DATASET_KINDS_WITH_PATH = ("cifar10", "cifar100", "imagefolder", "npz")
-DATASET_KINDS = ("digits", "fashion-mnist", "fake", *DATASET_KINDS_WITH_PATH)
+DATASET_KINDS = ("fmnist-mini", "digits", "fashion-mnist", "fake", *DATASET_KINDS_WITH_PATH)
+#: The embedded default proxy data set (a Fashion-MNIST subset shipped with nasl).
+DEFAULT_DATASET = "fmnist-mini"
 
 #: Optuna trial states that a trained trial ends in.
 TRAINED_STATES = ("COMPLETE", "PRUNED", "FAIL")

@@ -17,14 +17,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from nasl import vocab
 from nasl.errors import NaslError
 from nasl.space.yamlsafe import NOVALUE, KeyPath, Locator
 
-OBJECTIVE_METRICS = ("accuracy", "macs", "params", "size_mb", "latency_ms")
+OBJECTIVE_METRICS = vocab.METRICS
 DEFAULT_OBJECTIVES = (("accuracy", "max"), ("macs", "min"), ("latency_ms", "min"))
 # kept in step with nasl.data (which imports torch; the space must not)
-DATASET_KINDS = ("digits", "fashion-mnist", "fake", "cifar10", "cifar100", "imagefolder", "npz")
-SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "gp")
+DATASET_KINDS = vocab.DATASET_KINDS
+SAMPLERS = vocab.SAMPLERS
 
 
 def did_you_mean(word: str, options: Sequence[str]) -> str:
@@ -69,8 +70,8 @@ class Proxy(_Section):
     ``lr: null`` means the optimiser's default (0.1 for SGD, 1e-3 for AdamW).
     """
 
-    dataset: str = "digits"
-    resolution: int = Field(32, ge=4, le=4096)
+    dataset: str = vocab.DEFAULT_DATASET
+    resolution: int = Field(32, ge=4, le=1024)  # proxy data is held in memory at this size
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["sgd", "adamw"] = "sgd"
@@ -105,7 +106,7 @@ class SearchDefaults(_Section):
 
     sampler: Literal["tpe", "nsga2", "nsga3", "random", "gp"] = "tpe"
     trials: int = Field(20, ge=1)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy's seed range
 
 
 class WandbSettings(_Section):

@@ -1,0 +1,148 @@
+"""Fronts with their noise, end to end: --seeds, the confirmation stage, interleaved latency
+re-timing, ties and baseline verdicts in the outputs; and the row statistics on constructed
+data (nasl.verdict)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nasl import record, verdict
+from nasl.cli import main
+from nasl.search import SearchOptions, run_search
+from nasl.space import load_space
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ----------------------------------------------------------------------------- constructed rows
+def row(n: int, acc: list[float], macs: float, lat: float, baseline: str = "") -> dict:
+    return {"number": n, "state": "COMPLETE", "feasible": True, "baseline": baseline,
+            "accuracy": sum(acc) / len(acc), "accuracy_seeds": acc, "macs": macs,
+            "latency_ms": lat, "pareto": False}
+
+
+OBJ = [("accuracy", "maximize"), ("macs", "minimize")]
+
+
+def test_seed_stats_pool_and_intervals():
+    rows = [row(0, [0.80, 0.82], 1e6, 1.0), row(1, [0.90, 0.86], 2e6, 2.0), row(2, [0.5], 3e6, 3.0)]
+    sd, df = verdict.add_seed_stats(rows)
+    assert df == 2 and sd == pytest.approx(math.sqrt((0.0002 + 0.0008) / 2))
+    assert rows[0]["accuracy"] == pytest.approx(0.81) and rows[0]["n_seeds"] == 2
+    assert rows[0]["accuracy_low"] < 0.81 < rows[0]["accuracy_high"]
+    # one seed borrows the pooled std: an interval all the same
+    assert rows[2]["n_seeds"] == 1 and rows[2]["accuracy_std"] == pytest.approx(sd)
+    assert rows[2]["accuracy_low"] < 0.5 < rows[2]["accuracy_high"]
+
+
+def test_front_verdict_ties_and_baseline_beaten_beyond_noise():
+    rows = [row(0, [0.700, 0.702, 0.698], 10e6, 1.0, "paper"),   # the baseline
+            row(1, [0.800, 0.802, 0.798], 9e6, 1.0),             # beats it clearly, cheaper
+            row(2, [0.801, 0.803, 0.799], 20e6, 2.0),            # tied with #1, dearer
+            row(3, [0.600, 0.602, 0.598], 5e6, 0.5)]             # cheapest, clearly worse
+    verdict.add_seed_stats(rows)
+    from nasl.results import mark_front
+
+    mark_front(rows, OBJ)
+    conf = verdict.front_verdict(rows, OBJ)
+    assert conf is not None
+    assert rows[1]["confident"] is True and rows[3]["confident"] is True
+    assert rows[2]["confident"] is False and rows[2]["tied_with"] == 1
+    (base,) = conf["baselines"]
+    assert base["name"] == "paper" and base["trial"] == 0 and base["beaten_by"] == ["1"]  # #2 costs more MACs
+    assert conf["knee"] in ("1", "3")
+    # a front member within noise of a cheaper one is not the knee's pick
+    assert conf["knee"] != "2"
+
+
+def test_near_front_keeps_only_designs_within_noise():
+    rows = [row(0, [0.80, 0.81], 1e6, 1.0), row(1, [0.795, 0.805], 2e6, 1.0),
+            row(2, [0.50, 0.51], 3e6, 1.0)]
+    verdict.add_seed_stats(rows)
+    from nasl.results import mark_front
+
+    mark_front(rows, OBJ)
+    near = [r["number"] for r in verdict.near_front(rows, OBJ)]
+    assert near == [1]  # #1 is within noise of the cheaper #0; #2 is beaten beyond noise
+
+
+def test_confidence_is_skipped_for_objectives_it_does_not_cover():
+    rows = [row(0, [0.8], 1e6, 1.0)]
+    assert verdict.front_verdict(rows, [("accuracy", "maximize"), ("params", "minimize")]) is None
+
+
+# ----------------------------------------------------------------------------- real searches
+@pytest.mark.slow
+def test_confirmation_stage_and_interleaved_retiming(tiny_space: Path, tmp_path: Path, capsys):
+    rc = main(["search", str(tiny_space), "--trials", "3", "--epochs", "1", "--confirm-seeds",
+               "1", "--runs-dir", str(tmp_path), "--name", "c", "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "pooled seed std of accuracy" in out and "baseline small_g3" in out
+    run = tmp_path / "c"
+    study = optuna.load_study(study_name="c", storage=f"sqlite:///{run / 'study.db'}")
+    confirmed = study.user_attrs[record.CONFIRM]
+    final = study.user_attrs[record.FINAL_LATENCY]
+    rows = read_csv(run / "trials.csv")
+    front = [r for r in rows if r["pareto"] == "True"]
+    assert front and all(str(r["number"]) in confirmed for r in front)
+    for r in front:
+        seeds = [float(x) for x in r["accuracy_seeds"].split(",")]
+        assert r["n_seeds"] == "2" and len(seeds) == 2
+        assert float(r["accuracy"]) == pytest.approx(sum(seeds) / 2, abs=1e-5)
+        assert float(r["accuracy_low"]) <= float(r["accuracy"]) <= float(r["accuracy_high"])
+        assert r["confident"] in ("True", "False")
+        rounds = final[str(r["number"])]["latency_rounds_ms"]
+        assert len(rounds) == 5 and float(r["latency_ms"]) == pytest.approx(
+            sorted(rounds)[2], rel=1e-4)
+        assert float(r["latency_low_ms"]) <= float(r["latency_ms"]) <= float(r["latency_high_ms"])
+    pareto = json.loads((run / "pareto.json").read_text())
+    assert pareto["confidence"]["rule"].startswith("accuracies tied when")
+    assert pareto["pooled_seed_std"] is not None and pareto["pooled_seed_std"] >= 0
+    assert [b["name"] for b in pareto["confidence"]["baselines"]] == ["small_g3"]
+    html = (run / "report.html").read_text()
+    assert "<h2>Noise</h2>" in html and "pooled seed std" in html
+    # a second look (nasl report) gives the same rows: confirmation is stored, not recomputed
+    assert main(["report", str(run), "--quiet"]) == 0
+    assert read_csv(run / "trials.csv") == rows
+
+
+@pytest.mark.slow
+def test_seeds_per_trial_and_options_recorded(tiny_space: Path, tmp_path: Path):
+    space = load_space(tiny_space)
+    opts = SearchOptions(name="s", runs_dir=tmp_path, trials=2, epochs=1, seeds=2,
+                         confirm_seeds=0, scheduler="asha", runtime="onnxruntime", prescreen=3,
+                         show_progress=False)
+    out = run_search(space, opts)
+    assert out.trained == 2
+    rows = [r for r in read_csv(tmp_path / "s" / "trials.csv") if r["state"] == "COMPLETE"
+            and r["feasible"] == "True"]
+    assert rows and all(r["n_seeds"] == "2" for r in rows)
+    env = json.loads((tmp_path / "s" / "env.json").read_text())
+    assert env["seeds"] == 2 and env["runtime"] == "onnxruntime"
+    assert env["scheduler"]["scheduler"] == "asha" and env["confirm_seeds"] == 0
+    assert env["prescreen"]["on"] is False and "needs at least 10" in env["prescreen"]["reason"]
+    assert all(float(r["latency_ms"]) > 0 for r in rows)
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--seeds", "0"], "--seeds 0: expected an integer >= 1"),
+    (["--confirm-seeds", "-1"], "--confirm-seeds -1"),
+    (["--prescreen", "-2"], "--prescreen -2"),
+    (["--scheduler", "hyperband"], "--scheduler"),
+    (["--runtime", "tensorrt"], "--runtime"),
+])
+def test_bad_noise_and_schedule_flags(tiny_space: Path, tmp_path: Path, capsys, args, msg):
+    rc = main(["search", str(tiny_space), "--runs-dir", str(tmp_path), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and msg in err and len(err.splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())
