@@ -244,10 +244,16 @@ def check_sqlite_file(url: str, where: str) -> None:
     if not db.is_file():
         raise NaslError(f"{where}: study database {str(db)!r} not found")
     with db.open("rb") as f:
-        head = f.read(16)
-    if head != b"SQLite format 3\x00":
+        head = f.read(100)
+    if len(head) < 100 or head[:16] != b"SQLite format 3\x00":
         raise NaslError(f"{where}: {str(db)!r} is not a SQLite database (empty, truncated or "
                         "overwritten); restore it from a copy")
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    if pages and db.stat().st_size < page * pages:
+        raise NaslError(f"{where}: {str(db)!r} is not a SQLite database any more: truncated to "
+                        f"{db.stat().st_size} of {page * pages} bytes; restore it from a copy")
 
 
 # ------------------------------------------------------------------------------ exports
