@@ -16,11 +16,11 @@ Usage (the lead's full benchmark; minutes per run on 2 cores):
 
     python bench/bench_schedulers.py --data fashion-mnist:/usr/share/datasets/fashion-mnist \\
         --subset 10000 --epochs 9 --trials 20 --trials-for asha=40 --seeds 0 1 2 \\
-        --schedulers none front asha asha-strict "asha-r3=asha --min-rung 3"
+        --schedulers none front asha asha-strict
 
 A scheduler entry is ``NAME`` (passed as ``--scheduler NAME``) or ``LABEL=NAME ARGS...``
-(extra ``nasl search`` arguments for that variant, e.g. the scheduler's options under
-whatever flag names ``nasl search`` gives them). While ``nasl search`` has no
+(extra ``nasl search`` arguments for that variant, e.g. ``"front5=front --early-stop-margin
+0.05"``; asha's ``eta`` and ``r_min`` have no CLI flags yet). While ``nasl search`` has no
 ``--scheduler`` flag, ``none`` falls back to ``--no-early-stop``, ``front`` to the default
 early stop, and the others are skipped with a note. Prints markdown tables to paste into
 docs/benchmarks.md and writes every run's numbers to ``--out`` (JSON).
