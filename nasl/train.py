@@ -31,14 +31,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasl import contention as _contention
+from nasl.contention import Meter
 from nasl.data import DataSplits
 from nasl.errors import NaslError
 
 OPTIMIZERS = ("sgd", "adamw")
-CONTENDED_WAIT = 0.25
-"""A trial is contended when its threads waited for a core more than this share of the time."""
-CONTENDED_CPU = 0.5
-"""Without schedstat: contended when CPU time / wall time / threads is below this."""
+CONTENDED_WAIT = _contention.CONTENDED_WAIT
+CONTENDED_CPU = _contention.CONTENDED_CPU
 
 
 class ContendedWarning(UserWarning):
@@ -145,61 +145,8 @@ class TrainResult:
     contended: bool = False
 
 
-def sched_times() -> tuple[int, int] | None:
-    """(run ns, runqueue-wait ns) summed over this process's threads, or None without schedstat."""
-    run = wait = 0
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return None
-    for tid in tasks:
-        try:
-            with open(f"/proc/self/task/{tid}/schedstat") as f:
-                fields = f.read().split()
-        except OSError:  # a thread that ended meanwhile, or no schedstat at all
-            continue
-        run, wait = run + int(fields[0]), wait + int(fields[1])
-    return (run, wait) if run > 0 else None
-
-
-@dataclass
-class _Meter:
-    """Wall, process CPU and schedstat time, summed over the timed training steps."""
-
-    wall: float = 0.0
-    thread_wall: float = 0.0
-    cpu: float = 0.0
-    run: int = 0
-    wait: int = 0
-    sched: bool = True
-    _start: tuple[float, float, tuple[int, int] | None, int] = (0.0, 0.0, None, 1)
-
-    def start(self, threads: int) -> None:
-        self._start = (time.perf_counter(), time.process_time(), sched_times(), threads)
-
-    def stop(self) -> float | None:
-        """Add the time since ``start``; return that stretch's wait ratio (None: unknown)."""
-        wall0, cpu0, sched0, threads = self._start
-        wall = time.perf_counter() - wall0
-        self.wall += wall
-        self.thread_wall += wall * threads
-        self.cpu += time.process_time() - cpu0
-        sched1 = sched_times()
-        if sched0 is None or sched1 is None:
-            self.sched = False
-            return None
-        run, wait = sched1[0] - sched0[0], sched1[1] - sched0[1]
-        self.run += run
-        self.wait += wait
-        return wait / (run + wait) if run > 0 else None
-
-    def ratios(self, threads: int | None = None) -> tuple[float, float | None, bool]:
-        """(cpu_ratio, wait_ratio, contended); ``threads`` overrides the recorded counts."""
-        per = self.wall * threads if threads is not None else self.thread_wall
-        cpu = self.cpu / per if per > 0 else 0.0
-        wait = self.wait / (self.run + self.wait) if self.sched and self.run > 0 else None
-        contended = wait > CONTENDED_WAIT if wait is not None else 0 < cpu < CONTENDED_CPU
-        return cpu, wait, contended
+_Meter = Meter  # (the name the tests use)
+sched_times = _contention.sched_times
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -351,7 +298,7 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
             step = 0
             train_seconds = 0.0
             images = 0
-            meter = _Meter()
+            meter = Meter()
             wall0, cpu0 = time.perf_counter(), time.process_time()
             for epoch in range(1, epochs + 1):
                 with epoch_guard() if epoch_guard is not None else contextlib.nullcontext():
@@ -405,7 +352,8 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
             wall = time.perf_counter() - wall0
             model.eval()
             used = torch.get_num_threads()
-            cpu_ratio, wait_ratio, contended = meter.ratios()
+            cpu_ratio, wait_ratio, contended = meter.ratios(wait_limit=CONTENDED_WAIT,
+                                                            cpu_limit=CONTENDED_CPU)
             if contended:
                 _warn_contended(data.name, cpu_ratio, wait_ratio, used)
             return TrainResult(

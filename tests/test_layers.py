@@ -14,7 +14,7 @@ LAYERS: list[set[str]] = [
     {"errors", "vocab", "record", "units", "guards", "signals", "owners"},
     {"specs", "arch", "pareto", "confidence"},
     {"blocks", "families", "space", "spaces", "data", "datasets", "cifar_io"},
-    {"builder", "cost", "train", "zerocost", "latency"},
+    {"contention", "builder", "cost", "train", "zerocost", "latency"},
     {"verdict", "results"},
     {"report", "report_run"},
     {"tracking"},

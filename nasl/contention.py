@@ -1,0 +1,75 @@
+"""Is this process sharing its cores? Wall, CPU and scheduler-wait time of training steps.
+
+In: nothing (reads ``time`` and Linux ``/proc/self/task/*/schedstat``). Out: a :class:`Meter`
+whose ``ratios()`` give the CPU/wall ratio per thread, the share of time the threads waited
+for a core, and whether that counts as contended.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+CONTENDED_WAIT = 0.25
+"""A trial is contended when its threads waited for a core more than this share of the time."""
+CONTENDED_CPU = 0.5
+"""Without schedstat: contended when CPU time / wall time / threads is below this."""
+
+
+def sched_times() -> tuple[int, int] | None:
+    """(run ns, runqueue-wait ns) summed over this process's threads, or None without schedstat."""
+    run = wait = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                fields = f.read().split()
+        except OSError:  # a thread that ended meanwhile, or no schedstat at all
+            continue
+        run, wait = run + int(fields[0]), wait + int(fields[1])
+    return (run, wait) if run > 0 else None
+
+
+@dataclass
+class Meter:
+    """Wall, process CPU and schedstat time, summed over the timed training steps."""
+
+    wall: float = 0.0
+    thread_wall: float = 0.0
+    cpu: float = 0.0
+    run: int = 0
+    wait: int = 0
+    sched: bool = True
+    _start: tuple[float, float, tuple[int, int] | None, int] = (0.0, 0.0, None, 1)
+
+    def start(self, threads: int) -> None:
+        self._start = (time.perf_counter(), time.process_time(), sched_times(), threads)
+
+    def stop(self) -> float | None:
+        """Add the time since ``start``; return that stretch's wait ratio (None: unknown)."""
+        wall0, cpu0, sched0, threads = self._start
+        wall = time.perf_counter() - wall0
+        self.wall += wall
+        self.thread_wall += wall * threads
+        self.cpu += time.process_time() - cpu0
+        sched1 = sched_times()
+        if sched0 is None or sched1 is None:
+            self.sched = False
+            return None
+        run, wait = sched1[0] - sched0[0], sched1[1] - sched0[1]
+        self.run += run
+        self.wait += wait
+        return wait / (run + wait) if run > 0 else None
+
+    def ratios(self, threads: int | None = None, *, wait_limit: float = CONTENDED_WAIT,
+               cpu_limit: float = CONTENDED_CPU) -> tuple[float, float | None, bool]:
+        """(cpu_ratio, wait_ratio, contended); ``threads`` overrides the recorded counts."""
+        per = self.wall * threads if threads is not None else self.thread_wall
+        cpu = self.cpu / per if per > 0 else 0.0
+        wait = self.wait / (self.run + self.wait) if self.sched and self.run > 0 else None
+        contended = wait > wait_limit if wait is not None else 0 < cpu < cpu_limit
+        return cpu, wait, contended
