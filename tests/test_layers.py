@@ -12,7 +12,7 @@ ROOT = Path(nasl.__file__).parent
 # Lowest first. A module may import its own layer or lower ones (see docs/architecture.md).
 LAYERS: list[set[str]] = [
     {"errors", "vocab", "record", "units", "guards", "signals", "owners"},
-    {"specs", "arch", "pareto", "confidence"},
+    {"specs", "arch", "pareto", "latency_stats", "confidence"},
     {"blocks", "families", "space", "spaces", "data", "datasets", "cifar_io"},
     {"contention", "builder", "cost", "train", "zerocost", "latency"},
     {"verdict", "results"},
