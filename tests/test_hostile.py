@@ -386,3 +386,53 @@ def test_sigterm_writes_outputs_and_a_message(space, tmp_path):
     assert p.returncode == 130, err
     assert "interrupted: outputs written" in err and "Traceback" not in err
     assert (runs / "s" / "trials.csv").is_file() and (runs / "s" / "report.html").stat().st_size
+
+
+def test_interrupted_trials_are_failed_not_infeasible():
+    import optuna
+
+    from nasl import results
+    from nasl.report.rows import summary_line
+    from nasl.search.study import fail_interrupted
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    t = study.ask()
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    t.set_user_attr("owner", f"{socket.gethostname()}:{gone.pid}:1")  # killed -9, say
+    t.set_user_attr("trained", True)
+    assert [x.number for x in fail_interrupted(study)] == [0]
+    line = summary_line(results.load_rows(study))
+    assert "1 failed" in line and "0 infeasible" in line
+
+
+def test_report_files_are_replaced_atomically(run_copy, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from nasl.report import rebuild
+    from nasl.report import tables
+
+    old_html, old_png = (run_copy / "report.html").read_bytes(), (run_copy / "pareto.png").read_bytes()
+
+    def broken(*a, **k):
+        raise RuntimeError("killed while writing")
+
+    monkeypatch.setattr(tables, "confidence_lines", broken)
+    with pytest.raises(RuntimeError):
+        rebuild(run_copy)
+    assert (run_copy / "report.html").read_bytes() == old_html
+    monkeypatch.undo()
+
+    real = Figure.savefig
+
+    def half(self, path, *a, **k):
+        Path(path).write_bytes(b"\x89PNG half")
+        raise RuntimeError("killed while writing")
+
+    monkeypatch.setattr(Figure, "savefig", half)
+    with pytest.raises(RuntimeError):
+        rebuild(run_copy)
+    assert (run_copy / "pareto.png").read_bytes() == old_png
+    assert real is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -263,4 +264,6 @@ def write_png(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     fig.suptitle(f"{title}\n{summary_line(trials, objectives, budgets)}", fontsize=10)
-    fig.savefig(path)
+    tmp = Path(path).with_name(f".{Path(path).stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)  # atomic: a kill never leaves a half-written picture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -165,6 +166,8 @@ def write_html(
     parts += list(extra)
     head = f'<meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style>'
     page = f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
-    Path(path).write_text(page, encoding="utf-8")
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a kill never leaves a half-written report
 
 

@@ -116,6 +116,8 @@ def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
     (its design is queued again by the caller and ``--trials`` stays the total)."""
     study._storage.set_trial_user_attr(trial._trial_id, "reason", reason)
     study._storage.set_trial_user_attr(trial._trial_id, "trained", False)
+    if "feasible" not in trial.user_attrs:  # interrupted, not rejected: counted as failed
+        study._storage.set_trial_user_attr(trial._trial_id, "feasible", True)
     study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
