@@ -14,7 +14,7 @@ LAYERS: list[set[str]] = [
     {"errors", "vocab", "record", "units", "guards", "signals", "owners"},
     {"specs", "arch", "pareto", "latency_stats", "confidence"},
     {"blocks", "families", "space", "spaces", "data", "datasets", "cifar_io"},
-    {"contention", "builder", "cost", "train", "zerocost", "latency"},
+    {"contention", "devices", "builder", "cost", "train", "zerocost", "latency"},
     {"verdict", "results"},
     {"report", "report_run"},
     {"tracking"},
