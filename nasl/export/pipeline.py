@@ -33,10 +33,10 @@ MIN_EPOCHS = 30
 DEFAULT_PICK = "knee"
 PRESET_DATA = "digits"
 PRESET_RESOLUTION = 32
-KNEE_RULE = ("Knee: each objective is min-max normalised over the Pareto front; the knee is the "
-             "front point farthest from the plane through the per-objective extremes, towards the "
-             "ideal point, i.e. the point that gives up least in any objective "
-             "(`nasl.pareto.knee`).")
+KNEE_RULE = ("Knee: among the confident front members (a member tied within noise with a cheaper "
+             "one gives way to it), each objective min-max normalised; the knee is the point "
+             "farthest from the plane through the per-objective extremes, towards the ideal "
+             "point, i.e. the one that gives up least in any objective (`nasl.pareto.knee`).")
 
 
 def default_epochs(proxy_epochs: int | None) -> int:
@@ -71,7 +71,7 @@ def choose_trial(study: Any, env: Mapping[str, Any], run: str, *, trial: int | N
     from the Pareto front (``knee`` when neither is given). NaslError with one line otherwise."""
     import optuna
 
-    from nasl import pareto, results
+    from nasl import pareto, results, verdict
 
     trials = study.get_trials(deepcopy=False)
     if trial is not None:
@@ -94,6 +94,8 @@ def choose_trial(study: Any, env: Mapping[str, Any], run: str, *, trial: int | N
         raise NaslError(f"--pick {how!r}: unknown choice; expected one of {', '.join(valid)}")
     rows = results.load_rows(study)
     front = [rows[i] for i in results.mark_front(rows, objectives)]
+    if verdict.front_verdict(rows, objectives) is not None:  # only the confident members:
+        front = [r for r in front if r.get("confident")]  # a tie goes to its cheapest member
     if not front:
         raise NaslError(f"run {run!r} has no completed feasible trial yet, so no Pareto front to "
                         "pick from; use --trial N")
