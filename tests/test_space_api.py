@@ -48,7 +48,8 @@ def small():
 def test_typed_sections(small) -> None:
     assert small.name == "small" and small.family == "shufflenet"
     assert small.target.input_size == 224 and small.target.num_classes == 1000
-    assert small.proxy.dataset == "digits" and small.proxy.epochs == 2
+    assert small.proxy.dataset == "fmnist-mini"  # the shipped default (issue 11)
+    assert small.proxy.epochs == 2
     assert small.proxy.train_kwargs()["batch_size"] == 64
     assert [(o.metric, o.direction) for o in small.objectives] == [
         ("accuracy", "max"), ("macs", "min"), ("latency_ms", "min")]
