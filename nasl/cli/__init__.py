@@ -162,11 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="only the table")
     sp.set_defaults(func=cmd_report)
 
+    from nasl.fidelity import add_parser as add_fidelity
     from nasl.latency.cli import add_parser as add_latency
     from nasl.zerocost.command import add_parser as add_proxies
 
     add_latency(sub)
     add_proxies(sub)
+    add_fidelity(sub)
     return p
 
 

@@ -14,8 +14,22 @@ from collections.abc import Sequence
 
 from nasl.errors import NaslError
 from nasl.fidelity.core import DEFAULT_SAMPLE, EPOCH_FACTOR, FidelityOptions, run_fidelity, stderr_progress
-from nasl.fidelity.output import log_fidelity_to_wandb, summary_lines, table
+from nasl.fidelity.output import fidelity_html, log_fidelity_to_wandb, summary_lines, table
 from nasl.fidelity.stats import DEFAULT_TOP_K
+
+
+def publish(run_dir: str) -> None:
+    """The result into report.html: an HTML fragment (``fidelity.html``) that the report
+    embeds, then the report rebuilt from the run's storage."""
+    from pathlib import Path
+
+    from nasl.report import rebuild
+    from nasl.results import write_text_atomic
+
+    frag = fidelity_html(run_dir)
+    if frag is not None:
+        write_text_atomic(Path(run_dir) / "fidelity.html", frag)
+        rebuild(run_dir)
 
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
@@ -28,6 +42,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
         if args.quiet:
             warnings.simplefilter("ignore")
         result = run_fidelity(args.run, opts, progress=None if args.quiet else stderr_progress)
+    publish(args.run)
     if args.wandb:
         log_fidelity_to_wandb(args.run, result, project=args.wandb_project, entity=args.wandb_entity)
     if args.json:

@@ -6,6 +6,7 @@ trials.csv, pareto.csv/json, report.html and pareto.png.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ def run_sections(run: results.RunDir) -> list[str]:
                    f"{pre.get('candidates')} candidates each)</p><table><thead><tr><th>metric"
                    "</th><th>Spearman</th><th>Kendall</th><th>n</th></tr></thead><tbody>"
                    f"{rows}</tbody></table>")
+    with contextlib.suppress(OSError):  # written by `nasl fidelity` next to fidelity.json
+        out.append((run.root / "fidelity.html").read_text(encoding="utf-8"))
     return out
 
 

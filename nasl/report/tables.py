@@ -110,11 +110,17 @@ def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]
         if not m["confident"]:
             lines.append(f"trial {m['name']} is tied within noise with the cheaper trial "
                          f"{m['tied_to']}")
+    unbeaten = []
     for b in conf["baselines"]:  # type: ignore[union-attr]
         who = ", ".join(f"#{n}" for n in b["beaten_by"])
-        lines.append(f"baseline {b['name']} (trial {b['trial']}): " + (
-            f"beaten beyond noise on accuracy at no more MACs{' and latency' if 'latency_ms' in conf['objectives'] else ''} by {who}"  # noqa: E501
-            if who else "no searched design beats it beyond noise"))
+        if not who:
+            unbeaten.append(str(b["name"]))
+            continue
+        lat = " and no slower" if "latency_ms" in conf["objectives"] else ""  # type: ignore[operator]
+        lines.append(f"baseline {b['name']} (trial {b['trial']}): beaten beyond noise on "
+                     f"accuracy at no more MACs{lat} by {who}")
+    if unbeaten:
+        lines.append(f"no searched design beats these baselines beyond noise: {', '.join(unbeaten)}")
     for a, b in conf["latency_ties"]:  # type: ignore[union-attr]
         lines.append(f"latencies of trials {a} and {b} cannot be told apart")
     if conf.get("knee") is not None:
