@@ -48,7 +48,8 @@ def confirm(session: Any) -> list[int]:
             todo = extra - len(have["accuracies"])
             if todo <= 0:
                 continue
-            seeds = seed_list(int(t.user_attrs["seed"]), todo, 1 + len(have["accuracies"]))
+            trained = len(t.user_attrs.get("accuracy_seeds") or [None])  # --seeds K: 0..K-1
+            seeds = seed_list(int(t.user_attrs["seed"]), todo, trained + len(have["accuracies"]))
             for s in seeds:
                 log.progress("confirm", {"number": n, "seed": s})
                 t0 = time.perf_counter()
