@@ -411,8 +411,7 @@ def test_interrupted_trials_are_failed_not_infeasible():
 def test_report_files_are_replaced_atomically(run_copy, monkeypatch):
     from matplotlib.figure import Figure
 
-    from nasl.report import rebuild
-    from nasl.report import tables
+    from nasl.report import rebuild, tables
 
     old_html, old_png = (run_copy / "report.html").read_bytes(), (run_copy / "pareto.png").read_bytes()
 
@@ -436,3 +435,32 @@ def test_report_files_are_replaced_atomically(run_copy, monkeypatch):
         rebuild(run_copy)
     assert (run_copy / "pareto.png").read_bytes() == old_png
     assert real is not None
+
+
+def test_heartbeat_marks_a_training_trial_alive():
+    import optuna
+
+    from nasl.owners import Heartbeat, last_seen
+
+    study = optuna.create_study(directions=["maximize"])
+    t = study.ask()
+    beat = Heartbeat(study, every_s=0.0)
+    beat("epoch", {"number": t.number, "epoch": 1})
+    frozen = study._storage.get_trial(t._trial_id)
+    assert frozen.user_attrs["heartbeat"] > 0 and last_seen(frozen) >= frozen.user_attrs["heartbeat"]
+    beat("epoch", {"number": 999})  # never raises, whatever the storage says
+
+
+@pytest.mark.slow
+def test_two_searches_with_the_same_name_at_the_same_moment(space, tmp_path):
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "nasl.cli", "search", str(space), "--name", "same", "--runs-dir",
+           str(runs), "--quiet", "--trials", "1", "--confirm-seeds", "0", "--no-baselines"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=600), p.communicate()[1]) for p in procs]
+    codes = sorted(rc for rc, _ in results)
+    assert codes == [0, 2], results
+    err = next(e for rc, e in results if rc == 2)
+    assert "Traceback" not in err and ("in use by" in err or "already exists" in err), err
+    assert json.loads((runs / "same" / "env.json").read_text())["run"] == "same"
