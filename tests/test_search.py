@@ -202,7 +202,8 @@ def test_early_stop_prunes_and_records_the_epoch(tiny_space: Path, tmp_path: Pat
 
     monkeypatch.setattr(Evaluator, "train", slow_learner)
     rc = run_cli("search", str(tiny_space), "--trials", "4", "--runs-dir", str(tmp_path),
-                 "--name", "p", "--quiet", "--sampler", "random", "--seed", "3")
+                 "--name", "p", "--quiet", "--sampler", "random", "--seed", "3",
+                 "--confirm-seeds", "0")  # (the fake learner needs an epoch callback)
     assert rc == 0
     rows = read_csv(tmp_path / "p" / "trials.csv")
     pruned = [r for r in rows if r["state"] == "PRUNED"]
