@@ -13,7 +13,7 @@ ROOT = Path(nasl.__file__).parent
 LAYERS: list[set[str]] = [
     {"errors", "vocab", "record", "units", "guards", "signals", "owners"},
     {"specs", "arch", "pareto", "latency_stats", "confidence"},
-    {"blocks", "families", "space", "spaces", "data", "datasets", "cifar_io"},
+    {"blocks", "families", "space", "spaces", "cifar_io", "data_sources", "data", "datasets"},
     {"contention", "devices", "builder", "cost", "train", "zerocost", "latency"},
     {"verdict", "results"},
     {"report", "report_run"},
