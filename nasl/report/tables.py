@@ -121,8 +121,10 @@ def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]
                      f"accuracy at no more MACs{lat} by {who}")
     if unbeaten:
         lines.append(f"no searched design beats these baselines beyond noise: {', '.join(unbeaten)}")
-    for a, b in conf["latency_ties"]:  # type: ignore[union-attr]
-        lines.append(f"latencies of trials {a} and {b} cannot be told apart")
+    ties = [tuple(p) for p in conf["latency_ties"]]  # type: ignore[union-attr]
+    if ties:
+        shown = ", ".join(f"{a}~{b}" for a, b in ties[:12]) + (" …" if len(ties) > 12 else "")
+        lines.append(f"latencies that cannot be told apart ({len(ties)} pairs of trials): {shown}")
     if conf.get("knee") is not None:
         lines.append(f"knee among the confident members: trial {conf['knee']}")
     return lines
