@@ -146,3 +146,41 @@ def test_bad_noise_and_schedule_flags(tiny_space: Path, tmp_path: Path, capsys, 
     err = capsys.readouterr().err.strip()
     assert rc == 2 and msg in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()  # nothing written
+
+
+@pytest.mark.slow
+def test_latency_budget_screened_by_the_predictor_first(tiny_space: Path, tmp_path: Path,
+                                                        monkeypatch):
+    """A design the calibrated predictor puts clearly over the latency budget is rejected
+    without being timed or trained; the others are timed as before."""
+    from types import SimpleNamespace
+
+    import nasl.latency.predictor as lp
+    from nasl.search.objective import Evaluator
+    from nasl.search.run import run_optuna
+    from nasl.search.session import Session
+
+    timed: list[str] = []
+    real_latency = Evaluator.latency
+
+    def counting(self, arch, **kw):
+        timed.append(arch.id)
+        return real_latency(self, arch, **kw)
+
+    def screen(predictor, arch, budget):  # width 0.5 is "clearly over", the rest is not
+        w = dict(arch.choices).get("width_mult")
+        return (99.0, True) if w == 0.5 else (0.1, False)
+
+    monkeypatch.setattr(Evaluator, "latency", counting)
+    monkeypatch.setattr(lp, "screen", screen)
+    opts = SearchOptions(name="p", runs_dir=tmp_path, trials=2, epochs=1, confirm_seeds=0,
+                         budgets={"latency_ms": 1000.0}, show_progress=False)
+    session = Session(load_space(tiny_space), opts)
+    session.log.predictor = SimpleNamespace(margin=0.1)
+    timed.clear()
+    run_optuna(session)
+    rows = read_csv(tmp_path / "p" / "trials.csv")
+    screened = [r for r in rows if "calibrated predictor" in r["reason"]]
+    assert screened and all(r["width_mult"] == "0.5" and r["feasible"] == "False"
+                            and r["latency_ms"] == "" and r["accuracy"] == "" for r in screened)
+    assert not [r for r in rows if r["width_mult"] == "0.5" and r["feasible"] == "True"]
