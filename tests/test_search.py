@@ -294,3 +294,17 @@ def test_resume_keeps_the_runs_budget_and_settings(tiny_space: Path, tmp_path: P
     capsys.readouterr()
     assert run_cli("search", str(tiny_space), "--resume", "--runs-dir", str(runs)) == 2
     assert "--resume needs --name" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_timeout_bounds_a_running_trial(tiny_space: Path, tmp_path: Path):
+    """--timeout also stops the trial that is training: at its next epoch, with the reason."""
+    tiny_space.write_text(tiny_space.read_text().replace("epochs: 2", "epochs: 200"))
+    t0 = time.perf_counter()
+    rc = run_cli("search", str(tiny_space), "--trials", "3", "--timeout", "3s",
+                 "--runs-dir", str(tmp_path), "--name", "tb", "--quiet", "--confirm-seeds", "0")
+    assert rc == 0 and time.perf_counter() - t0 < 120  # 200 epochs would take minutes
+    rows = read_csv(tmp_path / "tb" / "trials.csv")
+    stopped = [r for r in rows if r["reason"].startswith("stopped by --timeout")]
+    assert len(stopped) == 1 and stopped[0]["state"] == "PRUNED"
+    assert 1 <= int(stopped[0]["epochs"]) < 200

@@ -20,6 +20,7 @@ design is queued again so ``--resume`` runs it first.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class TrialLog:
         self.counts = {"rejected": 0, "pruned": 0, "failed": 0, "complete": 0}
         self.timings = {"train": 0.0, "latency": 0.0, "total": 0.0}
         self.rejected_in_a_row = 0
+        self.deadline: float | None = None  # time.monotonic() after which running trials stop
 
     # ------------------------------------------------------------------ events, records
     def progress(self, event: str, info: dict[str, Any]) -> None:
@@ -176,6 +178,8 @@ class TrialLog:
 
         Baselines always train to the end (they are the reference the front is read against).
         """
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return f"stopped by --timeout after epoch {epoch}"  # bounds a running trial too
         if self.stopper is None or not self.settings.early_stop or baseline:
             return None
         return self.stopper.check(costs, epoch, accuracy, number)

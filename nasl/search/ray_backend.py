@@ -92,6 +92,7 @@ def _searcher_class() -> type:
             self.baseline: dict[str, bool] = {}
             timeout = session.opts.timeout
             self.deadline = None if timeout is None else time.monotonic() + timeout
+            self.log.deadline = self.deadline
 
         # State lives in the Optuna storage (resume goes through it), not in Tune checkpoints.
         def save(self, checkpoint_path: str) -> None:

@@ -25,6 +25,7 @@ def run_optuna(session: Session) -> SearchOutcome:
     t0 = time.perf_counter()
     timeout = session.opts.timeout
     deadline = None if timeout is None else t0 + timeout
+    log.deadline = None if timeout is None else time.monotonic() + timeout
     interrupted = False
     try:
         while session.trained() < session.trials_target:
