@@ -92,15 +92,16 @@ def front_verdict(rows: Sequence[dict[str, Any]],
                   objectives: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
     """Mark ``confident``/``tied_with`` on the front rows → the front's confidence as a dict.
 
-    None when the objectives are not accuracy + MACs (+ latency): the front is then
-    reported without a confidence analysis. Trial numbers are strings in the dict.
+    None when the objectives are not accuracy + MACs (+ latency), or when no design was
+    trained with two seeds (the noise is unknown): the front is then reported without a
+    confidence analysis. Trial numbers are strings in the dict.
     """
     names = [m for m, _ in objectives]
     if set(names) - set(COVERED) or "accuracy" not in names or "macs" not in names:
         return None
     cands = candidates(rows, names)
-    if not cands:
-        return None
+    if not any(math.isfinite(c.accuracy_se) for c in cands):
+        return None  # no design has two seeds: the noise is unknown, nothing can be told apart
     fc = cf.front_confidence(cands, names)
     by_number = {str(r["number"]): r for r in rows}
     for m in fc.members:

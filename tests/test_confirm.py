@@ -87,7 +87,7 @@ def test_confirmation_stage_and_interleaved_retiming(tiny_space: Path, tmp_path:
                "1", "--runs-dir", str(tmp_path), "--name", "c", "--quiet"])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "pooled seed std of accuracy" in out and "baseline small_g3" in out
+    assert "pooled seed std of accuracy" in out and "baselines beyond noise: small_g3" in out
     run = tmp_path / "c"
     study = optuna.load_study(study_name="c", storage=f"sqlite:///{run / 'study.db'}")
     confirmed = study.user_attrs[record.CONFIRM]

@@ -98,7 +98,8 @@ def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]
         rows[i]["pareto"] = True
     conf = verdict.front_verdict(rows, list(objectives))
     if conf is None:
-        return ["no noise analysis: it covers the objectives accuracy, macs and latency_ms"]
+        return ["no noise analysis: it needs the objectives accuracy and macs (latency_ms "
+                "optional) and a design trained with two seeds (--seeds, --confirm-seeds)"]
     groups = [verdict.seed_values(r) for r in rows if r.get("state") == "COMPLETE"]
     sd = confidence.pooled_std(groups)
     lines = [f"rule: {conf['rule']}",
