@@ -83,7 +83,8 @@ def _searcher_class() -> type:
     class NaslOptunaSearch(OptunaSearch):
         """OptunaSearch whose trials go through nasl's :class:`TrialLog` (the driver's)."""
 
-        def __init__(self, session: Session, pruned: dict[str, tuple[str, int]], **kwargs: Any):
+        def __init__(self, session: Session, pruned: dict[str, tuple[str, int, float]],
+                 **kwargs: Any):
             super().__init__(**kwargs)
             self.session, self.log, self.pruned = session, session.log, pruned
             self.started = session.trained()
@@ -147,7 +148,9 @@ def _searcher_class() -> type:
             curve = self.curves.get(trial_id, [])
             state = result.get("nasl_state")
             if trial_id in self.pruned:
-                reason, _epoch = self.pruned[trial_id]
+                reason, epoch, accuracy = self.pruned[trial_id]
+                if len(curve) < epoch:  # Tune may stop a trial before the searcher saw its result
+                    curve = [*curve, accuracy]
                 log.stop(ot, "PRUNED", curve, reason, rec=rec)
             elif state == "INFEASIBLE":
                 self.started -= 1
@@ -163,7 +166,7 @@ def _searcher_class() -> type:
     return NaslOptunaSearch
 
 
-def _scheduler(session: Session, searcher: Any, pruned: dict[str, tuple[str, int]]) -> Any:
+def _scheduler(session: Session, searcher: Any, pruned: dict[str, tuple[str, int, float]]) -> Any:
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
     log = session.log
@@ -182,7 +185,7 @@ def _scheduler(session: Session, searcher: Any, pruned: dict[str, tuple[str, int
             why = log.should_stop(bool(searcher.baseline.get(tid)), costs, int(result["epoch"]),
                                   float(result["accuracy"]), searcher._ot_trials[tid].number)
             if why:
-                pruned[tid] = (why, int(result["epoch"]))
+                pruned[tid] = (why, int(result["epoch"]), float(result["accuracy"]))
                 return TrialScheduler.STOP
             return TrialScheduler.CONTINUE
 
@@ -215,7 +218,7 @@ def run_ray(space: Any, opts: SearchOptions, *, workers: int | None = None,
             raise NaslError(f"--address {address}: cannot connect to Ray ({e})") from None
     cpus = ray.cluster_resources().get("CPU", 1)
     n = workers or max(1, int(cpus // cpus_per_trial))
-    pruned: dict[str, tuple[str, int]] = {}
+    pruned: dict[str, tuple[str, int, float]] = {}
     s = session.settings
     searcher = _searcher_class()(
         session, pruned,
