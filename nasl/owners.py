@@ -62,6 +62,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: A RUNNING trial with no owner yet is someone's fresh ask for this long (seconds).
+UNOWNED_GRACE_S = 120.0
+
+
 def alive(owner: str | None, last_seen: float | None = None, now: float | None = None) -> bool:
     """Whether the owner of a RUNNING trial may still be running it (see the module doc).
 
@@ -69,7 +73,9 @@ def alive(owner: str | None, last_seen: float | None = None, now: float | None =
     trial's last sign of life (start or heartbeat), used for other hosts.
     """
     if not owner or not isinstance(owner, str):
-        return False
+        # asked a moment ago by a process that has not recorded itself yet: not stale
+        return last_seen is not None and (time.time() if now is None else now) - last_seen < \
+            UNOWNED_GRACE_S
     parts = owner.split(":")
     if len(parts) == 3:
         host, pid_s, start = parts

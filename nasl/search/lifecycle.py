@@ -106,6 +106,7 @@ class TrialLog:
     # ------------------------------------------------------------------ before training
     def propose(self, trial: Any) -> Candidate:
         """Sample a design for ``trial`` and cost it analytically (microseconds)."""
+        trial.set_user_attr("owner", st.owner())  # first: other processes see it is taken
         params = self.space.sample(trial)
         seed = trial_seed(self.settings.seed, trial.number)
         arch = self.space.to_arch(params)
