@@ -74,7 +74,7 @@ BEFORE: tuple[str, ...] = ("number", "state", "baseline")
 AFTER: tuple[str, ...] = tuple(f.name for f in FIELDS)
 #: Columns computed when rows are written, not stored on the trial.
 DERIVED: tuple[str, ...] = ("pareto", "confident", "tied_with", "accuracy_std", "accuracy_low",
-                            "accuracy_high", "n_seeds", "latency_low_ms", "latency_high_ms")
+                            "accuracy_high", "n_seeds")
 
 KINDS = {"number": "int", "state": "text", "baseline": "text", **{f.name: f.kind for f in FIELDS}}
 INT_COLUMNS = tuple(k for k, v in KINDS.items() if v == "int")
