@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import yaml
+
 from nasl.errors import NaslError
 
 METRICS = ("macs", "params", "size_mb", "latency_ms")
@@ -219,3 +221,18 @@ class Budgets(Mapping[str, float]):
     def to_texts(self) -> dict[str, str]:
         """``{metric: '40M'}``: the YAML form (parses back to the same values)."""
         return {k: format_budget(k, v) for k, v in self.items()}
+
+
+def parse_assignments(items: Iterable[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` strings → dict; values are read as YAML scalars/lists (0.5, true, [4,8,4])."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise NaslError(f"--set {item!r}: expected KEY=VALUE, e.g. --set width_mult=0.5")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            raise NaslError(f"--set {item!r}: cannot read value {raw!r}; expected a number, "
+                            "true/false, a word or a list like [4,8,4]") from None
+    return out

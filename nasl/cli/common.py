@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
 from nasl.errors import NaslError
+from nasl.units import parse_assignments
 
 MACS_NOTE = ("MACs are multiply-accumulates of conv and linear layers (BN, activations, pooling "
              "count zero); 'FLOPs' means the same, as in the ShuffleNet paper: 40MFLOPs = 40e6 "
              "multiply-adds.")
 
 
-def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` strings → dict; values are read as YAML scalars/lists (0.5, true, [4,8,4])."""
-    out: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise NaslError(f"--set {item!r}: expected KEY=VALUE, e.g. --set width_mult=0.5")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            raise NaslError(f"--set {item!r}: cannot read value {raw!r}; expected a number, "
-                            "true/false, a word or a list like [4,8,4]") from None
-    return out
+parse_set = parse_assignments  # (the CLI's name)
 
 
 def console() -> Any:

@@ -18,22 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nasl.errors import NaslError
-
-
-def _sets(items: list[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise NaslError(f"--set {item!r}: expected KEY=VALUE, e.g. --set width_mult=0.5")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            raise NaslError(f"--set {item!r}: cannot read value {raw!r}") from None
-    return out
+from nasl.units import parse_assignments
 
 
 def _target(args: argparse.Namespace, space: Any) -> Any:
@@ -98,7 +84,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if pred.fingerprint != target.fingerprint():
         raise NaslError(f"{str(path)!r} was calibrated for another target ({pred.fingerprint}, "
                         f"this is {target.fingerprint()}); calibrate again")
-    params = space.complete(_sets(args.set), where=("--set",))
+    params = space.complete(parse_assignments(args.set), where=("--set",))
     arch = space.to_arch(params)
     out: dict[str, Any] = {"space": space.name, "arch_id": arch.id, "macs": arch.macs(),
                            "predicted_ms": pred.predict(arch), "target": target.label(),
