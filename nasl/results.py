@@ -107,7 +107,11 @@ def environment(seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any
 def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """One trials.csv row from a finished (or running) trial's user attributes."""
     ua = t.user_attrs
-    row: dict[str, Any] = {"number": t.number, "state": t.state.name,
+    # a candidate rejected by a budget is told to Optuna as COMPLETE (with its constraints);
+    # trials.csv says what it is
+    state = "INFEASIBLE" if t.state.name == "COMPLETE" and ua.get("feasible") is False \
+        else t.state.name
+    row: dict[str, Any] = {"number": t.number, "state": state,
                            "baseline": ua.get("baseline", "")}
     row.update(ua.get("choices", {}))
     for key in AFTER:

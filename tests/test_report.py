@@ -229,3 +229,18 @@ def test_design_columns_skip_meta() -> None:
     trials = _trials()
     trials[0].update(best_accuracy=0.63, device_name="Xeon", node="n1", arch_id="ab12", seed=7)
     assert report.design_columns(trials) == ["width_mult", "resolution_mult"]
+
+
+def test_clustered_baseline_labels_are_stacked_not_drawn_on_each_other() -> None:
+    from nasl.report.figures import label_positions, label_stack
+
+    rows = [{"baseline": f"b{i}", "macs": m, "accuracy": a, "state": "COMPLETE"}
+            for i, (m, a) in enumerate([(13.3e6, 0.82), (13.5e6, 0.80), (13.4e6, 0.81),
+                                        (37.6e6, 0.83), (9e6, 0.79)])]
+    stack = label_stack(rows, "macs")
+    cluster = [stack[i] for i in (0, 1, 2)]
+    assert sorted(k for k, _ in cluster) == [0, 1, 2] and {n for _, n in cluster} == {3}
+    assert stack[1][0] == 0 and stack[0][0] == 2  # stacked in accuracy order, bottom up
+    assert stack[3] == (0, 1) and stack[4] == (0, 1)  # alone: no stacking
+    pos = label_positions(rows, "macs")
+    assert len({pos[i] for i in (0, 1, 2)}) == 3  # plotly: a different side for each

@@ -64,6 +64,47 @@ def accuracy_error(rows: Sequence[Row]) -> dict[str, Any] | None:
             "arrayminus": bars[0]}
 
 
+def label_positions(rows: Sequence[Row], x: str) -> list[str]:
+    """A label position per baseline so that labels of clustered baselines do not overlap:
+    in order of x, neighbours closer than 4 % of the x range (or of a log decade) take turns
+    above/below and right/left of their marker."""
+    cycle = ["top right", "bottom right", "top left", "bottom left", "middle right", "middle left"]
+    xs = [num(r, x) or 0.0 for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: (xs[i], num(rows[i], "accuracy") or 0.0))
+    span = (max(xs) - min(xs)) if xs else 0.0
+    out = ["top right"] * len(rows)
+    k = 0
+    for prev, i in zip([None, *order], order, strict=False):
+        near = prev is not None and abs(xs[i] - xs[prev]) <= 0.04 * (span or 1.0)
+        k = k + 1 if near else 0
+        out[i] = cycle[k % len(cycle)]
+    return out
+
+
+def label_stack(rows: Sequence[Row], x: str) -> list[tuple[int, int]]:
+    """(place in its cluster, cluster size) per baseline: baselines whose x differ by no more
+    than 4 % of the x range (in log10 when the range spans a decade) form a cluster, ordered by
+    accuracy from the bottom, so their labels can be stacked instead of drawn on each other."""
+    import math
+
+    xs = [num(r, x) or 0.0 for r in rows]
+    log = bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 10
+    pos = [math.log10(v) for v in xs] if log else xs
+    span = (max(pos) - min(pos)) if pos else 0.0
+    order = sorted(range(len(rows)), key=lambda i: pos[i])
+    clusters: list[list[int]] = []
+    for i in order:
+        if clusters and pos[i] - pos[clusters[-1][-1]] <= 0.04 * (span or 1.0):
+            clusters[-1].append(i)
+        else:
+            clusters.append([i])
+    out = [(0, 1)] * len(rows)
+    for c in clusters:
+        for k, i in enumerate(sorted(c, key=lambda j: num(rows[j], "accuracy") or 0.0)):
+            out[i] = (k, len(c))
+    return out
+
+
 def _tickformat(column: str) -> str:
     """SI tick labels (37.6M) for counts, plain numbers otherwise."""
     return "~s" if column in ("macs", "params") else ""
@@ -135,7 +176,8 @@ def accuracy_figure(
         star = {"symbol": "star", "size": 15, "color": "#222"}
         names = [row_baseline(r) for r in p.baselines]
         fig.add_trace(_points(p.baselines, p.x, "accuracy", "baselines", cols, mode="markers+text",
-                              text=names, textposition="top center", marker=star))  # fmt: skip
+                              text=names, textposition=label_positions(p.baselines, p.x),
+                              marker=star))  # fmt: skip
     if p.budget is not None:
         fig.add_trace(_budget_trace(p.budget, f"budget {fmt_budget(p.x, p.budget)}"))
     label = LABELS.get(p.x, p.x)
@@ -234,10 +276,14 @@ def write_png(
                            label=f"{cat} (not trained)")  # fmt: skip
         if p.step:
             ax.step(*zip(*p.step, strict=True), where="post", c=COLORS["front"], lw=1.2, zorder=2)
-        for r in p.baselines:
+        for r, (k, n) in zip(p.baselines, label_stack(p.baselines, x), strict=True):
             xy = (num(r, x) or 0.0, num(r, "accuracy") or 0.0)
             ax.scatter(*xy, marker="*", s=160, c="#222", zorder=4)
-            ax.annotate(row_baseline(r), xy, xytext=(6, 6), textcoords="offset points", fontsize=8)
+            # a cluster's labels form a column beside it, joined to their stars by thin lines
+            ax.annotate(row_baseline(r), xy, xytext=(14, 11 * (k - (n - 1) / 2)),
+                        textcoords="offset points", fontsize=7, va="center",
+                        arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "#888"} if n > 1
+                        else None)
         if p.budget is not None:
             ax.axvline(
                 p.budget, ls="--", c="#555", lw=1, label=f"budget {fmt_budget(x, p.budget)}"

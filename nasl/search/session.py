@@ -68,7 +68,8 @@ class Session:
         self._prepare_dir()  # everything above is checked before anything is written
         self.storage = opts.storage or self.run.default_storage
         self.study = open_study(self.storage, name, [d for _, d in self.settings.objectives],
-                                self.sampler, resume=opts.resume)
+                                self.sampler, resume=opts.resume,
+                                metrics=[m for m, _ in self.settings.objectives])
         s = self.settings
         stopper = make_scheduler(opts.scheduler if opts.early_stop else "none",
                                  s.cost_objectives, s.train.epochs, margin=s.early_stop_margin)

@@ -43,10 +43,16 @@ def make_sampler(name: str, seed: int, *, n_startup: int = 10) -> optuna.sampler
 
 
 def open_study(storage: str, name: str, directions: Sequence[str], sampler: Any, *,
-               resume: bool) -> optuna.Study:
-    """Create the study, or load it when ``resume`` (its directions must match)."""
+               resume: bool, metrics: Sequence[str] | None = None) -> optuna.Study:
+    """Create the study, or load it when ``resume`` (its directions must match); a new study
+    carries its objective names (``metrics``) so optuna-dashboard labels its axes."""
     with quiet_optuna():
-        return _open_study(storage, name, directions, sampler, resume=resume)
+        study = _open_study(storage, name, directions, sampler, resume=resume)
+        if metrics and not resume:
+            with warnings.catch_warnings():  # set_metric_names is "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(list(metrics))
+        return study
 
 
 def _open_study(storage: str, name: str, directions: Sequence[str], sampler: Any, *,
