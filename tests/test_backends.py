@@ -71,6 +71,7 @@ def test_reject_complete_prune(backend: str, tiny_space: Path, tmp_path: Path, m
     rejected = [r for r in rows if r["feasible"] == "False"]
     trained = [r for r in rows if r["feasible"] == "True"]
     assert rejected and all("over budget" in r["reason"] and r["accuracy"] == "" for r in rejected)
+    assert all(r["state"] == "INFEASIBLE" for r in rejected)  # not COMPLETE, in trials.csv
     assert len(trained) == 4
     pruned = [r for r in trained if r["state"] == "PRUNED"]
     assert len(pruned) == 1 and pruned[0]["reason"] == "forced stop (test)"

@@ -90,6 +90,7 @@ def test_confirmation_stage_and_interleaved_retiming(tiny_space: Path, tmp_path:
     assert "pooled seed std of accuracy" in out and "baselines beyond noise: small_g3" in out
     run = tmp_path / "c"
     study = optuna.load_study(study_name="c", storage=f"sqlite:///{run / 'study.db'}")
+    assert study.metric_names == ["accuracy", "macs", "latency_ms"]  # optuna-dashboard's axes
     confirmed = study.user_attrs[record.CONFIRM]
     final = study.user_attrs[record.FINAL_LATENCY]
     rows = read_csv(run / "trials.csv")
