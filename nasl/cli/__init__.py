@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--confirm-seeds", type=int, default=None, metavar="K",
                     help="after the search, train the front and the designs within noise of it "
                          "with K more seeds (default 2; 0 turns the confirmation off)")
-    sp.add_argument("--confirm-max", type=int, default=8, metavar="N",
-                    help="confirm at most N designs (default 8)")
+    sp.add_argument("--confirm-max", type=int, default=6, metavar="N",
+                    help="confirm at most N designs (default 6)")
     sp.add_argument("--prescreen", type=int, default=0, metavar="N",
                     help="score N feasible random designs per trial with a zero-cost proxy and "
                          "train the best; switches itself on only when the proxy beats params and "

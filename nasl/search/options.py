@@ -47,7 +47,7 @@ class SearchOptions:
     final_repeats: int = 100
     seeds: int | None = None  # seeds per trial (default: the space's search.seeds, else 1)
     confirm_seeds: int | None = None  # extra seeds for the front after the search (0: off)
-    confirm_max: int = 8  # designs confirmed at most
+    confirm_max: int = 6  # designs confirmed at most
     runtime: str | None = None  # latency runtime (default: the space's target.runtime)
     scheduler: str = DEFAULT_SCHEDULER  # none | front | asha | asha-strict (search.schedulers)
     predictor: bool = True
