@@ -139,7 +139,7 @@ class Session:
             "epochs": s.train.epochs, "proxy_resolution": s.proxy_resolution,
             "target_device": s.device, "early_stop": s.early_stop, "seeds": s.seeds,
             "confirm_seeds": self.opts.confirm_seeds, "confirm_max": self.opts.confirm_max,
-            "runtime": s.runtime, "scheduler": self.log.stopper.settings(),
+            "runtime": s.runtime, "omp_policy": _omp_policy(), "scheduler": self.log.stopper.settings(),
             "choice_names": choice_names(self.space),
         })
         env["device"], env["device_name"] = self.device
@@ -212,6 +212,13 @@ class Session:
         interrupted = interrupted or getattr(self, "interrupted", False)
         return SearchOutcome(self.run, self.trained(), c["rejected"], c["pruned"], c["failed"],
                              front, self.log.timings["total"], interrupted, dict(self.log.timings))
+
+
+def _omp_policy() -> str:
+    """The OpenMP wait policy ``import nasl`` chose, and why."""
+    import nasl
+
+    return str(getattr(nasl, "OMP_POLICY", "unknown"))
 
 
 def _with_yaml_tracking(space: Any, opts: SearchOptions) -> SearchOptions:
