@@ -19,17 +19,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasl import confidence as cf
+from nasl.pareto import finite
 
 #: Objectives the confidence analysis covers (others: the front is reported without it).
 COVERED = ("accuracy", "macs", "latency_ms")
 
 
 def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
+    return finite(x)
 
 
 def seed_values(row: dict[str, Any]) -> list[float]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import html
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,14 +89,7 @@ def col(name: str) -> str:
 
 def num(row: Row, key: str) -> float | None:
     """Finite numeric value of ``row[key]`` or None."""
-    value = row.get(col(key))
-    if value is None or isinstance(value, bool) or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    return pareto.finite(row.get(col(key)))
 
 
 def row_state(row: Row) -> str:
