@@ -125,24 +125,32 @@ def _num(x: float) -> str:
     return f"{x:.10g}"
 
 
+def _exact(x: float) -> str:
+    """Short text for ``x`` when it reads back exactly, else Python's round-trip repr."""
+    return _num(x) if float(_num(x)) == x else repr(x)
+
+
 def format_budget(metric: str, value: float) -> str:
     """``('macs', 40e6)`` → ``'40M'``, ``'1.5Mparams'``, ``'5ms'``, ``'2MB'``.
 
     The text parses back to the same value with :func:`parse_budget`.
     """
     if metric == "latency_ms":
-        return f"{_num(value)}ms"
+        return f"{_exact(value)}ms"
     if metric == "size_mb":
-        return f"{_num(value)}MB"
+        return f"{_exact(value)}MB"
     if metric not in ("macs", "params"):
         raise ValueError(f"unknown metric {metric!r}")
     suffix = "" if metric == "macs" else "params"
     for prefix, mult in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(value) >= mult:
             text = f"{_num(value / mult)}{prefix}{suffix}"
-            if parse_budget(text)[1] == value:
-                return text
-    return f"{_num(value)}{suffix}" if float(_num(value)) == value else f"{value!r}{suffix}"
+            try:
+                if parse_budget(text)[1] == value:
+                    return text
+            except NaslError:  # rounding pushed a huge value past the float range
+                pass
+    return f"{_exact(value)}{suffix}"
 
 
 def format_cost(metric: str, value: float) -> str:
