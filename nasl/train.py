@@ -35,6 +35,7 @@ from nasl import contention as _contention
 from nasl.contention import Meter
 from nasl.data import DataSplits
 from nasl.errors import NaslError
+from nasl.signals import check as check_interrupt
 
 OPTIMIZERS = ("sgd", "adamw")
 CONTENDED_WAIT = _contention.CONTENDED_WAIT
@@ -310,6 +311,7 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                     epoch_steps = 0
                     lr = peak
                     for i in range(steps_per_epoch):
+                        check_interrupt()  # a SIGTERM deferred out of a finalizer stops here
                         if step >= total:
                             break
                         idx = perm[i * bs:(i + 1) * bs]

@@ -464,3 +464,39 @@ def test_two_searches_with_the_same_name_at_the_same_moment(space, tmp_path):
     err = next(e for rc, e in results if rc == 2)
     assert "Traceback" not in err and ("in use by" in err or "already exists" in err), err
     assert json.loads((runs / "same" / "env.json").read_text())["run"] == "same"
+
+
+def test_sigterm_inside_a_finalizer_is_deferred_not_lost(capfd):
+    """CI, stop 16: a SIGTERM that lands inside a weakref finalizer raised KeyboardInterrupt
+    there; Python printed "Exception ignored ... KeyboardInterrupt" and dropped the stop."""
+    import os
+    import signal
+    import weakref
+
+    from nasl.signals import check, sigterm_as_interrupt
+
+    class Thing:
+        pass
+
+    with sigterm_as_interrupt():
+        obj = Thing()
+        weakref.finalize(obj, lambda: (os.kill(os.getpid(), signal.SIGTERM), sum(range(100))))
+        del obj  # the finalizer runs here; the handler runs inside it
+        err = capfd.readouterr().err
+        assert "Exception ignored" not in err and "KeyboardInterrupt" not in err
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            check()
+        check()  # raised once, then nothing is pending
+    assert signal.getsignal(signal.SIGTERM) is not None
+
+
+def test_sigterm_outside_a_finalizer_raises_at_once():
+    import os
+    import signal
+
+    from nasl.signals import sigterm_as_interrupt
+
+    with sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(10**6):  # the handler runs at the next bytecode
+            pass

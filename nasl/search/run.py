@@ -15,6 +15,7 @@ from nasl.search.lifecycle import Candidate
 from nasl.search.objective import Stopped, seed_list
 from nasl.search.options import SearchOutcome
 from nasl.search.session import Session
+from nasl.signals import check as check_interrupt
 
 INTERRUPTED = "interrupted by the user (Ctrl-C)"
 
@@ -32,6 +33,7 @@ def run_optuna(session: Session) -> SearchOutcome:
             if deadline is not None and time.perf_counter() > deadline:
                 log.progress("timeout", {})
                 break
+            check_interrupt()  # a SIGTERM deferred out of a finalizer stops here
             one_trial(session)
     except KeyboardInterrupt:
         interrupted = True
