@@ -11,8 +11,10 @@ for each variant, alternating, ``--repeats`` times:
   nasl leaves the policy alone);
 - ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (what ``import nasl`` sets when unset);
 - ``1thread``: the default policy at 1 thread;
-- ``adapt``: passive, 2 threads, ``adapt_threads=True`` (1 thread after a contended epoch;
-  an epoch is 17 steps, so give ``--steps 34`` or more).
+- ``adapt``: passive, 2 threads, ``adapt_threads=True`` (1 thread after a second of
+  training whose threads waited for a core more than a quarter of the time);
+- ``spin-adapt``: the default policy, 2 threads, ``adapt_threads=True`` (what a search does
+  when the machine was quiet at its start).
 
 The competitor is a plain torch training loop (does not import nasl, so it spins by
 default) at ``--competitor-threads`` threads, or with ``--competitor nasl`` another nasl
@@ -43,6 +45,7 @@ VARIANTS: dict[str, tuple[dict[str, str], int]] = {
     "active": ({"OMP_WAIT_POLICY": "ACTIVE"}, 2),
     "spin10k": ({"GOMP_SPINCOUNT": "10000"}, 2),
     "adapt": ({"OMP_WAIT_POLICY": "PASSIVE"}, 2),  # passive + train_model(adapt_threads=True)
+    "spin-adapt": ({"GOMP_SPINCOUNT": "300000"}, 2),  # spinning + adapt_threads=True
 }
 OMP_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS")
 
@@ -148,7 +151,7 @@ def measure(variant: str, busy: bool, args: argparse.Namespace) -> dict[str, flo
     ch0 = os.times()
     comp_cpu0 = _proc_cpu(comp.pid) if comp is not None else 0.0
     out = subprocess.run([sys.executable, __file__, "_subject", str(threads), str(args.steps),
-                          str(int(variant == "adapt"))],
+                          str(int(variant in ("adapt", "spin-adapt")))],
                          capture_output=True, text=True, env=_env(extra), check=True)
     wall = time.perf_counter() - w0
     b1, t1 = _busy_jiffies()

@@ -73,3 +73,37 @@ class Meter:
         wait = self.wait / (self.run + self.wait) if self.sched and self.run > 0 else None
         contended = wait > wait_limit if wait is not None else 0 < cpu < cpu_limit
         return cpu, wait, contended
+
+
+@dataclass
+class Watch:
+    """Is the process contended *now*? Checked every ``window`` seconds during training.
+
+    ``due_and_contended()`` is cheap between windows (one clock read); at the end of a window
+    it reads schedstat and answers whether this process's threads waited for a core more
+    than ``limit`` of that window. False where schedstat is missing.
+    """
+
+    window: float = 1.0
+    limit: float = CONTENDED_WAIT
+    last_ratio: float | None = None
+    _t0: float = 0.0
+    _s0: tuple[int, int] | None = None
+
+    def restart(self) -> None:
+        """Start a new window now (call after waits that are not training)."""
+        self._t0, self._s0 = time.perf_counter(), sched_times()
+
+    def due_and_contended(self) -> bool:
+        """True once a window has ended in which the threads waited more than ``limit``."""
+        if time.perf_counter() - self._t0 < self.window:
+            return False
+        s0, s1 = self._s0, sched_times()
+        self.restart()
+        if s0 is None or s1 is None:
+            return False
+        run, wait = s1[0] - s0[0], s1[1] - s0[1]
+        if run <= 0:
+            return False
+        self.last_ratio = wait / (run + wait)
+        return self.last_ratio > self.limit

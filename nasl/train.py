@@ -32,13 +32,15 @@ import torch
 from torch import nn
 
 from nasl import contention as _contention
-from nasl.contention import Meter
+from nasl.contention import Meter, Watch
 from nasl.data import DataSplits
 from nasl.errors import NaslError
 from nasl.signals import check as check_interrupt
 
 OPTIMIZERS = ("sgd", "adamw")
 CONTENDED_WAIT = _contention.CONTENDED_WAIT
+ADAPT_WINDOW = 1.0
+"""Seconds of training between two contention checks of ``adapt_threads``."""
 CONTENDED_CPU = _contention.CONTENDED_CPU
 
 
@@ -127,8 +129,8 @@ class TrainResult:
     waited, for a core or for each other); ``wait_ratio`` = time the process's threads spent
     runnable but waiting for a core / (that + their run time), from /proc schedstat (None
     where unavailable); ``contended``: ``wait_ratio > CONTENDED_WAIT`` (without schedstat:
-    ``cpu_ratio < CONTENDED_CPU``). ``threads``: the count of the last epoch (1 after
-    ``adapt_threads`` stepped down).
+    ``cpu_ratio < CONTENDED_CPU``). ``threads``: the count at the end (1 after
+    ``adapt_threads`` stepped down, at ``adapted_at_step``).
     """
 
     final_accuracy: float
@@ -144,6 +146,7 @@ class TrainResult:
     cpu_ratio: float = 0.0
     wait_ratio: float | None = None
     contended: bool = False
+    adapted_at_step: int | None = None  # the step after which adapt_threads went to 1 thread
 
 
 _Meter = Meter  # (the name the tests use)
@@ -255,10 +258,12 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
     ``epoch_guard``: a context manager factory held around each epoch's training and
     evaluation, not around ``on_epoch`` (the search's shared CPU lock, re-taken per epoch so
     a latency measurement waits at most one epoch).
-    ``adapt_threads``: after an epoch whose threads waited for a core more than
-    ``CONTENDED_WAIT`` of the time, train the rest at 1 thread (on an overloaded machine 1
-    thread trains faster than 2 that wait for each other at every barrier). Off by default:
-    the thread count changes the floating-point sums, so results then depend on the load.
+    ``adapt_threads``: as soon as a second of training (or an epoch) had the threads waiting
+    for a core more than ``CONTENDED_WAIT`` of the time, train the rest at 1 thread (beside
+    another computing process 1 thread trains faster than 2 that wait for each other at
+    every barrier; see docs/benchmarks.md, "Busy machines"). Off by default here: the thread
+    count changes the floating-point sums, so results then depend on the load
+    (``TrainResult.adapted_at_step`` says when it happened).
     Raises TrainingDiverged as soon as a loss is NaN or infinite.
     """
     n = len(data.train_y)
@@ -297,6 +302,8 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
 
             history: list[EpochResult] = []
             step = 0
+            watch = Watch(ADAPT_WINDOW, CONTENDED_WAIT) if adapt_threads else None
+            adapted_at: int | None = None
             train_seconds = 0.0
             images = 0
             meter = Meter()
@@ -305,6 +312,8 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                 with epoch_guard() if epoch_guard is not None else contextlib.nullcontext():
                     t_epoch = time.perf_counter()
                     meter.start(torch.get_num_threads())
+                    if watch is not None:
+                        watch.restart()
                     model.train()
                     perm = torch.randperm(n, generator=gen)
                     loss_sum = torch.zeros((), dtype=torch.float64)
@@ -335,6 +344,10 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                         images += len(idx)
                         if task is not None:
                             progress.advance(task)
+                        if (watch is not None and torch.get_num_threads() > 1
+                                and watch.due_and_contended()):
+                            torch.set_num_threads(1)  # threads waiting for cores: no barriers
+                            adapted_at = step
                     train_seconds += time.perf_counter() - t_epoch
                     epoch_wait = meter.stop()
                     if cfg.bn_recalibrate:
@@ -349,6 +362,7 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                 if (adapt_threads and epoch_wait is not None and epoch_wait > CONTENDED_WAIT
                         and torch.get_num_threads() > 1):
                     torch.set_num_threads(1)  # threads waiting for cores: no barriers
+                    adapted_at = step
                 if on_epoch is not None:
                     on_epoch(result)
             wall = time.perf_counter() - wall0
@@ -366,6 +380,7 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                 images_per_second=images / train_seconds if train_seconds > 0 else 0.0,
                 cpu_wall_ratio=(time.process_time() - cpu0) / wall if wall > 0 else 0.0,
                 threads=used, cpu_ratio=cpu_ratio, wait_ratio=wait_ratio, contended=contended,
+                adapted_at_step=adapted_at,
             )
         finally:
             if task is not None:

@@ -277,7 +277,23 @@ def test_adapt_threads_steps_down_after_a_contended_epoch(
     assert seen == [1, 1] and r.threads == 1 and torch.get_num_threads() == before
     monkeypatch.setattr(train_mod, "CONTENDED_WAIT", 1.0)
     r = train_model(_model(fake), fake, cfg, seed=0, threads=2, adapt_threads=True)
-    assert r.threads == 2
+    assert r.threads == 2 and r.adapted_at_step is None
+
+
+def test_adapt_threads_steps_down_within_an_epoch(
+        fake: DataSplits, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A competitor that starts mid-epoch is answered within a second, not an epoch."""
+    if train_mod.sched_times() is None:
+        pytest.skip("no /proc schedstat on this system")
+    monkeypatch.setattr(train_mod, "CONTENDED_WAIT", -1.0)  # every window counts as contended
+    monkeypatch.setattr(train_mod, "ADAPT_WINDOW", 0.0)  # and a window ends at every step
+    threads: list[int] = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (threads.append(n), real(n)))
+    with pytest.warns(train_mod.ContendedWarning):
+        r = train_model(_model(fake), fake, TrainConfig(epochs=2, batch_size=32), seed=0,
+                        threads=2, adapt_threads=True)
+    assert r.adapted_at_step == 1 and r.threads == 1 and threads[:2] == [2, 1]
 
 
 def test_sched_times_sums_threads() -> None:
