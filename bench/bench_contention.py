@@ -82,7 +82,8 @@ def subject(threads: int, steps: int, adapt: bool = False) -> None:
                     adapt_threads=adapt)
     print(json.dumps({"ips": r.images_per_second, "train_s": r.train_seconds,
                       "cpu_ratio": r.cpu_ratio, "wait_ratio": r.wait_ratio,
-                      "contended": r.contended, "threads": r.threads}))
+                      "contended": r.contended, "threads": r.threads,
+                      "adapted_at_step": r.adapted_at_step}))
 
 
 def competitor(kind: str, threads: int) -> None:

@@ -67,6 +67,8 @@ FIELDS: tuple[Field, ...] = (
     Field("cpu_ratio", "float", "", "training CPU time / (wall time x threads): ~1 on a quiet "
           "machine, low when contended"),
     Field("contended", "bool", "", "the trial trained on a contended machine (cpu_ratio low)"),
+    Field("threads", "int", "", "torch threads the training ended with (1 when a busy machine "
+          "made nasl step down)"),
 )
 #: Columns before the design choices.
 BEFORE: tuple[str, ...] = ("number", "state", "baseline")
@@ -88,7 +90,8 @@ LATENCY_FIELDS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "device", "d
 STATIC_FIELDS = ("macs", "params", "size_mb", "size_int8_mb")
 #: What a worker reports back about a trial besides its costs (the Ray backend).
 OUTCOME_FIELDS = (*LATENCY_FIELDS, "node", "accuracy", "accuracy_seeds", "best_accuracy", "epochs",
-                  "seconds", "reason", "cpu_ratio", "contended", "images_per_second")
+                  "seconds", "reason", "cpu_ratio", "contended", "threads",
+                  "images_per_second")
 #: Row keys worth a trial's summary in a tracker (W&B).
 SUMMARY_FIELDS = ("macs", "params", "size_mb", "size_int8_mb", *LATENCY_FIELDS[:3], "accuracy",
                   "accuracy_low", "accuracy_high", "n_seeds", "best_accuracy", "epochs", "seconds",

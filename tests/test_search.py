@@ -311,3 +311,28 @@ def test_timeout_bounds_a_running_trial(tiny_space: Path, tmp_path: Path):
     stopped = [r for r in rows if r["reason"].startswith("stopped by --timeout")]
     assert len(stopped) == 1 and stopped[0]["state"] == "PRUNED"
     assert 1 <= int(stopped[0]["epochs"]) < 200
+
+
+def test_training_threads_adapt_by_default_and_can_be_fixed(tiny_space: Path, tmp_path: Path,
+                                                           monkeypatch):
+    """Default: a trial whose threads wait for cores goes on at 1 thread (recorded per trial);
+    ``--no-adapt-threads`` keeps the count fixed (bit-reproducible under load)."""
+    from nasl import train as train_mod
+
+    if train_mod.sched_times() is None:
+        pytest.skip("no /proc schedstat on this system")
+    monkeypatch.setattr(train_mod, "CONTENDED_WAIT", -1.0)  # every second counts as busy
+    monkeypatch.setattr(train_mod, "ADAPT_WINDOW", 0.0)
+    base = ["search", str(tiny_space), "--trials", "1", "--runs-dir", str(tmp_path), "--quiet",
+            "--threads", "2", "--confirm-seeds", "0", "--no-baselines"]
+    assert run_cli(*base, "--name", "a") == 0
+    assert run_cli(*base, "--name", "f", "--no-adapt-threads") == 0
+    env_a = json.loads((tmp_path / "a" / "env.json").read_text())
+    env_f = json.loads((tmp_path / "f" / "env.json").read_text())
+    assert (env_a["adapt_threads"], env_f["adapt_threads"]) == (True, False)
+    assert env_a["threads"] == env_f["threads"] == 2
+    done = {n: [r for r in read_csv(tmp_path / n / "trials.csv") if r["state"] == "COMPLETE"]
+            for n in ("a", "f")}
+    assert [r["threads"] for r in done["a"]] == ["1"]
+    assert [r["threads"] for r in done["f"]] == ["2"]
+    assert all(r["contended"] == "True" for n in done for r in done[n])

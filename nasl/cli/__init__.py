@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "e.g. postgresql://... to share a study between processes")
     sp.add_argument("--device", help="latency device: auto, cpu, cuda[:i] (default: the space's)")
     sp.add_argument("--threads", type=int, help="torch threads for training (default: torch's)")
+    sp.add_argument("--no-adapt-threads", dest="adapt_threads", action="store_false",
+                    help="keep the training threads fixed even when other processes make them "
+                         "wait for cores (default: step down to 1 thread for the rest of such a "
+                         "trial; results then depend on the load)")
     sp.add_argument("--runtime", choices=RUNTIMES, default=None,
                     help="where latency is measured: torch (eager), onnxruntime or torch.compile "
                          "(default: the space's target.runtime, else torch)")

@@ -53,6 +53,7 @@ class Settings:
     early_stop_margin: float = 0.02
     seeds: int = 1  # seeds each trial trains with (the first one is the trial's seed)
     runtime: str = "torch"  # where latency is measured: torch | onnxruntime | torch.compile
+    adapt_threads: bool = True  # 1 thread for the rest of a trial whose threads wait for cores
 
     @property
     def cost_objectives(self) -> tuple[str, ...]:
@@ -155,6 +156,7 @@ class Evaluator:
             warnings.simplefilter("ignore", ContendedWarning)  # summed up in the report
             return train_model(model, data, self.settings.train, seed=seed, on_epoch=on_epoch,
                                threads=self.settings.threads,
+                               adapt_threads=self.settings.adapt_threads,
                                epoch_guard=lambda: device_lock("cpu", shared=True))
 
     def train_seeds(self, params: dict[str, Any], seeds: list[int]) -> list[float]:

@@ -44,6 +44,7 @@ class SearchOptions:
     storage: str | None = None
     device: str | None = None
     threads: int | None = None
+    adapt_threads: bool = True  # step down to 1 thread while the machine is busy (see README)
     final_repeats: int = 100
     seeds: int | None = None  # seeds per trial (default: the space's search.seeds, else 1)
     confirm_seeds: int | None = None  # extra seeds for the front after the search (0: off)
@@ -175,6 +176,7 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
         latency_batch=target.batch_size,
         dtype=DTYPES.get(target.dtype, target.dtype),
         threads=opts.threads,
+        adapt_threads=opts.adapt_threads,
         seed=seed,
         early_stop=opts.early_stop,
         early_stop_margin=opts.early_stop_margin,

@@ -139,7 +139,8 @@ class Session:
             "epochs": s.train.epochs, "proxy_resolution": s.proxy_resolution,
             "target_device": s.device, "early_stop": s.early_stop, "seeds": s.seeds,
             "confirm_seeds": self.opts.confirm_seeds, "confirm_max": self.opts.confirm_max,
-            "runtime": s.runtime, "omp_policy": _omp_policy(), "scheduler": self.log.stopper.settings(),
+            "runtime": s.runtime, "omp_policy": _omp_policy(), "threads": s.threads,
+            "adapt_threads": s.adapt_threads, "scheduler": self.log.stopper.settings(),
             "choice_names": choice_names(self.space),
         })
         env["device"], env["device_name"] = self.device
