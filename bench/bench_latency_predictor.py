@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {"target": pred.target, "a": pred.a, "b": pred.b, "error": pred.error,
                          "loo": details["loo"], "noise": pred.noise, "details": details,
                          "seconds": round(time.perf_counter() - t0, 1)}
+        if a.out:  # the fitted predictor too, to study its errors without re-measuring
+            pred.save(a.out.with_name(f"{a.out.stem}_{name}_predictor.json"))
         e = pred.error
         print(f"{name} [{target.label()}]: within ±10 % {100 * e['within_10pct']:.0f} % of {e['n']}, "
               f"Spearman {e['spearman']:.3f}, MdAPE {e['mdape_pct']:.1f} %, p95 {e['p95_abs_pct']:.1f} %; "
