@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--sampler", help="tpe (default), nsga2, nsga3, gp or random")
     sp.add_argument("--seed", type=int, help="study seed (per-trial seeds derive from it)")
     sp.add_argument("--epochs", type=int, help="proxy-training epochs per trial")
-    sp.add_argument("--data", help="proxy data set: digits (default), fashion-mnist[:DIR], "
-                                   "cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:PATH")
+    sp.add_argument("--data", help="proxy data set: fmnist-mini (default), digits, "
+                                   "fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, "
+                                   "imagefolder:DIR, npz:PATH")
     sp.add_argument("--no-early-stop", action="store_true",
                     help="train every candidate to the end (= --scheduler none)")
     sp.add_argument("--scheduler", choices=SCHEDULERS, default=DEFAULT_SCHEDULER,
