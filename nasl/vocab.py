@@ -21,9 +21,13 @@ DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "max
 #: Optuna samplers by name (``nasl search --sampler``).
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 #: Trial schedulers by name (``nasl search --scheduler``).
-SCHEDULERS = ("none", "front", "asha", "asha-strict")
-#: The scheduler ``nasl search`` uses unless told (see the README for why).
-DEFAULT_SCHEDULER = "front"
+SCHEDULERS = ("auto", "none", "front", "asha", "asha-strict")
+#: The scheduler ``nasl search`` uses unless told (see the README for why): ``auto`` is
+#: ``asha`` when trials train at least ``AUTO_ASHA_EPOCHS`` epochs, else ``front``.
+DEFAULT_SCHEDULER = "auto"
+#: Epochs per trial from which ``auto`` means successive halving (the benchmark behind the
+#: choice ran at 9 epochs, rungs at 1 and 3; docs/benchmarks.md).
+AUTO_ASHA_EPOCHS = 9
 
 #: Runtimes latency can be measured in (``target.runtime`` / ``--runtime``).
 RUNTIMES = ("torch", "onnxruntime", "torch.compile")

@@ -194,11 +194,12 @@ def test_none_never_stops_and_all_implement_the_protocol():
     assert isinstance(s, NoScheduler) and s.check([1e12], 3, 0.0) is None
     for name in SCHEDULERS:
         sch = make_scheduler(name, ("macs",), 9)
-        assert isinstance(sch, Scheduler) and sch.settings()["scheduler"] == name
+        shown = "asha" if name == "auto" else name  # auto names what it chose (9 epochs)
+        assert isinstance(sch, Scheduler) and sch.settings()["scheduler"] == shown
 
 
 def test_make_scheduler_errors_are_one_line_naslerrors():
-    with pytest.raises(NaslError, match="expected one of none, front, asha, asha-strict"):
+    with pytest.raises(NaslError, match="expected one of auto, none, front, asha, asha-strict"):
         make_scheduler("hyperband", ("macs",), 9)
     with pytest.raises(NaslError, match="eta=1: expected a number > 1"):
         make_scheduler("asha", ("macs",), 9, eta=1)
@@ -207,3 +208,16 @@ def test_make_scheduler_errors_are_one_line_naslerrors():
     with pytest.raises(NaslError, match="margin 2"):
         make_scheduler("front", ("macs",), 9, margin=2)
     assert make_scheduler("ASHA", ("macs",), 27, eta=2, margin=0.5).rungs == (1, 2, 4, 8, 16)
+
+
+def test_auto_is_successive_halving_from_nine_epochs_else_the_front_rule():
+    """The default follows the scheduler benchmark (docs/benchmarks.md): asha at 9 epochs."""
+    from nasl.search.schedulers import SuccessiveHalving, make_scheduler
+    from nasl.vocab import AUTO_ASHA_EPOCHS, DEFAULT_SCHEDULER
+
+    assert DEFAULT_SCHEDULER == "auto" and AUTO_ASHA_EPOCHS == 9
+    long = make_scheduler("auto", ("macs",), 9)
+    assert type(long) is SuccessiveHalving and long.rungs == (1, 3)
+    assert long.settings()["scheduler"] == "asha"  # env.json records what ran
+    for epochs in (1, 2, 8):
+        assert make_scheduler("auto", ("macs",), epochs).settings()["scheduler"] == "front"

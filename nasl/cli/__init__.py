@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scheduler", choices=SCHEDULERS, default=DEFAULT_SCHEDULER,
                     help="which trials stop early: none, front (stopped when a cheaper front "
                          "member is ahead by the margin at the same epoch), asha or asha-strict "
-                         "(multi-objective successive halving over epochs); default "
-                         f"{DEFAULT_SCHEDULER}")
+                         "(multi-objective successive halving over epochs), auto (asha from 9 "
+                         f"epochs per trial, else front); default {DEFAULT_SCHEDULER}")
     sp.add_argument("--early-stop-margin", type=float, default=0.02, metavar="GAP",
                     help="accuracy gap (0-1) to a cheaper front member at the same epoch that "
                          "stops a trial (default 0.02)")

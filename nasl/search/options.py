@@ -50,7 +50,7 @@ class SearchOptions:
     confirm_seeds: int | None = None  # extra seeds for the front after the search (0: off)
     confirm_max: int = 6  # designs confirmed at most
     runtime: str | None = None  # latency runtime (default: the space's target.runtime)
-    scheduler: str = DEFAULT_SCHEDULER  # none | front | asha | asha-strict (search.schedulers)
+    scheduler: str = DEFAULT_SCHEDULER  # auto | none | front | asha | asha-strict (search.schedulers)
     predictor: bool = True
     prescreen: int = 0  # N: pre-screen N feasible designs per trial with a zero-cost proxy
     prescreen_proxy: str = "synflow"  # screen latency budgets with a calibrated predictor when one exists

@@ -14,6 +14,8 @@ training), ``curve`` the validation accuracy after epoch 1, 2, ... (0..1), ``epo
 
 Names (:data:`SCHEDULERS`, for ``--scheduler``):
 
+- ``auto`` (the default): ``asha`` when trials train at least
+  :data:`nasl.vocab.AUTO_ASHA_EPOCHS` (9) epochs, else ``front`` (see the README).
 - ``none``: never stops; every candidate trains to the end.
 - ``front``: today's rule, :class:`EarlyStopper` unchanged: stop a trial when a finished
   front member that costs no more was more than ``margin`` more accurate at the same epoch.
@@ -281,6 +283,8 @@ def make_scheduler(name: str, cost_metrics: Sequence[str], epochs: int, *,
     :class:`NaslError` (one line) for an unknown name or a bad value.
     """
     key = str(name).strip().lower()
+    if key == "auto":
+        key = "asha" if epochs >= vocab.AUTO_ASHA_EPOCHS else "front"
     if key == "none":
         return NoScheduler(tuple(cost_metrics), epochs)
     if key == "front":
