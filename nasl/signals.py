@@ -1,31 +1,35 @@
 """SIGTERM handled like Ctrl-C: ``kill PID`` (a scheduler, ``timeout``, a container stop) lets
 a search tell its running trial FAIL, write its outputs and print how to resume.
 
-In: nothing. Out: :func:`sigterm_as_interrupt`, a context manager, and :func:`check`, called
-at safe points (every training step, every trial) to raise an interrupt that was deferred.
+In: nothing. Out: :func:`sigterm_as_interrupt`, a context manager; :func:`check`, called at
+safe points (every training step, every trial) to raise a stop that was lost; and
+:func:`acknowledge`, called by the code that handled the stop.
 
 Python runs a signal handler between any two bytecodes of the main thread, also inside a
-finalizer (``weakref.finalize``, ``__del__``), where an exception is printed as "Exception
-ignored" and then dropped: the stop would be lost and a traceback shown. So the handler marks
-the stop as pending first and raises only outside finalizers; :func:`check` raises a stop
-that is still pending at the next safe point.
+finalizer (``weakref.finalize``, ``__del__``, any weakref callback, e.g. SQLAlchemy's),
+where an exception is passed to ``sys.unraisablehook`` (printed as "Exception ignored" with
+a traceback) and dropped: the stop would be lost. So a stop stays *pending* until the code
+that handles it calls :func:`acknowledge`; :func:`check` raises it again at the next safe
+point; and inside the block an unraisable ``KeyboardInterrupt`` of ours is not printed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
-_pending: list[int] = []  # the signal numbers received and not yet raised
+_pending: list[int] = []  # the signal numbers received and not yet acknowledged
 _FINALIZER_FILES = (weakref.__file__,)
 
 
 def _in_finalizer(frame: FrameType | None) -> bool:
-    """True when ``frame`` or a caller runs a finalizer, where a raise would be dropped."""
+    """True when ``frame`` or a caller visibly runs a finalizer (a raise would be dropped)."""
     while frame is not None:
         code = frame.f_code
         if code.co_name == "__del__" or code.co_filename in _FINALIZER_FILES:
@@ -42,24 +46,39 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def check() -> None:
-    """Raise ``KeyboardInterrupt`` if a SIGTERM arrived and was not raised yet; else nothing."""
+    """Raise ``KeyboardInterrupt`` while a SIGTERM is pending (not yet acknowledged)."""
     if _pending:
-        signum = _pending.pop()
-        _pending.clear()
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise KeyboardInterrupt(f"signal {_pending[-1]}")
+
+
+def acknowledge() -> None:
+    """The stop was handled (the search caught its ``KeyboardInterrupt``): stop raising it."""
+    _pending.clear()
+
+
+def _quiet_unraisable(previous: Any) -> Any:
+    def hook(u: Any) -> None:
+        if _pending and isinstance(u.exc_value, KeyboardInterrupt) \
+                and str(u.exc_value).startswith("signal "):
+            return  # dropped by a finalizer; check() raises it again at the next safe point
+        previous(u)
+    return hook
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Inside the block SIGTERM raises ``KeyboardInterrupt`` (main thread only; elsewhere a
-    no-op); the previous handler is restored after."""
+    no-op); the previous handler and unraisable hook are restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _pending.clear()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_unraisable(previous_hook)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
         _pending.clear()

@@ -201,9 +201,14 @@ def test_processes_share_one_study_on_postgresql(postgres: str, tmp_path: Path):
                                          "--trials", "5", "--no-early-stop", *extra),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
+    storage: list[optuna.storages.RDBStorage] = []  # one pool: a new storage per poll leaked
+    # connections until the server's 50 were gone (CI, stop 17: "too many clients already")
+
     def study() -> optuna.Study | None:
+        if not storage:
+            storage.append(optuna.storages.RDBStorage(postgres))
         try:
-            return optuna.load_study(study_name="s", storage=postgres)
+            return optuna.load_study(study_name="s", storage=storage[0])
         except KeyError:
             return None
 

@@ -26,6 +26,7 @@ from nasl.search.options import SearchOptions, SearchOutcome
 from nasl.search.run import train_health
 from nasl.search.session import Session
 from nasl.search.study import UNMEASURED, storage_of
+from nasl.signals import acknowledge as acknowledge_interrupt
 
 
 def _define_by_run(space: Any, trial: Any) -> None:
@@ -244,6 +245,7 @@ def run_ray(space: Any, opts: SearchOptions, *, workers: int | None = None,
         try:
             tuner.fit()
         except KeyboardInterrupt:
+            acknowledge_interrupt()
             interrupted = True
         log.timings["total"] = time.perf_counter() - t0
         front = session.finish(interrupted)

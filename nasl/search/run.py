@@ -15,6 +15,7 @@ from nasl.search.lifecycle import Candidate
 from nasl.search.objective import Stopped, seed_list
 from nasl.search.options import SearchOutcome
 from nasl.search.session import Session
+from nasl.signals import acknowledge as acknowledge_interrupt
 from nasl.signals import check as check_interrupt
 
 INTERRUPTED = "interrupted by the user (Ctrl-C)"
@@ -36,6 +37,7 @@ def run_optuna(session: Session) -> SearchOutcome:
             check_interrupt()  # a SIGTERM deferred out of a finalizer stops here
             one_trial(session)
     except KeyboardInterrupt:
+        acknowledge_interrupt()
         interrupted = True
         log.fail_running(INTERRUPTED)
         log.progress("interrupted", {})

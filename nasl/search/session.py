@@ -31,6 +31,7 @@ from nasl.search.options import (
 )
 from nasl.search.schedulers import make_scheduler
 from nasl.search.study import make_sampler, open_study, trained_count
+from nasl.signals import acknowledge as acknowledge_interrupt
 from nasl.vocab import STATIC_METRICS
 
 #: Extra seeds the confirmation stage trains each front design with, by default.
@@ -202,6 +203,7 @@ class Session:
                 confirmed = confirm.confirm(self)
                 confirm.retime(self, confirmed)
             except KeyboardInterrupt:  # what was confirmed is stored; --resume finishes it
+                acknowledge_interrupt()
                 self.log.progress("interrupted", {})
                 interrupted = True
         self.interrupted = interrupted
