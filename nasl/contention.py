@@ -86,7 +86,6 @@ class Watch:
 
     window: float = 1.0
     limit: float = CONTENDED_WAIT
-    last_ratio: float | None = None
     _t0: float = 0.0
     _s0: tuple[int, int] | None = None
 
@@ -105,5 +104,4 @@ class Watch:
         run, wait = s1[0] - s0[0], s1[1] - s0[1]
         if run <= 0:
             return False
-        self.last_ratio = wait / (run + wait)
-        return self.last_ratio > self.limit
+        return wait / (run + wait) > self.limit

@@ -19,30 +19,17 @@ import contextlib
 import signal
 import sys
 import threading
-import weakref
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
 _pending: list[int] = []  # the signal numbers received and not yet acknowledged
-_FINALIZER_FILES = (weakref.__file__,)
-
-
-def _in_finalizer(frame: FrameType | None) -> bool:
-    """True when ``frame`` or a caller visibly runs a finalizer (a raise would be dropped)."""
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name == "__del__" or code.co_filename in _FINALIZER_FILES:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
     _pending.append(signum)
-    if not _in_finalizer(frame):
-        check()
+    check()  # inside a finalizer this is dropped (quietly, see below) and raised again later
 
 
 def check() -> None:

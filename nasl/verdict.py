@@ -19,14 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasl import confidence as cf
-from nasl.pareto import finite
+from nasl.pareto import finite as _finite
 
 #: Objectives the confidence analysis covers (others: the front is reported without it).
 COVERED = ("accuracy", "macs", "latency_ms")
-
-
-def _finite(x: Any) -> float | None:
-    return finite(x)
 
 
 def seed_values(row: dict[str, Any]) -> list[float]:

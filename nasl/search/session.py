@@ -221,7 +221,7 @@ def _omp_policy() -> str:
     """The OpenMP wait policy ``import nasl`` chose, and why."""
     import nasl
 
-    return str(getattr(nasl, "OMP_POLICY", "unknown"))
+    return nasl.OMP_POLICY
 
 
 def _with_yaml_tracking(space: Any, opts: SearchOptions) -> SearchOptions:
