@@ -59,6 +59,8 @@ def _records(path: Path) -> list[Any]:
             pos += left
             continue
         chunk = data[pos + 7:pos + 7 + length]
+        if len(chunk) < length:  # the writer is still appending this record
+            break
         pos += 7 + length
         if kind == 1:
             chunks.append(chunk)
@@ -121,9 +123,17 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 def read_runs(root: Path, wait: float = 15.0) -> list[dict[str, Any]]:
     """Every offline run under ``root/wandb``; waits until each has its exit record (wandb-core
     may write a run's last records a moment after ``finish()`` returns)."""
+    from google.protobuf.message import DecodeError
+
     deadline = time.monotonic() + wait
     while True:
-        runs = [read_run(d) for d in sorted((root / "wandb").glob("offline-run-*"))]
+        try:
+            runs = [read_run(d) for d in sorted((root / "wandb").glob("offline-run-*"))]
+        except DecodeError:  # read mid-write: a record not yet flushed whole
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+            continue
         if all(r["exit_code"] is not None for r in runs) or time.monotonic() > deadline:
             return runs
         time.sleep(0.1)
