@@ -122,7 +122,7 @@ def test_seeds_per_trial_and_options_recorded(tiny_space: Path, tmp_path: Path):
     space = load_space(tiny_space)
     opts = SearchOptions(name="s", runs_dir=tmp_path, trials=2, epochs=1, seeds=2,
                          confirm_seeds=0, scheduler="asha", runtime="onnxruntime", prescreen=3,
-                         show_progress=False)
+                         reduction_factor=2.5, grace_period=1, show_progress=False)
     out = run_search(space, opts)
     assert out.trained == 2
     rows = [r for r in read_csv(tmp_path / "s" / "trials.csv") if r["state"] == "COMPLETE"
@@ -131,6 +131,7 @@ def test_seeds_per_trial_and_options_recorded(tiny_space: Path, tmp_path: Path):
     env = json.loads((tmp_path / "s" / "env.json").read_text())
     assert env["seeds"] == 2 and env["runtime"] == "onnxruntime"
     assert env["scheduler"]["scheduler"] == "asha" and env["confirm_seeds"] == 0
+    assert env["scheduler"]["eta"] == 2.5 and env["scheduler"]["r_min"] == 1
     assert env["prescreen"]["on"] is False and "needs at least 10" in env["prescreen"]["reason"]
     assert all(float(r["latency_ms"]) > 0 for r in rows)
 
@@ -141,6 +142,10 @@ def test_seeds_per_trial_and_options_recorded(tiny_space: Path, tmp_path: Path):
     (["--prescreen", "-2"], "--prescreen -2"),
     (["--scheduler", "hyperband"], "--scheduler"),
     (["--runtime", "tensorrt"], "--runtime"),
+    (["--reduction-factor", "1"], "reduction factor eta=1.0: expected a finite number > 1"),
+    (["--reduction-factor", "inf"], "eta=inf"),
+    (["--grace-period", "0"], "first rung r_min=0"),
+    (["--scheduler", "front", "--grace-period", "2"], "apply to --scheduler asha or asha-strict"),
 ])
 def test_bad_noise_and_schedule_flags(tiny_space: Path, tmp_path: Path, capsys, args, msg):
     rc = main(["search", str(tiny_space), "--runs-dir", str(tmp_path / "runs"), "--quiet", *args])

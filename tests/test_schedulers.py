@@ -201,10 +201,17 @@ def test_none_never_stops_and_all_implement_the_protocol():
 def test_make_scheduler_errors_are_one_line_naslerrors():
     with pytest.raises(NaslError, match="expected one of auto, none, front, asha, asha-strict"):
         make_scheduler("hyperband", ("macs",), 9)
-    with pytest.raises(NaslError, match="eta=1: expected a number > 1"):
+    with pytest.raises(NaslError, match="eta=1: expected a finite number > 1"):
         make_scheduler("asha", ("macs",), 9, eta=1)
     with pytest.raises(NaslError, match="r_min=0"):
         make_scheduler("asha", ("macs",), 9, r_min=0)
+    with pytest.raises(NaslError, match="eta=inf: expected a finite number > 1"):
+        make_scheduler("asha", ("macs",), 9, eta=math.inf)
+    with pytest.raises(NaslError, match="eta=nan"):
+        make_scheduler("asha-strict", ("macs",), 9, eta=math.nan)
+    for name in ("none", "front"):
+        with pytest.raises(NaslError, match=f"apply to --scheduler asha or asha-strict, not {name}"):
+            make_scheduler(name, ("macs",), 9, r_min=2)
     with pytest.raises(NaslError, match="margin 2"):
         make_scheduler("front", ("macs",), 9, margin=2)
     assert make_scheduler("ASHA", ("macs",), 27, eta=2, margin=0.5).rungs == (1, 2, 4, 8, 16)
@@ -221,3 +228,11 @@ def test_auto_is_successive_halving_from_nine_epochs_else_the_front_rule():
     assert long.settings()["scheduler"] == "asha"  # env.json records what ran
     for epochs in (1, 2, 8):
         assert make_scheduler("auto", ("macs",), epochs).settings()["scheduler"] == "front"
+
+
+def test_auto_with_a_reduction_factor_or_grace_period_is_successive_halving():
+    """Asking for asha's options asks for asha, even below nine epochs per trial."""
+    short = make_scheduler("auto", ("macs",), 4, eta=2)
+    assert short.settings() == {"scheduler": "asha", "eta": 2, "r_min": 1, "rungs": [1, 2],
+                                "protect_front": True}
+    assert make_scheduler("auto", ("macs",), 6, r_min=2).rungs == (2,)

@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "member is ahead by the margin at the same epoch), asha or asha-strict "
                          "(multi-objective successive halving over epochs), auto (asha from 9 "
                          f"epochs per trial, else front); default {DEFAULT_SCHEDULER}")
+    sp.add_argument("--reduction-factor", type=float, default=None, metavar="ETA",
+                    help="asha, asha-strict: about 1/ETA of the trials at a rung go on "
+                         "(default 3)")
+    sp.add_argument("--grace-period", type=int, default=None, metavar="EPOCHS",
+                    help="asha, asha-strict: the first rung; nothing stops before it (default 1)")
     sp.add_argument("--early-stop-margin", type=float, default=0.02, metavar="GAP",
                     help="accuracy gap (0-1) to a cheaper front member at the same epoch that "
                          "stops a trial (default 0.02)")

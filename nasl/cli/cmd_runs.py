@@ -28,6 +28,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb,
         seeds=args.seeds, confirm_seeds=args.confirm_seeds, confirm_max=args.confirm_max,
         runtime=args.runtime, scheduler=args.scheduler, prescreen=args.prescreen,
+        reduction_factor=args.reduction_factor, grace_period=args.grace_period,
         prescreen_proxy=args.prescreen_proxy)
     from nasl.guards import check_int
     from nasl.signals import sigterm_as_interrupt

@@ -51,6 +51,8 @@ class SearchOptions:
     confirm_max: int = 6  # designs confirmed at most
     runtime: str | None = None  # latency runtime (default: the space's target.runtime)
     scheduler: str = DEFAULT_SCHEDULER  # auto | none | front | asha | asha-strict (search.schedulers)
+    reduction_factor: float | None = None  # asha's eta (default 3)
+    grace_period: int | None = None  # asha's first rung, in epochs (default 1)
     predictor: bool = True
     prescreen: int = 0  # N: pre-screen N feasible designs per trial with a zero-cost proxy
     prescreen_proxy: str = "synflow"  # screen latency budgets with a calibrated predictor when one exists

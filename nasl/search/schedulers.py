@@ -198,8 +198,8 @@ class SuccessiveHalving:
     rungs: tuple[int, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
-        if not self.eta > 1:
-            raise ValueError(f"reduction factor eta={self.eta}: expected a number > 1")
+        if not 1 < self.eta < math.inf:
+            raise ValueError(f"reduction factor eta={self.eta}: expected a finite number > 1")
         if int(self.r_min) != self.r_min or self.r_min < 1:
             raise ValueError(f"first rung r_min={self.r_min}: expected a whole number of epochs >= 1")
         rungs: list[int] = []
@@ -285,6 +285,11 @@ def make_scheduler(name: str, cost_metrics: Sequence[str], epochs: int, *,
     key = str(name).strip().lower()
     if key == "auto":
         key = "asha" if epochs >= vocab.AUTO_ASHA_EPOCHS else "front"
+        if key == "front" and (eta is not None or r_min is not None):
+            key = "asha"  # a reduction factor or grace period asks for successive halving
+    if key in ("none", "front") and (eta is not None or r_min is not None):
+        raise NaslError(f"--reduction-factor/--grace-period apply to --scheduler asha or "
+                        f"asha-strict, not {key}")
     if key == "none":
         return NoScheduler(tuple(cost_metrics), epochs)
     if key == "front":

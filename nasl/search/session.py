@@ -64,6 +64,10 @@ class Session:
         self.evaluator.data(self.settings.proxy_resolution)  # bad data fails here, once
         self.device = _resolve_target_device(self.settings.device)
         self._check_latency_budget()
+        s = self.settings
+        stopper = make_scheduler(opts.scheduler if opts.early_stop else "none",
+                                 s.cost_objectives, s.train.epochs, margin=s.early_stop_margin,
+                                 eta=opts.reduction_factor, r_min=opts.grace_period)
         name = opts.name or default_name(space.name)
         self.run = results.RunDir(Path(opts.runs_dir) / name)
         self._prepare_dir()  # everything above is checked before anything is written
@@ -71,9 +75,6 @@ class Session:
         self.study = open_study(self.storage, name, [d for _, d in self.settings.objectives],
                                 self.sampler, resume=opts.resume,
                                 metrics=[m for m, _ in self.settings.objectives])
-        s = self.settings
-        stopper = make_scheduler(opts.scheduler if opts.early_stop else "none",
-                                 s.cost_objectives, s.train.epochs, margin=s.early_stop_margin)
         self.log = TrialLog(self.study, self.run, space, s, stopper,
                             max_rejections=opts.max_rejections)
         from nasl.owners import Heartbeat

@@ -1,0 +1,105 @@
+"""Replay schedulers on recorded learning curves: which rule keeps the front for fewer epochs.
+
+In: run folders of searches that trained every candidate to the end (``--scheduler none``),
+e.g. those ``bench/bench_schedulers.py --schedulers none --runs-dir DIR`` keeps. Each
+trial's full validation-accuracy curve and its MACs are in the run's study.
+
+Out: for every scheduler variant and run, the epochs the variant would have trained and the
+hypervolume of the trials it would have completed, replaying the trials one at a time in
+number order (each trial's epochs fed to ``check`` as the search does; a stopped trial is
+recorded with its partial curve, a completed one with its full curve).
+
+What a replay cannot tell: in a real search the sampler sees different completed trials and
+proposes different designs after the first stop, so a replay ranks rules on the same
+designs; it does not replace the real benchmark (``bench_schedulers.py``), it chooses which
+variants are worth running there (the idea of Syne Tune's blackbox-repository simulations).
+
+Usage:
+
+    python bench/replay_schedulers.py RUN_DIR [RUN_DIR ...] --budget 40MFLOPs
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from nasl.pareto import hypervolume
+from nasl.results import RunDir, open_run_study
+from nasl.search.schedulers import make_scheduler
+from nasl.units import parse_budget
+
+#: label -> (scheduler name, eta, r_min)
+VARIANTS: dict[str, tuple[str, float | None, int | None]] = {
+    "none": ("none", None, None),
+    "front": ("front", None, None),
+    "asha (eta 3, r 1)": ("asha", 3, 1),
+    "asha (eta 2, r 1)": ("asha", 2, 1),
+    "asha (eta 4, r 1)": ("asha", 4, 1),
+    "asha (eta 3, r 2)": ("asha", 3, 2),
+    "asha (eta 2, r 2)": ("asha", 2, 2),
+    "asha-strict (eta 3, r 1)": ("asha-strict", 3, 1),
+    "asha-strict (eta 2, r 1)": ("asha-strict", 2, 1),
+}
+
+
+def curves(run: Path) -> tuple[list[tuple[int, float, list[float]]], int]:
+    """A run's completed, feasible, trained trials as (number, MACs, curve), and its epochs."""
+    study, env = open_run_study(RunDir(run))
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        ua = t.user_attrs
+        if t.state.name == "COMPLETE" and ua.get("feasible") and ua.get("curve") \
+                and not ua.get("baseline"):
+            out.append((t.number, float(ua["macs"]), [float(a) for a in ua["curve"]]))
+    return sorted(out), int(env.get("epochs") or max(len(c) for _, _, c in out))
+
+
+def replay(trials: list[tuple[int, float, list[float]]], epochs: int, name: str,
+           eta: float | None, r_min: int | None) -> tuple[int, list[list[float]]]:
+    """Epochs trained and the (accuracy, MACs) points completed under one scheduler."""
+    sched = make_scheduler(name, ("macs",), epochs, eta=eta, r_min=r_min)
+    spent, done = 0, []
+    for number, macs, curve in trials:
+        for e, acc in enumerate(curve, start=1):
+            if sched.check([macs], e, acc, number) is not None:
+                sched.add_partial(number, [macs], curve[:e])
+                spent += e
+                break
+        else:
+            sched.add(number, [macs], curve)
+            spent += len(curve)
+            done.append([curve[-1], macs])
+    return spent, done
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path, help="run folders (trained with --scheduler none)")
+    p.add_argument("--budget", default="40MFLOPs", help="MACs budget: the HV reference")
+    a = p.parse_args(argv)
+    budget = parse_budget(a.budget)[1]
+    table: dict[str, list[tuple[int, float, int]]] = {}
+    for run in a.runs:
+        trials, epochs = curves(run)
+        for label, (name, eta, r_min) in VARIANTS.items():
+            spent, pts = replay(trials, epochs, name, eta, r_min)
+            hv = hypervolume(pts, ["maximize", "minimize"], [0.0, budget]) / budget if pts else 0.0
+            table.setdefault(label, []).append((spent, hv, len(pts)))
+    full = statistics.mean(s for s, _, _ in table["none"])
+    print(f"Replayed on {len(a.runs)} runs: {', '.join(r.name for r in a.runs)}\n")
+    print("| variant | epochs per run | vs none | complete | HV per run | HV mean | HV vs none |")
+    print("|---|---|---:|---:|---|---:|---:|")
+    base = statistics.mean(h for _, h, _ in table["none"])
+    for label, rows in table.items():
+        ep = statistics.mean(s for s, _, _ in rows)
+        hv = statistics.mean(h for _, h, _ in rows)
+        print(f"| {label} | {' / '.join(str(s) for s, _, _ in rows)} | {ep / full:.2f} | "
+              f"{statistics.mean(c for _, _, c in rows):.1f} | "
+              f"{' / '.join(f'{h:.4f}' for _, h, _ in rows)} | {hv:.4f} | {hv - base:+.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
