@@ -23,24 +23,40 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nasl.pareto import hypervolume
 from nasl.results import RunDir, open_run_study
-from nasl.search.schedulers import make_scheduler
+from nasl.search.schedulers import (
+    Scheduler,
+    StrictSuccessiveHalving,
+    SuccessiveHalving,
+    make_scheduler,
+)
 from nasl.units import parse_budget
 
-#: label -> (scheduler name, eta, r_min)
-VARIANTS: dict[str, tuple[str, float | None, int | None]] = {
-    "none": ("none", None, None),
-    "front": ("front", None, None),
-    "asha (eta 3, r 1)": ("asha", 3, 1),
-    "asha (eta 2, r 1)": ("asha", 2, 1),
-    "asha (eta 4, r 1)": ("asha", 4, 1),
-    "asha (eta 3, r 2)": ("asha", 3, 2),
-    "asha (eta 2, r 2)": ("asha", 2, 2),
-    "asha-strict (eta 3, r 1)": ("asha-strict", 3, 1),
-    "asha-strict (eta 2, r 1)": ("asha-strict", 2, 1),
+
+def _asha(strict: bool = False, **kw: Any) -> Callable[[int], Scheduler]:
+    cls = StrictSuccessiveHalving if strict else SuccessiveHalving
+    return lambda epochs: cls(("macs",), epochs, **kw)
+
+
+#: label -> scheduler for trials of ``epochs`` epochs
+VARIANTS: dict[str, Callable[[int], Scheduler]] = {
+    "none": lambda epochs: make_scheduler("none", ("macs",), epochs),
+    "front": lambda epochs: make_scheduler("front", ("macs",), epochs),
+    "asha (eta 3, r 1)": _asha(eta=3, r_min=1),
+    "asha (eta 3, r 1, warmup 1)": _asha(eta=3, r_min=1, warmup=1),
+    "asha (eta 2, r 1)": _asha(eta=2, r_min=1),
+    "asha (eta 4, r 1)": _asha(eta=4, r_min=1),
+    "asha (eta 4, r 1, warmup 1)": _asha(eta=4, r_min=1, warmup=1),
+    "asha (eta 3, r 2)": _asha(eta=3, r_min=2),
+    "asha (eta 3, r 2, warmup 1)": _asha(eta=3, r_min=2, warmup=1),
+    "asha (eta 2, r 2)": _asha(eta=2, r_min=2),
+    "asha-strict (eta 3, r 1)": _asha(True, eta=3, r_min=1),
+    "asha-strict (eta 2, r 1)": _asha(True, eta=2, r_min=1),
 }
 
 
@@ -56,10 +72,9 @@ def curves(run: Path) -> tuple[list[tuple[int, float, list[float]]], int]:
     return sorted(out), int(env.get("epochs") or max(len(c) for _, _, c in out))
 
 
-def replay(trials: list[tuple[int, float, list[float]]], epochs: int, name: str,
-           eta: float | None, r_min: int | None) -> tuple[int, list[list[float]]]:
+def replay(trials: list[tuple[int, float, list[float]]],
+           sched: Scheduler) -> tuple[int, list[list[float]]]:
     """Epochs trained and the (accuracy, MACs) points completed under one scheduler."""
-    sched = make_scheduler(name, ("macs",), epochs, eta=eta, r_min=r_min)
     spent, done = 0, []
     for number, macs, curve in trials:
         for e, acc in enumerate(curve, start=1):
@@ -83,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     table: dict[str, list[tuple[int, float, int]]] = {}
     for run in a.runs:
         trials, epochs = curves(run)
-        for label, (name, eta, r_min) in VARIANTS.items():
-            spent, pts = replay(trials, epochs, name, eta, r_min)
+        for label, make in VARIANTS.items():
+            spent, pts = replay(trials, make(epochs))
             hv = hypervolume(pts, ["maximize", "minimize"], [0.0, budget]) / budget if pts else 0.0
             table.setdefault(label, []).append((spent, hv, len(pts)))
     full = statistics.mean(s for s, _, _ in table["none"])

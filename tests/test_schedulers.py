@@ -234,5 +234,5 @@ def test_auto_with_a_reduction_factor_or_grace_period_is_successive_halving():
     """Asking for asha's options asks for asha, even below nine epochs per trial."""
     short = make_scheduler("auto", ("macs",), 4, eta=2)
     assert short.settings() == {"scheduler": "asha", "eta": 2, "r_min": 1, "rungs": [1, 2],
-                                "protect_front": True}
+                                "warmup": 1, "protect_front": True}
     assert make_scheduler("auto", ("macs",), 6, r_min=2).rungs == (2,)

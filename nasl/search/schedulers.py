@@ -186,12 +186,15 @@ class SuccessiveHalving:
         epochs: planned epochs per trial.
         eta: reduction factor (> 1): about 1/eta of the trials go on at each rung.
         r_min: first rung, in epochs (>= 1).
+        warmup: how many first arrivals at a rung always continue (None: while fewer than
+            ``eta`` have reported, i.e. ``ceil(eta) - 1``; MOASHA's rule is 1).
     """
 
     cost_metrics: Sequence[str]
     epochs: int
     eta: float = 3
     r_min: int = 1
+    warmup: int | None = None
     name: ClassVar[str] = "asha"
     protect_front: ClassVar[bool] = True
     records: dict[int, dict[int, tuple[float, tuple[float, ...]]]] = field(default_factory=dict)
@@ -202,6 +205,10 @@ class SuccessiveHalving:
             raise ValueError(f"reduction factor eta={self.eta}: expected a finite number > 1")
         if int(self.r_min) != self.r_min or self.r_min < 1:
             raise ValueError(f"first rung r_min={self.r_min}: expected a whole number of epochs >= 1")
+        if self.warmup is None:
+            self.warmup = math.ceil(self.eta) - 1
+        elif int(self.warmup) != self.warmup or self.warmup < 1:
+            raise ValueError(f"warmup={self.warmup}: expected a whole number of trials >= 1")
         rungs: list[int] = []
         k = 0
         while (r := round(self.r_min * self.eta ** k)) < self.epochs:
@@ -247,7 +254,8 @@ class SuccessiveHalving:
         if number is not None:
             recorded[number] = (float(accuracy), c)
         n = len(others) + 1
-        if n < self.eta:
+        assert self.warmup is not None
+        if n <= self.warmup:
             return None
         keep = max(1, math.floor(n / self.eta + 1e-9))
         order = mo_order([a for a, _ in others] + [accuracy], [x for _, x in others] + [c])
@@ -260,7 +268,8 @@ class SuccessiveHalving:
     def settings(self) -> dict[str, Any]:
         """Name, reduction factor, first rung and rungs (for env.json)."""
         return {"scheduler": self.name, "eta": self.eta, "r_min": self.r_min,
-                "rungs": list(self.rungs), "protect_front": self.protect_front}
+                "rungs": list(self.rungs), "warmup": self.warmup,
+                "protect_front": self.protect_front}
 
 
 @dataclass
