@@ -110,6 +110,18 @@ def test_first_arrivals_are_promoted_while_fewer_than_eta_have_reported():
     assert s.check([10], 1, 0.95) is None
 
 
+def test_warmup_one_ranks_from_the_second_arrival_as_moasha_does():
+    s = asha(9, eta=3, warmup=1)
+    assert s.settings()["warmup"] == 1 and asha(9, eta=2.5).warmup == 2
+    assert s.check([10], 1, 0.1) is None  # the very first arrival continues
+    s.add_partial(0, [10], [0.9])
+    why = s.check([10], 1, 0.1)  # n = 2: ranked, dominated by trial 0 (same MACs, worse)
+    assert why is not None and "rank 2 of 2" in why and "top 1 continue" in why
+    assert s.check([5], 1, 0.1) is None  # cheaper: on the first front, protected
+    with pytest.raises(ValueError, match="warmup=0"):
+        asha(9, warmup=0)
+
+
 def test_partial_curves_count_at_the_rungs_they_reached():
     s = asha(9)
     s.add_partial(0, [10], [0.5])  # stopped at rung 1
