@@ -25,6 +25,9 @@ SCHEDULERS = ("auto", "none", "front", "asha", "asha-strict")
 #: The scheduler ``nasl search`` uses unless told (see the README for why): ``auto`` is
 #: ``asha`` when trials train at least ``AUTO_ASHA_EPOCHS`` epochs, else ``front``.
 DEFAULT_SCHEDULER = "auto"
+#: Zero-cost proxy the pre-screen ranks with by default: NASWOT led the others on every
+#: ShuffleNet search of the 2026-12-06 benchmark (docs/benchmarks.md; synflow was negative).
+DEFAULT_PRESCREEN_PROXY = "naswot"
 #: Epochs per trial from which ``auto`` means successive halving (the benchmark behind the
 #: choice ran at 9 epochs, rungs at 1 and 3; docs/benchmarks.md).
 AUTO_ASHA_EPOCHS = 9

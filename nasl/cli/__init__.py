@@ -14,7 +14,7 @@ from nasl.cli.cmd_costs import cmd_cost, cmd_presets, cmd_space
 from nasl.cli.cmd_runs import cmd_export, cmd_report, cmd_search
 from nasl.cli.common import MACS_NOTE
 from nasl.errors import NaslError
-from nasl.vocab import DEFAULT_SCHEDULER, RUNTIMES, SCHEDULERS
+from nasl.vocab import DEFAULT_PRESCREEN_PROXY, DEFAULT_SCHEDULER, RUNTIMES, SCHEDULERS
 
 
 # --------------------------------------------------------------------------- parser
@@ -94,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="score N feasible random designs per trial with a zero-cost proxy and "
                          "train the best; switches itself on only when the proxy beats params and "
                          "MACs on this run's completed trials (default 0: off)")
-    sp.add_argument("--prescreen-proxy", default="synflow",
-                    help="synflow (default), naswot, grad_norm, snip or jacob_cov")
+    sp.add_argument("--prescreen-proxy", default=DEFAULT_PRESCREEN_PROXY,
+                    help="naswot (default), synflow, grad_norm, snip or jacob_cov")
     sp.add_argument("--no-baselines", action="store_true",
                     help="do not enqueue the space's baselines first")
     sp.add_argument("--timeout", help="stop starting new trials after this long (30m, 2h, 90s)")

@@ -19,7 +19,14 @@ from typing import Any
 from nasl import results
 from nasl.errors import NaslError
 from nasl.search.objective import Settings
-from nasl.vocab import DEFAULT_SCHEDULER, DIRECTIONS, DTYPES, RUNTIMES, SAMPLERS
+from nasl.vocab import (
+    DEFAULT_PRESCREEN_PROXY,
+    DEFAULT_SCHEDULER,
+    DIRECTIONS,
+    DTYPES,
+    RUNTIMES,
+    SAMPLERS,
+)
 
 #: env.json keys the resume rule re-uses, when the option was not given again.
 RESUMED = ("epochs", "data", "sampler", "seed", "trials", "seeds", "confirm_seeds", "runtime")
@@ -55,7 +62,7 @@ class SearchOptions:
     grace_period: int | None = None  # asha's first rung, in epochs (default 1)
     predictor: bool = True
     prescreen: int = 0  # N: pre-screen N feasible designs per trial with a zero-cost proxy
-    prescreen_proxy: str = "synflow"  # screen latency budgets with a calibrated predictor when one exists
+    prescreen_proxy: str = DEFAULT_PRESCREEN_PROXY  # zero-cost proxy of the pre-screen
     max_rejections: int = 2000
     show_progress: bool = True
     baselines: bool = True

@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasl import vocab
 from nasl.errors import NaslError
 from nasl.zerocost.measures import check_names, compute
 from nasl.zerocost.stats import N_BOOT, correlate, interval
 
-DEFAULT_PROXY = "synflow"
+DEFAULT_PROXY = vocab.DEFAULT_PRESCREEN_PROXY
 DEFAULT_MARGIN = 0.1
 DEFAULT_CONFIDENCE = 0.9
 DEFAULT_MIN_TRIALS = 10
