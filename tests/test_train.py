@@ -230,7 +230,7 @@ def test_global_rng_restored_after_an_exception(fake: DataSplits) -> None:
 
 def test_contention_fields(fake: DataSplits) -> None:
     r = train_model(_model(fake), fake, TrainConfig(epochs=1, batch_size=32), seed=0, threads=1)
-    assert r.threads == 1 and 0 < r.cpu_ratio <= 1.5
+    assert r.threads == 1 and 0 < r.cpu_ratio <= (os.cpu_count() or 1) + 0.1  # process CPU
     assert r.wait_ratio is None or 0.0 <= r.wait_ratio <= 1.0
     assert r.contended == (r.wait_ratio > train_mod.CONTENDED_WAIT if r.wait_ratio is not None
                            else r.cpu_ratio < train_mod.CONTENDED_CPU)
@@ -290,10 +290,16 @@ def test_adapt_threads_steps_down_within_an_epoch(
     threads: list[int] = []
     real = torch.set_num_threads
     monkeypatch.setattr(torch, "set_num_threads", lambda n: (threads.append(n), real(n)))
+    fake = load_dataset("fake:960", resolution=12, seed=0)  # many steps per epoch
     with pytest.warns(train_mod.ContendedWarning):
         r = train_model(_model(fake), fake, TrainConfig(epochs=2, batch_size=32), seed=0,
                         threads=2, adapt_threads=True)
-    assert r.adapted_at_step == 1 and r.threads == 1 and threads[:2] == [2, 1]
+    # schedstat's run time advances at scheduler ticks, so a one-step window can read no run
+    # time and decide nothing: the step-down comes at one of the first steps of epoch 1
+    steps_per_epoch = len(fake.train_y) // 32
+    assert r.adapted_at_step is not None and r.adapted_at_step < steps_per_epoch, \
+        (r.adapted_at_step, steps_per_epoch)
+    assert r.threads == 1 and threads[:2] == [2, 1]
 
 
 def test_sched_times_sums_threads() -> None:
