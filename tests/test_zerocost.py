@@ -212,30 +212,30 @@ def test_switch_turns_on_when_proxy_clearly_beats_costs() -> None:
 
 
 def test_switch_stays_off_when_proxy_only_ties_costs() -> None:
-    d = decide({"synflow": PROXY_GOOD, "params": PROXY_GOOD, "macs": [1] * 12}, ACC)
+    d = decide({"synflow": PROXY_GOOD, "params": PROXY_GOOD, "macs": [1] * 12}, ACC, "synflow")
     assert not d.on and "needs a lead of 0.10" in d.reason
 
 
 def test_switch_uses_cost_magnitude() -> None:
     # params predict perfectly in reverse (ρ = -1): that is as good as +1 for a searcher
     d = decide({"synflow": PROXY_GOOD, "params": list(range(12, 0, -1)),
-                "macs": list(range(12, 0, -1))}, ACC)
+                "macs": list(range(12, 0, -1))}, ACC, "synflow")
     assert not d.on and d.delta < 0
 
 
 def test_switch_stays_off_when_lead_is_noise() -> None:
     proxy = [3, 1, 6, 2, 9, 4, 5, 12, 7, 8, 11, 10]  # ρ = 0.76
     params = [5, 1, 3, 9, 2, 4, 12, 6, 7, 11, 8, 10]  # ρ = 0.64
-    d = decide({"synflow": proxy, "params": params, "macs": params}, ACC)
+    d = decide({"synflow": proxy, "params": params, "macs": params}, ACC, "synflow")
     assert not d.on and d.delta >= 0.1 and "bootstrap resamples (needs 90%)" in d.reason
 
 
 def test_switch_waits_for_enough_trials() -> None:
     d = decide({"synflow": [1, 2, 3, 4, 5], "params": [1] * 5, "macs": [5, 1, 4, 2, 3]},
-               ACC[:5], min_trials=10)
+               ACC[:5], "synflow", min_trials=10)
     assert not d.on and "5 completed trials" in d.reason
     assert decide({"synflow": [1, 2, 3, 4, 5], "params": [1] * 5, "macs": [5, 1, 4, 2, 3]},
-                  ACC[:5], min_trials=5, confidence=0.5).on
+                  ACC[:5], "synflow", min_trials=5, confidence=0.5).on
 
 
 def test_pick() -> None:
