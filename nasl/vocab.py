@@ -25,9 +25,10 @@ SCHEDULERS = ("auto", "none", "front", "asha", "asha-strict")
 #: The scheduler ``nasl search`` uses unless told (see the README for why): ``auto`` is
 #: ``asha`` when trials train at least ``AUTO_ASHA_EPOCHS`` epochs, else ``front``.
 DEFAULT_SCHEDULER = "auto"
-#: Zero-cost proxy the pre-screen ranks with by default: NASWOT led the others on every
-#: ShuffleNet search of the 2026-12-06 benchmark (docs/benchmarks.md; synflow was negative).
-DEFAULT_PRESCREEN_PROXY = "naswot"
+#: Zero-cost proxy the pre-screen ranks with by default: ``auto`` tries each of
+#: ``nasl.zerocost.PROXIES`` on the run's own trials (Bonferroni-corrected), because which one
+#: works depends on the space: naswot on ShuffleNet, synflow on MobileNet (docs/benchmarks.md).
+DEFAULT_PRESCREEN_PROXY = "auto"
 #: Epochs per trial from which ``auto`` means successive halving (the benchmark behind the
 #: choice ran at 9 epochs, rungs at 1 and 3; docs/benchmarks.md).
 AUTO_ASHA_EPOCHS = 9

@@ -190,3 +190,38 @@ def test_latency_budget_screened_by_the_predictor_first(tiny_space: Path, tmp_pa
     assert screened and all(r["width_mult"] == "0.5" and r["feasible"] == "False"
                             and r["latency_ms"] == "" and r["accuracy"] == "" for r in screened)
     assert not [r for r in rows if r["width_mult"] == "0.5" and r["feasible"] == "True"]
+
+
+@pytest.mark.slow
+def test_prescreen_switched_on_trains_the_proxys_pick(tiny_space: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    """Once the rule says on (here forced from the first decision on; the rule itself is
+    tested in test_zerocost.py), every later trial is the best of N by the chosen proxy,
+    queued in the study, and env.json counts the picks."""
+    import dataclasses
+
+    import nasl.zerocost.prescreen as zp
+
+    real = zp.decide_auto
+    seen: list[tuple[str, ...]] = []
+
+    def forced(scores, accuracies, proxies, *a, **kw):
+        seen.append(tuple(proxies))
+        d = real(scores, accuracies, proxies, *a, min_trials=1, **kw)
+        return dataclasses.replace(d, on=True, proxy="naswot", reason="on: forced by the test")
+
+    monkeypatch.setattr(zp, "decide_auto", forced)
+    chosen: list[str] = []
+    real_choose = zp.choose
+    monkeypatch.setattr(zp, "choose", lambda *a, **kw: (chosen.append(a[3]), real_choose(*a, **kw))[1])
+    opts = SearchOptions(name="p", runs_dir=tmp_path, trials=3, epochs=1, confirm_seeds=0,
+                         prescreen=4, show_progress=False, baselines=False)
+    out = run_search(load_space(tiny_space), opts)
+    assert out.trained == 3
+    assert seen and set(seen[0]) == {"synflow", "naswot", "grad_norm", "snip"}  # auto: all four
+    env = json.loads((tmp_path / "p" / "env.json").read_text())
+    assert env["prescreen"]["on"] is True and env["prescreen"]["proxy"] == "naswot"
+    assert env["prescreen"]["picked"] >= 2 and chosen and set(chosen) == {"naswot"}
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'p' / 'study.db'}")
+    trials = optuna.load_study(study_name="p", storage=storage).get_trials()
+    assert sum(bool(t.user_attrs.get("prescreened")) for t in trials) == env["prescreen"]["picked"]

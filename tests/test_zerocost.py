@@ -23,6 +23,7 @@ from nasl.zerocost import (
     compute,
     correlate,
     decide,
+    decide_auto,
     load_trained,
     pick,
     run_proxies,
@@ -322,7 +323,8 @@ def test_proxies_command_json(tmp_path: Path, tiny_space: Path,
                               "--proxies", "synflow"])
     assert args.func(args) == 0
     text = capsys.readouterr().out
-    assert "Spearman" in text and "pre-screen with synflow: off" in text
+    assert "Spearman" in text and "pre-screen (auto): off: 3 completed trials" in text
+    assert "(auto, best of synflow at 90% confidence)" in text
 
 
 def test_proxies_errors(tmp_path: Path, tiny_space: Path) -> None:
@@ -347,3 +349,19 @@ def test_proxies_on_a_real_run(tmp_path: Path) -> None:
                                                           "params", "macs"}
     assert all(c["spearman"] is None or -1 <= c["spearman"] <= 1 for c in out["correlations"])
     assert out["decisions"]["synflow"]["reason"].startswith("off: 4 completed trials")
+
+
+def test_auto_takes_the_proxy_that_earns_it_with_a_corrected_confidence() -> None:
+    """Which proxy works depends on the space: auto tries each, Bonferroni-corrected."""
+    params = [5, 3, 9, 1, 12, 7, 2, 10, 4, 11, 6, 8]  # unrelated to ACC
+    scores = {"synflow": [-a for a in PROXY_GOOD], "naswot": PROXY_GOOD,
+              "params": params, "macs": params}
+    d = decide_auto(scores, ACC, ["synflow", "naswot"])
+    assert d.on and d.proxy == "naswot" and d.confidence == pytest.approx(0.95)
+    assert "auto, best of synflow, naswot at 95% confidence" in d.reason
+    d2 = decide_auto(scores, ACC, ["naswot", "synflow"])  # the order does not matter
+    assert d2.on and d2.proxy == "naswot" and d2.delta == d.delta
+    off = decide_auto({**scores, "naswot": params}, ACC, ["synflow", "naswot"])
+    assert not off.on and off.reason.startswith("off:") and "(auto, best of" in off.reason
+    with pytest.raises(ValueError, match="no proxies"):
+        decide_auto(scores, ACC, [])

@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "train the best; switches itself on only when the proxy beats params and "
                          "MACs on this run's completed trials (default 0: off)")
     sp.add_argument("--prescreen-proxy", default=DEFAULT_PRESCREEN_PROXY,
-                    help="naswot (default), synflow, grad_norm, snip or jacob_cov")
+                    help="auto (default: each of synflow, naswot, grad_norm, snip is tried on "
+                         "the run's trials and the one that earns it is used), or one of them, "
+                         "or jacob_cov")
     sp.add_argument("--no-baselines", action="store_true",
                     help="do not enqueue the space's baselines first")
     sp.add_argument("--timeout", help="stop starting new trials after this long (30m, 2h, 90s)")

@@ -28,10 +28,10 @@ class PreScreen:
 
     def __init__(self, session: Any, n: int, proxy: str):
         self.session, self.n, self.proxy = session, n, proxy
-        if n > 0:
-            from nasl.zerocost.measures import check_names
+        from nasl.zerocost.measures import PROXIES, check_names
 
-            check_names([proxy])  # a bad name fails before anything runs
+        # auto: every default proxy is scored and the rule picks one (decide_auto)
+        self.names = PROXIES if proxy == "auto" else check_names([proxy])  # fails before a run
         self.scores: dict[int, dict[str, float]] = {}
         self.decision: Any = None
         self.decided_at = -1
@@ -40,13 +40,13 @@ class PreScreen:
     def _score(self, params: dict[str, Any]) -> dict[str, float]:
         from nasl.zerocost.prescreen import score_design
 
-        return score_design(self.session.space, params, self.session.evaluator.data, (self.proxy,),
+        return score_design(self.session.space, params, self.session.evaluator.data, self.names,
                             seed=self.session.settings.seed)
 
     def decide(self, force: bool = False) -> Any:
         """Re-decide on the completed trials when enough new ones finished (or ``force``)
         → the decision."""
-        from nasl.zerocost.prescreen import DEFAULT_MIN_TRIALS, decide
+        from nasl.zerocost.prescreen import DEFAULT_MIN_TRIALS, decide, decide_auto
 
         done = [t for t in self.session.study.get_trials(deepcopy=False)
                 if t.state.name == "COMPLETE" and t.user_attrs.get("feasible")
@@ -58,10 +58,12 @@ class PreScreen:
         for t in done:
             if t.number not in self.scores:
                 self.scores[t.number] = self._score(t.user_attrs["choices"])
-        scores = {self.proxy: [self.scores[t.number][self.proxy] for t in done],
+        scores = {**{p: [self.scores[t.number][p] for t in done] for p in self.names},
                   "params": [float(t.user_attrs["params"]) for t in done],
                   "macs": [float(t.user_attrs["macs"]) for t in done]}
-        self.decision = decide(scores, [float(t.user_attrs["accuracy"]) for t in done], self.proxy)
+        acc = [float(t.user_attrs["accuracy"]) for t in done]
+        self.decision = (decide_auto(scores, acc, self.names) if self.proxy == "auto"
+                         else decide(scores, acc, self.proxy))
         self.decided_at = n
         self._record()
         return self.decision
@@ -92,6 +94,7 @@ class PreScreen:
         cands = sample_feasible(s.space, self.n, seed, fits)
         if not cands:
             return
-        best, _ = choose(s.space, cands, s.evaluator.data, self.proxy, seed=s.settings.seed)
+        best, _ = choose(s.space, cands, s.evaluator.data, self.decision.proxy,
+                         seed=s.settings.seed)
         s.study.enqueue_trial(s.space.encode(cands[best]), user_attrs={"prescreened": True})
         self.picks += 1

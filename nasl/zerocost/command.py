@@ -31,6 +31,7 @@ from nasl.zerocost.prescreen import (
     DEFAULT_PROXY,
     PrescreenDecision,
     decide,
+    decide_auto,
     score_design,
 )
 from nasl.zerocost.stats import N_BOOT, correlate
@@ -145,10 +146,13 @@ def run_proxies(run: str | Path, names: Sequence[str] = PROXIES, *, batch_size: 
     decisions: dict[str, PrescreenDecision] = {
         p: decide(scores, acc, p, margin, min_trials, confidence=confidence, n_boot=n_boot,
                   seed=seed) for p in names}
+    auto = decide_auto(scores, acc, names, margin, min_trials, confidence=confidence,
+                       n_boot=n_boot, seed=seed)
     return {"run": str(run), "n": len(designs), "proxies": list(names), "batch_size": batch_size,
             "seed": seed, "seconds_per_design": {"wall": wall / len(designs), "cpu": cpu / len(designs)},
             "correlations": [c.to_dict() for c in corr.values()],
             "decisions": {p: d.to_dict() for p, d in decisions.items()},
+            "auto": auto.to_dict(),
             "designs": [{k: (v if not isinstance(v, float) or math.isfinite(v) else None)
                          for k, v in d.items()} for d in designs]}
 
@@ -201,8 +205,8 @@ def cmd_proxies(args: argparse.Namespace) -> int:
     sec = result["seconds_per_design"]
     print(f"proxies took {sec['wall']:.2f} s wall ({sec['cpu']:.2f} s CPU) per design, batch "
           f"{result['batch_size']}; params and MACs are the target network's (free).")
-    shown = DEFAULT_PROXY if DEFAULT_PROXY in result["decisions"] else next(iter(result["decisions"]))
-    print(f"pre-screen with {shown}: {result['decisions'][shown]['reason']}")
+    shown = result["decisions"].get(DEFAULT_PROXY, result["auto"])
+    print(f"pre-screen ({DEFAULT_PROXY}): {shown['reason']}")
     return 0
 
 

@@ -15,10 +15,14 @@ merely ties the free cost metrics must stay off. With 10-20 designs the 95 % boo
 interval of one ρ is 0.5-0.8 wide, so the point gap alone is noise; the paired resampling
 asks whether the gap survives that noise. Costs enter as |ρ| because a cost predicts in
 either direction, while the pre-screen always trains the proxy's highest score.
+:func:`decide_auto` (``--prescreen-proxy auto``, the default) applies the rule to each
+proxy with the confidence Bonferroni-corrected for trying several and takes the one that
+leads most among those that pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -69,13 +73,18 @@ class PrescreenDecision:
                 "correlations": self.correlations}
 
 
+def _pct(x: float) -> str:
+    """0.9 → '90%', 0.975 → '97.5%'."""
+    return f"{x:.1%}".replace(".0%", "%")
+
+
 def _nanmax(*xs: float) -> float:
     vals = [x for x in xs if not math.isnan(x)]
     return max(vals) if vals else math.nan
 
 
 def decide(scores: Mapping[str, Sequence[float]], accuracies: Sequence[float],
-           proxy: str = DEFAULT_PROXY, margin: float = DEFAULT_MARGIN,
+           proxy: str, margin: float = DEFAULT_MARGIN,
            min_trials: int = DEFAULT_MIN_TRIALS, *, confidence: float = DEFAULT_CONFIDENCE,
            n_boot: int = N_BOOT, seed: int = 0) -> PrescreenDecision:
     """Turn the pre-screen on or off from the completed trials (see the module doc for the rule).
@@ -114,10 +123,35 @@ def decide(scores: Mapping[str, Sequence[float]], accuracies: Sequence[float],
         return off(f"off: {vs}; needs a lead of {margin:.2f}, has {delta:+.2f}")
     if not p_better >= confidence:
         return off(f"off: {vs}; leads by {delta:+.2f} but only in {p_better:.0%} of bootstrap "
-                   f"resamples (needs {confidence:.0%})")
+                   f"resamples (needs {_pct(confidence)})")
     return PrescreenDecision(True, f"on: {vs}; leads by {delta:+.2f} in {p_better:.0%} of "
                                    "bootstrap resamples", proxy, n, margin, min_trials,
                              confidence, delta, d_ci, p_better, table)
+
+
+def decide_auto(scores: Mapping[str, Sequence[float]], accuracies: Sequence[float],
+                proxies: Sequence[str], margin: float = DEFAULT_MARGIN,
+                min_trials: int = DEFAULT_MIN_TRIALS, *, confidence: float = DEFAULT_CONFIDENCE,
+                n_boot: int = N_BOOT, seed: int = 0) -> PrescreenDecision:
+    """``--prescreen-proxy auto``: the rule of :func:`decide` for each of ``proxies``, with the
+    confidence Bonferroni-corrected for trying several (``1 - (1 - confidence) / k``); on
+    with the proxy that leads the cost metrics most among those that pass, else off with the
+    reason of the most promising one. Which proxy works depends on the space (measured:
+    naswot on ShuffleNet, synflow on MobileNet; docs/benchmarks.md)."""
+    if not proxies:
+        raise ValueError("decide_auto: no proxies")
+    k = len(proxies)
+    conf = 1.0 - (1.0 - confidence) / k
+    each = [decide(scores, accuracies, p, margin, min_trials, confidence=conf, n_boot=n_boot,
+                   seed=seed) for p in proxies]
+
+    def lead(d: PrescreenDecision) -> float:
+        return d.delta if math.isfinite(d.delta) else -math.inf
+
+    passed = [d for d in each if d.on]
+    best = max(passed or each, key=lead)
+    tried = f"auto, best of {', '.join(proxies)} at {_pct(conf)} confidence"
+    return dataclasses.replace(best, reason=f"{best.reason} ({tried})", confidence=conf)
 
 
 def pick(candidate_scores: Sequence[float]) -> int:
@@ -140,7 +174,7 @@ def fixed_batch(data: Any, batch_size: int = DEFAULT_BATCH, seed: int = 0
 
 
 def score_design(space: Any, params: Mapping[str, Any], data_for: Callable[[int], Any],
-                 names: Sequence[str] = (DEFAULT_PROXY,), *, seed: int = 0,
+                 names: Sequence[str], *, seed: int = 0,
                  batch_size: int = DEFAULT_BATCH) -> dict[str, float]:
     """Proxies of one design at the proxy size (proxy resolution × ρ, the data's classes).
 
@@ -172,7 +206,7 @@ def sample_feasible(space: Any, n: int, seed: int, fits: Callable[[dict[str, Any
 
 
 def choose(space: Any, candidates: Sequence[Mapping[str, Any]], data_for: Callable[[int], Any],
-           proxy: str = DEFAULT_PROXY, *, seed: int = 0, batch_size: int = DEFAULT_BATCH
+           proxy: str, *, seed: int = 0, batch_size: int = DEFAULT_BATCH
            ) -> tuple[int, list[float]]:
     """Score every candidate with ``proxy`` → (index of the one to train, all scores)."""
     scores = [score_design(space, c, data_for, (proxy,), seed=seed, batch_size=batch_size)[proxy]
