@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runtime", default="torch")
     p.add_argument("--clock", default="cpu", choices=("cpu", "wall"))
     p.add_argument("--designs", type=int, default=20)
-    p.add_argument("--kernel-designs", type=int, default=60)
+    p.add_argument("--kernel-designs", type=int, default=400)
     p.add_argument("--holdout", type=int, default=50)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)

@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from nasl import vocab
 from nasl.arch import ArchConfig
 from nasl.latency.kernels import Kernel
 from nasl.latency.measure import LatencyTarget, measure_design, measure_kernels
 from nasl.latency.predictor import Predictor, error_stats, loo_error
 
 MAX_DESIGNS = 20
+KERNEL_DESIGNS = vocab.KERNEL_DESIGNS
 REFERENCE_EVERY = 5
 
 Progress = Callable[[str], None]
@@ -56,7 +58,7 @@ def _noise(ref: list[float], ratios: list[float]) -> dict[str, Any]:
 
 
 def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
-              kernel_designs: int = 40, holdout: int = 0, seed: int = 0, repeats: int = 20,
+              kernel_designs: int = KERNEL_DESIGNS, holdout: int = 0, seed: int = 0, repeats: int = 20,
               progress: Progress | None = None) -> tuple[Predictor, dict[str, Any]]:
     """Measure and fit → (predictor, details).
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from nasl.errors import NaslError
 from nasl.units import parse_assignments
+from nasl.vocab import KERNEL_DESIGNS
 
 
 def _target(args: argparse.Namespace, space: Any) -> Any:
@@ -126,8 +127,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c = lsub.add_parser("calibrate", help="measure kernels and <= 20 designs, fit, report error")
     _common(c)
     c.add_argument("--designs", type=int, default=20, help="measured calibration designs (<= 20)")
-    c.add_argument("--kernel-designs", type=int, default=40,
-                   help="more sampled designs whose kernels (not the whole) are measured")
+    c.add_argument("--kernel-designs", type=int, default=KERNEL_DESIGNS,
+                   help="more sampled designs whose kernels (not the whole) are measured "
+                        f"(default {KERNEL_DESIGNS})")
     c.add_argument("--holdout", type=int, default=0,
                    help="held-out designs measured only to report the error (default 0: "
                         "leave-one-out on the calibration designs)")
