@@ -15,14 +15,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nasl import vocab
 from nasl.arch import ArchConfig
 from nasl.latency.kernels import Kernel
 from nasl.latency.measure import LatencyTarget, measure_design, measure_kernels
 from nasl.latency.predictor import Predictor, error_stats, loo_error
+from nasl.vocab import KERNEL_DESIGNS
 
 MAX_DESIGNS = 20
-KERNEL_DESIGNS = vocab.KERNEL_DESIGNS
 REFERENCE_EVERY = 5
 
 Progress = Callable[[str], None]

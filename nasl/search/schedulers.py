@@ -292,11 +292,10 @@ def make_scheduler(name: str, cost_metrics: Sequence[str], epochs: int, *,
     :class:`NaslError` (one line) for an unknown name or a bad value.
     """
     key = str(name).strip().lower()
-    if key == "auto":
-        key = "asha" if epochs >= vocab.AUTO_ASHA_EPOCHS else "front"
-        if key == "front" and (eta is not None or r_min is not None):
-            key = "asha"  # a reduction factor or grace period asks for successive halving
-    if key in ("none", "front") and (eta is not None or r_min is not None):
+    halving_options = eta is not None or r_min is not None
+    if key == "auto":  # a reduction factor or grace period asks for successive halving
+        key = "asha" if epochs >= vocab.AUTO_ASHA_EPOCHS or halving_options else "front"
+    if key in ("none", "front") and halving_options:
         raise NaslError(f"--reduction-factor/--grace-period apply to --scheduler asha or "
                         f"asha-strict, not {key}")
     if key == "none":

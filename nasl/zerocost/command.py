@@ -145,9 +145,9 @@ def run_proxies(run: str | Path, names: Sequence[str] = PROXIES, *, batch_size: 
     corr = correlate(scores, acc, n_boot=n_boot, seed=seed)
     decisions: dict[str, PrescreenDecision] = {
         p: decide(scores, acc, p, margin, min_trials, confidence=confidence, n_boot=n_boot,
-                  seed=seed) for p in names}
+                  seed=seed, corr=corr) for p in names}
     auto = decide_auto(scores, acc, names, margin, min_trials, confidence=confidence,
-                       n_boot=n_boot, seed=seed)
+                       n_boot=n_boot, seed=seed, corr=corr)
     return {"run": str(run), "n": len(designs), "proxies": list(names), "batch_size": batch_size,
             "seed": seed, "seconds_per_design": {"wall": wall / len(designs), "cpu": cpu / len(designs)},
             "correlations": [c.to_dict() for c in corr.values()],

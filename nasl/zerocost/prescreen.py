@@ -35,7 +35,7 @@ import torch
 from nasl import vocab
 from nasl.errors import NaslError
 from nasl.zerocost.measures import check_names, compute
-from nasl.zerocost.stats import N_BOOT, correlate, interval
+from nasl.zerocost.stats import N_BOOT, Correlation, correlate, interval
 
 DEFAULT_PROXY = vocab.DEFAULT_PRESCREEN_PROXY
 DEFAULT_MARGIN = 0.1
@@ -86,16 +86,20 @@ def _nanmax(*xs: float) -> float:
 def decide(scores: Mapping[str, Sequence[float]], accuracies: Sequence[float],
            proxy: str, margin: float = DEFAULT_MARGIN,
            min_trials: int = DEFAULT_MIN_TRIALS, *, confidence: float = DEFAULT_CONFIDENCE,
-           n_boot: int = N_BOOT, seed: int = 0) -> PrescreenDecision:
+           n_boot: int = N_BOOT, seed: int = 0,
+           corr: Mapping[str, Correlation] | None = None) -> PrescreenDecision:
     """Turn the pre-screen on or off from the completed trials (see the module doc for the rule).
 
     ``scores`` must hold ``proxy``, ``"params"`` and ``"macs"``, one value per completed
     trial, aligned with ``accuracies``; other metrics are correlated and reported too.
+    ``corr``: ``correlate(scores, accuracies, n_boot=n_boot, seed=seed)`` when the caller
+    already has it (several decisions on the same scores share one bootstrap).
     """
     missing = [k for k in (proxy, *COST_METRICS) if k not in scores]
     if missing:
         raise ValueError(f"decide: scores lack {missing}; have {sorted(scores)}")
-    corr = correlate(scores, accuracies, n_boot=n_boot, seed=seed, kendall_boot=True)
+    if corr is None:
+        corr = correlate(scores, accuracies, n_boot=n_boot, seed=seed, kendall_boot=True)
     table = {k: c.to_dict() for k, c in corr.items()}
     n = corr[proxy].n
     rho = corr[proxy].spearman
@@ -132,7 +136,8 @@ def decide(scores: Mapping[str, Sequence[float]], accuracies: Sequence[float],
 def decide_auto(scores: Mapping[str, Sequence[float]], accuracies: Sequence[float],
                 proxies: Sequence[str], margin: float = DEFAULT_MARGIN,
                 min_trials: int = DEFAULT_MIN_TRIALS, *, confidence: float = DEFAULT_CONFIDENCE,
-                n_boot: int = N_BOOT, seed: int = 0) -> PrescreenDecision:
+                n_boot: int = N_BOOT, seed: int = 0,
+                corr: Mapping[str, Correlation] | None = None) -> PrescreenDecision:
     """``--prescreen-proxy auto``: the rule of :func:`decide` for each of ``proxies``, with the
     confidence Bonferroni-corrected for trying several (``1 - (1 - confidence) / k``); on
     with the proxy that leads the cost metrics most among those that pass, else off with the
@@ -142,8 +147,10 @@ def decide_auto(scores: Mapping[str, Sequence[float]], accuracies: Sequence[floa
         raise ValueError("decide_auto: no proxies")
     k = len(proxies)
     conf = 1.0 - (1.0 - confidence) / k
+    if corr is None:
+        corr = correlate(scores, accuracies, n_boot=n_boot, seed=seed, kendall_boot=True)
     each = [decide(scores, accuracies, p, margin, min_trials, confidence=conf, n_boot=n_boot,
-                   seed=seed) for p in proxies]
+                   seed=seed, corr=corr) for p in proxies]
 
     def lead(d: PrescreenDecision) -> float:
         return d.delta if math.isfinite(d.delta) else -math.inf
@@ -151,7 +158,7 @@ def decide_auto(scores: Mapping[str, Sequence[float]], accuracies: Sequence[floa
     passed = [d for d in each if d.on]
     best = max(passed or each, key=lead)
     tried = f"auto, best of {', '.join(proxies)} at {_pct(conf)} confidence"
-    return dataclasses.replace(best, reason=f"{best.reason} ({tried})", confidence=conf)
+    return dataclasses.replace(best, reason=f"{best.reason} ({tried})")
 
 
 def pick(candidate_scores: Sequence[float]) -> int:
