@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from nasl import results
+from nasl.errors import NaslError
 from nasl.search.objective import static_costs, violations
 from nasl.vocab import STATIC_METRICS
 
@@ -23,15 +24,25 @@ from nasl.vocab import STATIC_METRICS
 REDECIDE_EVERY = 5
 
 
+def proxy_names(proxy: str) -> tuple[str, ...]:
+    """The proxies a pre-screen with ``proxy`` scores: all defaults for ``auto``, else that one.
+    Raises NaslError (one line, naming the flag) for an unknown name."""
+    from nasl.zerocost.measures import ALL_PROXIES, PROXIES
+
+    if proxy == "auto":
+        return PROXIES
+    if proxy not in ALL_PROXIES:
+        raise NaslError(f"--prescreen-proxy {proxy!r}: expected auto or one of "
+                        f"{', '.join(ALL_PROXIES)}")
+    return (proxy,)
+
+
 class PreScreen:
     """Keeps proxy scores of completed trials, decides on/off, and queues the chosen design."""
 
     def __init__(self, session: Any, n: int, proxy: str):
         self.session, self.n, self.proxy = session, n, proxy
-        from nasl.zerocost.measures import PROXIES, check_names
-
-        # auto: every default proxy is scored and the rule picks one (decide_auto)
-        self.names = PROXIES if proxy == "auto" else check_names([proxy])  # fails before a run
+        self.names = proxy_names(proxy)  # auto: every default proxy (decide_auto picks one)
         self.scores: dict[int, dict[str, float]] = {}
         self.decision: Any = None
         self.decided_at = -1

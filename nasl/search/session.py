@@ -68,6 +68,9 @@ class Session:
         stopper = make_scheduler(opts.scheduler if opts.early_stop else "none",
                                  s.cost_objectives, s.train.epochs, margin=s.early_stop_margin,
                                  eta=opts.reduction_factor, r_min=opts.grace_period)
+        from nasl.search.prescreen import PreScreen, proxy_names
+
+        proxy_names(opts.prescreen_proxy)  # a bad name fails before anything is written
         name = opts.name or default_name(space.name)
         self.run = results.RunDir(Path(opts.runs_dir) / name)
         self._prepare_dir()  # everything above is checked before anything is written
@@ -81,8 +84,6 @@ class Session:
 
         self.log.listeners.extend([Heartbeat(self.study), *(listeners or [])])
         self.log.predictor = self._predictor()
-        from nasl.search.prescreen import PreScreen
-
         self.prescreen = PreScreen(self, opts.prescreen, opts.prescreen_proxy)
         self.log.load_history()
         if not opts.resume and opts.baselines:
