@@ -186,7 +186,8 @@ def costs(arch: ArchConfig) -> Costs:
 class Latency:
     """One latency measurement (milliseconds per forward pass of the whole batch).
 
-    ``cpu_ratio`` (CPU only): process CPU time / wall time / threads over the timed runs,
+    ``cpu_ratio`` (CPU only): process CPU time (with 1 thread: the timing thread's alone) /
+    wall time / threads over the timed runs,
     ≈ 1.0 when every thread had a core to itself, ≈ 0.5 when a core was shared.
     ``runtime``: torch (eager), onnxruntime or torch.compile. ``clock``: ``wall``, or
     ``cpu`` (the timing thread's CPU time; 1 thread on CPU).
@@ -304,7 +305,7 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str = 
                 for _ in range(warmup):
                     runner.run()
                 sync()
-                wall0, cpu0 = time.perf_counter(), time.process_time()
+                wall0, cpu0, own0 = time.perf_counter(), time.process_time(), time.thread_time()
                 for _ in range(repeats):
                     if runner.events:  # device time between two events, synchronised every run
                         start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
@@ -324,6 +325,8 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str = 
                         times.append((time.perf_counter() - t0) * 1e3)
                 wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             used = runner.threads or torch.get_num_threads()
+            if used == 1:  # the run is this thread's work; other threads (an idle OpenMP pool
+                cpu = time.thread_time() - own0  # spinning, Ray, W&B) must not count
             if dev == "cpu" and wall > 0:
                 cpu_ratio = cpu / wall / used
         finally:

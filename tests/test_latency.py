@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -44,10 +43,9 @@ def test_cpu_latency_is_sane_and_recorded(model: Network) -> None:
     assert (lat.repeats, lat.warmup, lat.device, lat.threads) == (5, 1, "cpu", 1)
     assert (lat.batch_size, lat.dtype, lat.input_shape) == (1, "fp32", (1, 3, 64, 64))
     assert lat.device_name and lat.device_name == cost.cpu_name()
-    # process CPU / wall: other threads of this process (OpenMP workers spinning after an
-    # earlier 2-thread test when the machine was quiet at import, Ray or W&B threads) count,
-    # so the bound is the machine's cores, not the timing's single thread
-    assert lat.cpu_ratio is not None and 0 < lat.cpu_ratio <= (os.cpu_count() or 1) + 0.1
+    # with 1 thread the timing thread's own CPU time: other threads of this process (OpenMP
+    # workers spinning after an earlier 2-thread test, Ray or W&B threads) do not count
+    assert lat.cpu_ratio is not None and 0 < lat.cpu_ratio < 1.5
     assert torch.get_num_threads() == threads  # restored
     assert [m.training for m in model.modules()] == modes  # modes untouched
     after = model.state_dict()
