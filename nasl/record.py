@@ -50,6 +50,12 @@ FIELDS: tuple[Field, ...] = (
     Field("accuracy_high", "float", "fraction", "... (high end)"),
     Field("n_seeds", "int", "seeds", "seeds the design was trained with (search + confirmation)"),
     Field("accuracy_seeds", "text", "fraction", "every seed's accuracy"),
+    Field("confirmed_accuracy", "float", "fraction", "mean holdout accuracy over the fresh seeds "
+          "of the confirmation (higher fidelity, the run's recipe); empty if not confirmed"),
+    Field("confirmed_low", "float", "fraction", "95 % t-interval of it (pooled seed std; low end)"),
+    Field("confirmed_high", "float", "fraction", "... (high end)"),
+    Field("confirmed_seeds", "int", "seeds", "fresh seeds of the confirmation"),
+    Field("confirmed_epochs", "int", "epochs", "epochs of each confirmation training"),
     Field("best_accuracy", "float", "fraction", "best proxy validation accuracy over epochs "
           "(first seed)"),
     Field("epochs", "int", "epochs", "epochs trained (fewer when stopped)"),
@@ -76,7 +82,8 @@ BEFORE: tuple[str, ...] = ("number", "state", "baseline")
 AFTER: tuple[str, ...] = tuple(f.name for f in FIELDS)
 #: Columns computed when rows are written, not stored on the trial.
 DERIVED: tuple[str, ...] = ("pareto", "confident", "tied_with", "accuracy_std", "accuracy_low",
-                            "accuracy_high", "n_seeds")
+                            "accuracy_high", "n_seeds", "confirmed_accuracy", "confirmed_low",
+                            "confirmed_high", "confirmed_seeds", "confirmed_epochs")
 
 KINDS = {"number": "int", "state": "text", "baseline": "text", **{f.name: f.kind for f in FIELDS}}
 INT_COLUMNS = tuple(k for k, v in KINDS.items() if v == "int")
@@ -98,9 +105,14 @@ SUMMARY_FIELDS = ("macs", "params", "size_mb", "size_int8_mb", *LATENCY_FIELDS[:
                   "device", "device_name", "node", "arch_id", "seed", "cpu_ratio", "contended")
 #: Study user attribute: trial number → latency re-measured in interleaved rounds at the end.
 FINAL_LATENCY = "final_latency"
-#: Study user attribute: trial number → {"seeds": [...], "accuracies": [...]} of the
-#: confirmation stage (extra seeds trained after the search).
+#: Study user attribute of runs before the higher-fidelity confirmation: trial number →
+#: {"seeds": [...], "accuracies": [...]} (extra seeds at the search's fidelity; still read).
 CONFIRM = "confirm"
+#: Study user attribute: recipe label → {"epochs", "describe", "designs": trial number →
+#: {"seeds", "accuracies", "correct" (packed per-image bits, hex), "images"}} (nasl.search.confirm).
+DECIDE = "decide"
+#: Study user attribute: the run's answer (recommendation, claims; nasl.decide.answer).
+ANSWER = "answer"
 
 
 def latency_fields(lat: Any, *, full: bool = True) -> dict[str, Any]:

@@ -184,22 +184,27 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     ``channels_last=None`` follows the memory format of the model's weights. The model's
     train/eval mode is restored afterwards.
     """
+    return float(correct(model, x, y, batch_size, channels_last=channels_last).float().mean())
+
+
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
+            *, channels_last: bool | None = None) -> torch.Tensor:
+    """Per image, whether the eval-mode ``model`` classifies it right (bool, on the CPU)."""
     if len(y) == 0:
         raise ValueError("evaluate: no samples")
     device = _model_device(model)
     cl = _is_channels_last(model) if channels_last is None else channels_last
     was_training = model.training
     model.eval()
-    correct = 0
+    out = []
     try:
         with torch.inference_mode():
             for start in range(0, len(y), batch_size):
                 logits = model(_prepare(x[start:start + batch_size], device, cl))
-                pred = logits.argmax(dim=1).cpu()
-                correct += int((pred == y[start:start + batch_size]).sum())
+                out.append(logits.argmax(dim=1).cpu() == y[start:start + batch_size])
     finally:
         model.train(was_training)
-    return correct / len(y)
+    return torch.cat(out)
 
 
 def _bn_modules(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -14,7 +14,10 @@ from nasl.cli.cmd_costs import cmd_cost, cmd_presets, cmd_space
 from nasl.cli.cmd_runs import cmd_export, cmd_report, cmd_search
 from nasl.cli.common import MACS_NOTE
 from nasl.errors import NaslError
+from nasl.recipes import RECIPES
 from nasl.vocab import DEFAULT_PRESCREEN_PROXY, DEFAULT_SCHEDULER, RUNTIMES, SCHEDULERS
+
+RECIPE_NAMES = tuple(RECIPES)
 
 
 # --------------------------------------------------------------------------- parser
@@ -85,11 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
                          "stops a trial (default 0.02)")
     sp.add_argument("--seeds", type=int, default=None, metavar="K",
                     help="train every trial with K seeds (accuracy = their mean; default 1)")
+    sp.add_argument("--recipe", choices=RECIPE_NAMES, default=None,
+                    help="proxy-training recipe: plain (no augmentation), augmented (crop + "
+                         "flip, weight decay 5e-4) or crop (default: the space's proxy.recipe)")
     sp.add_argument("--confirm-seeds", type=int, default=None, metavar="K",
-                    help="after the search, train the front and the designs within noise of it "
-                         "with K more seeds (default 2; 0 turns the confirmation off)")
-    sp.add_argument("--confirm-max", type=int, default=6, metavar="N",
-                    help="confirm at most N designs (default 6)")
+                    help="after the search, train each design that can change the answer with K "
+                         "fresh seeds at higher fidelity first (default 2; 0: no confirmation)")
+    sp.add_argument("--confirm-budget", type=int, default=None, metavar="N",
+                    help="trainings the confirmation may spend in all (default 12)")
+    sp.add_argument("--confirm-epochs", type=int, default=None, metavar="E",
+                    help="epochs of a confirmation training (default 3x --epochs), on the "
+                         "search's train + validation images, scored on the holdout")
+    sp.add_argument("--confirm-max", type=int, default=None, metavar="N",
+                    help="confirm at most N designs (default: budget / seeds)")
+    sp.add_argument("--confirm-recipe", choices=RECIPE_NAMES, default=None,
+                    help="also confirm under this recipe (the budget and α are shared); claims "
+                         "say under which recipe they hold and where recipes disagree")
+    sp.add_argument("--margin", type=float, default=1.0, metavar="POINTS",
+                    help="non-inferiority margin δ in accuracy points (default 1)")
+    sp.add_argument("--alpha", type=float, default=0.05,
+                    help="level of the claims as a family (default 0.05)")
+    sp.add_argument("--correction", choices=("holm", "bh"), default="holm",
+                    help="holm: family-wise error (default); bh: false discovery rate")
     sp.add_argument("--prescreen", type=int, default=0, metavar="N",
                     help="score N feasible random designs per trial with a zero-cost proxy and "
                          "train the best; switches itself on only when the proxy beats params and "

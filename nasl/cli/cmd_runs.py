@@ -27,6 +27,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         adapt_threads=args.adapt_threads,
         show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb,
         seeds=args.seeds, confirm_seeds=args.confirm_seeds, confirm_max=args.confirm_max,
+        confirm_budget=args.confirm_budget, confirm_epochs=args.confirm_epochs,
+        confirm_recipe=args.confirm_recipe, recipe=args.recipe, margin=args.margin,
+        alpha=args.alpha, correction=args.correction,
         runtime=args.runtime, scheduler=args.scheduler, prescreen=args.prescreen,
         reduction_factor=args.reduction_factor, grace_period=args.grace_period,
         prescreen_proxy=args.prescreen_proxy)
@@ -63,12 +66,15 @@ def _print_run(run: Any, quiet: bool = False) -> None:
     from rich.markup import escape
 
     from nasl import report
+    from nasl.decide.answer import lines as answer_lines
     from nasl.report.tables import confidence_lines
     from nasl.results import load_run
 
     rows, env = load_run(run)
     objectives = [tuple(o) for o in env["objectives"]]
     out = console()
+    for line in answer_lines(env.get("answer") or {}):  # the answer first
+        out.print(escape(line))
     out.print(report.front_table(rows, objectives))
     out.print(report.summary_line(rows))
     for line in confidence_lines(rows, objectives):

@@ -106,15 +106,19 @@ def cheaper(a: Arm, b: Arm) -> bool:
     return a.macs < b.macs or faster
 
 
-def family(arms: Sequence[Arm], margin: float) -> list[Hypothesis]:
-    """The hypotheses of a run, from the arms' costs and low-fidelity accuracies only."""
+#: Superiority challengers per baseline: the searched designs the search rated most accurate.
+CHALLENGERS = 2
+
+
+def family(arms: Sequence[Arm], margin: float, challengers: int | None = None) -> list[Hypothesis]:
+    """The hypotheses of a run, from the arms' costs and low-fidelity accuracies only
+    (``challengers`` superiority challengers per baseline, default CHALLENGERS)."""
+    challengers = CHALLENGERS if challengers is None else challengers
     searched = [a for a in arms if a.baseline is None and math.isfinite(a.low_accuracy)]
     out: list[Hypothesis] = []
     for b in (a for a in arms if a.baseline is not None):
-        ok = [s for s in searched if no_costlier(s, b)]
-        if ok:
-            best = max(ok, key=lambda s: (s.low_accuracy, -s.macs))
-            out.append(Hypothesis("superior", best.name, b.name))
+        ok = sorted((s for s in searched if no_costlier(s, b)), key=lambda s: (-s.low_accuracy, s.macs))
+        out += [Hypothesis("superior", s.name, b.name) for s in ok[:challengers]]
         cheap = [s for s in searched if cheaper(s, b)]
         near = [s for s in cheap if s.low_accuracy >= b.low_accuracy - margin]
         if near:

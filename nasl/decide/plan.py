@@ -107,10 +107,17 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
                         correction=plan.correction)
         open_ = [c for c in claims if not c.holds and math.isfinite(c.to_decide)
                  and c.to_decide <= plan.budget - spent]
-        if not open_:
+        if open_:
+            c = min(open_, key=lambda c: (c.to_decide, c.p))
+            step(c.design if samples[c.design].n <= samples[c.other].n else c.other)
+            continue
+        # every claim decided (or out of reach): sharpen the most accurate pick vs its runner-up
+        pick = next((p for p in recommend(confirmed, samples, plan.margin)
+                     if p.tradeoff == "accurate"), None)
+        if pick is None or pick.runner_up is None or pick.ahead is not False:
             break
-        c = min(open_, key=lambda c: (c.to_decide, c.p))
-        step(c.design if samples[c.design].n <= samples[c.other].n else c.other)
+        a, b = samples[pick.design], samples[pick.runner_up]
+        step(pick.design if a.n <= b.n else pick.runner_up)
     claims = decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
                     correction=plan.correction)
     return Decision(recipe, epochs, samples, claims, recommend(confirmed, samples, plan.margin),

@@ -55,10 +55,8 @@ def _cost(a: Arm) -> tuple[float, float]:
 def _pick(tradeoff: str, best: Arm, runner: Arm | None, samples: Mapping[str, Sample],
           sd: float, dof: int) -> Pick:
     s = samples[best.name]
-    if math.isfinite(sd) and dof > 0:
-        q = float(sps.t.ppf(0.975, dof)) * sd / math.sqrt(s.n)
-    else:
-        q = math.nan
+    ok = math.isfinite(sd) and dof > 0
+    q = float(sps.t.ppf(0.975, dof)) * sd / math.sqrt(s.n) if ok else math.nan
     diff = lo = hi = None
     if runner is not None:
         t = pair_test(s, samples[runner.name], sd, dof)

@@ -67,7 +67,8 @@ class Outcome:
     spent: int
 
 
-def _world(rng: np.random.Generator, w: World, margin: float) -> tuple[list[Arm], dict[str, float], str | None]:
+def _world(rng: np.random.Generator, w: World,
+           margin: float) -> tuple[list[Arm], dict[str, float], str | None]:
     nb, nd = w.baselines, w.designs
     b_macs = np.sort(rng.uniform(10, 40, nb))
     b_acc = 0.80 + w.spread * (b_macs - 25) / 30 + rng.normal(0, w.spread / 4, nb)

@@ -98,15 +98,14 @@ def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]
         rows[i]["pareto"] = True
     conf = verdict.front_verdict(rows, list(objectives))
     if conf is None:
-        return ["no noise analysis: it needs the objectives accuracy and macs (latency_ms "
-                "optional) and a design trained with two seeds (--seeds, --confirm-seeds)"]
+        return ["search-fidelity screening: one seed per design, no noise estimate (--seeds 2 "
+                "gives one); the answer above is decided at the confirmation fidelity"]
     groups = [verdict.seed_values(r) for r in rows if r.get("state") == "COMPLETE"]
     sd = confidence.pooled_std(groups)
     lines = [f"rule: {conf['rule']}",
              f"pooled seed std of accuracy: {100 * sd:.2f} points "
              f"({confidence.pooled_df(groups)} degrees of freedom)" if sd == sd else
-             "pooled seed std: unknown (no design trained with two seeds; see --seeds and "
-             "--confirm-seeds)"]
+             "pooled seed std: unknown (no design trained with two seeds; see --seeds)"]
     for m in conf["members"]:  # type: ignore[union-attr]
         if not m["confident"]:
             lines.append(f"trial {m['name']} is tied within noise with the cheaper trial "
@@ -118,10 +117,11 @@ def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]
             unbeaten.append(str(b["name"]))
             continue
         lat = " and no slower" if "latency_ms" in conf["objectives"] else ""  # type: ignore[operator]
-        lines.append(f"baseline {b['name']} (trial {b['trial']}): beaten beyond noise on "
-                     f"accuracy at no more MACs{lat} by {who}")
+        lines.append(f"screening (search fidelity, not a claim): baseline {b['name']} (trial "
+                     f"{b['trial']}) ahead beyond seed noise on accuracy at no more MACs{lat}: {who}")
     if unbeaten:
-        lines.append(f"no searched design beats these baselines beyond noise: {', '.join(unbeaten)}")
+        lines.append("screening (search fidelity): no searched design shown ahead of "
+                     f"{', '.join(unbeaten)} (absence of evidence, not a tie)")
     ties = [tuple(p) for p in conf["latency_ties"]]  # type: ignore[union-attr]
     if ties:
         shown = ", ".join(f"{a}~{b}" for a, b in ties[:12]) + (" …" if len(ties) > 12 else "")

@@ -253,7 +253,8 @@ class TrialLog:
     def write_outputs(self, *, report: bool) -> list[dict[str, Any]]:
         """Rewrite trials.csv and pareto.*; with ``report`` also report.html and pareto.png."""
         rows = results.load_rows(self.study)
-        front = results.write_tables(self.run, rows, self.choice_names, self.settings.objectives)
+        front = results.write_tables(self.run, rows, self.choice_names, self.settings.objectives,
+                                     self.study.user_attrs.get(record.ANSWER))
         self.progress("front", {"size": len(front), "rows": rows, "final": report})
         if report:
             from nasl.report import write_report

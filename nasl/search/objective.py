@@ -41,6 +41,7 @@ class Settings:
     subset: int | None
     val_subset: int | None
     train: Any  # nasl.train.TrainConfig
+    holdout_fraction: float = 0.0  # of the training split, set aside for the confirmation's claims
     device: str = "auto"
     latency_batch: int = 1
     dtype: str = "fp32"
@@ -112,16 +113,22 @@ class Evaluator:
         except ValueError as e:
             raise NaslError(f"{self.space.name}: design {params} cannot be built: {e}") from None
 
-    def data(self, resolution: int) -> Any:
-        """Proxy data at ``resolution`` (loaded once per resolution)."""
-        if resolution not in self._data:
+    def data(self, resolution: int, split: str = "search") -> Any:
+        """Proxy data at ``resolution`` (loaded once per resolution and split). ``split``:
+        ``search`` (train / validation, the holdout set aside) or ``confirm`` (train on both,
+        score on the holdout; without a holdout, the search's split)."""
+        s = self.settings
+        if split == "confirm" and s.holdout_fraction <= 0:
+            split = "search"
+        key = resolution if split == "search" else (resolution, split)
+        if key not in self._data:
             from nasl.data import load_dataset
 
-            s = self.settings
-            self._data[resolution] = load_dataset(
+            self._data[key] = load_dataset(
                 s.data, resolution=resolution, seed=s.seed, val_fraction=s.val_fraction,
-                subset=s.subset, val_subset=s.val_subset, split="search")
-        return self._data[resolution]
+                subset=s.subset, val_subset=s.val_subset, split=split,
+                holdout_fraction=s.holdout_fraction)
+        return self._data[key]
 
     def proxy(self, params: dict[str, Any]) -> tuple[ArchConfig, Any]:
         """The proxy network (proxy resolution × ρ, the data set's classes) and its data."""
@@ -158,6 +165,30 @@ class Evaluator:
                                threads=self.settings.threads,
                                adapt_threads=self.settings.adapt_threads,
                                epoch_guard=lambda: device_lock("cpu", shared=True))
+
+    def confirm_train(self, params: dict[str, Any], seed: int, epochs: int,
+                      recipe: Any) -> tuple[float, Any]:
+        """Train the proxy network with ``seed`` for ``epochs`` under ``recipe``
+        (:class:`nasl.recipes.Recipe`) on the confirmation split → (holdout accuracy, each
+        holdout image's result as a bool tensor)."""
+        import dataclasses
+
+        from nasl.builder import build_model
+        from nasl.cost import device_lock
+        from nasl.train import ContendedWarning, correct, train_model
+
+        arch, _ = self.proxy(params)
+        data = self.data(self.space.proxy_arch(params, 1, 3).input_size, "confirm")
+        cfg = dataclasses.replace(self.settings.train, epochs=epochs, max_steps=None,
+                                  **recipe.train_kwargs())
+        model = build_model(arch, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ContendedWarning)
+            train_model(model, data, cfg, seed=seed, threads=self.settings.threads,
+                        adapt_threads=self.settings.adapt_threads,
+                        epoch_guard=lambda: device_lock("cpu", shared=True))
+        mask = correct(model, data.val_x, data.val_y, cfg.eval_batch_size)
+        return float(mask.float().mean()), mask
 
     def train_seeds(self, params: dict[str, Any], seeds: list[int]) -> list[float]:
         """Final accuracy of the design trained once per seed in ``seeds`` (no early stop)."""

@@ -25,6 +25,7 @@ from nasl.search.options import (
     SearchOutcome,
     choice_names,
     default_name,
+    recipe_of,
     resolve_settings,
     resume_space,
     to_json,
@@ -34,8 +35,13 @@ from nasl.search.study import make_sampler, open_study, trained_count
 from nasl.signals import acknowledge as acknowledge_interrupt
 from nasl.vocab import STATIC_METRICS
 
-#: Extra seeds the confirmation stage trains each front design with, by default.
+#: Fresh seeds the confirmation trains each chosen design with first, by default.
 CONFIRM_SEEDS = 2
+#: Trainings the confirmation may spend, by default (the main job: about as much compute as
+#: its search; docs/benchmarks.md, "Claims").
+CONFIRM_BUDGET = 12
+#: Confirmation epochs = this x the search's epochs, by default.
+CONFIRM_EPOCH_FACTOR = 3
 
 
 class Session:
@@ -50,11 +56,17 @@ class Session:
         opts = _with_yaml_tracking(space, opts)
         if opts.confirm_seeds is None:
             opts = dataclasses.replace(opts, confirm_seeds=CONFIRM_SEEDS)
+        if opts.confirm_budget is None:
+            opts = dataclasses.replace(opts, confirm_budget=CONFIRM_BUDGET)
         self.space, self.opts = space, opts
         self.settings = resolve_settings(space, opts)
         msg = unsatisfiable_budget_message(space, self.settings.budgets)
         if msg:
             raise NaslError(msg)
+        self.confirm_epochs = opts.confirm_epochs or CONFIRM_EPOCH_FACTOR * self.settings.train.epochs
+        self.scored_on = (f"{self.settings.holdout_fraction:.0%} of the training split held out"
+                          if self.settings.holdout_fraction > 0 else
+                          "the search's validation images (no holdout: proxy.holdout_fraction 0)")
         self.trials_target = opts.trials or space.search.trials
         if self.trials_target < 1:
             raise NaslError(f"--trials {self.trials_target}: expected an integer >= 1")
@@ -142,6 +154,12 @@ class Session:
             "epochs": s.train.epochs, "proxy_resolution": s.proxy_resolution,
             "target_device": s.device, "early_stop": s.early_stop, "seeds": s.seeds,
             "confirm_seeds": self.opts.confirm_seeds, "confirm_max": self.opts.confirm_max,
+            "confirm_budget": self.opts.confirm_budget, "confirm_epochs": self.confirm_epochs,
+            "confirm_recipe": self.opts.confirm_recipe, "margin": self.opts.margin,
+            "alpha": self.opts.alpha, "correction": self.opts.correction,
+            "recipe": recipe_of(self.space, self.opts).to_dict(),
+            "recipe_describe": recipe_of(self.space, self.opts).describe(s.train.epochs),
+            "holdout_fraction": s.holdout_fraction,
             "runtime": s.runtime, "omp_policy": _omp_policy(), "threads": s.threads,
             "adapt_threads": s.adapt_threads, "scheduler": self.log.stopper.settings(),
             "choice_names": choice_names(self.space),
@@ -204,6 +222,7 @@ class Session:
             try:
                 confirmed = confirm.confirm(self)
                 confirm.retime(self, confirmed)
+                confirm.finalize(self)
             except KeyboardInterrupt:  # what was confirmed is stored; --resume finishes it
                 acknowledge_interrupt()
                 self.log.progress("interrupted", {})
