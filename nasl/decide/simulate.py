@@ -57,7 +57,10 @@ class World:
 @dataclass(frozen=True)
 class Outcome:
     """One synthetic run: claims made, false ones, whether the planted truth was claimed,
-    and whether the ``accurate`` pick is the truly best (or within δ of it)."""
+    whether the ``accurate`` pick is the truly best (or within δ of it), and what the rule of
+    nasl before the confirmation (a separate 2-standard-error test per baseline on the
+    search's one seed) would have claimed falsely, and whether its most accurate front design
+    was the truly best."""
 
     claims: int
     false_claims: int
@@ -65,6 +68,9 @@ class Outcome:
     best_picked: bool
     within_margin: bool
     spent: int
+    old_false_claims: int = 0
+    old_best_picked: bool = False
+    confirmed_planted: bool | None = None
 
 
 def _world(rng: np.random.Generator, w: World,
@@ -139,7 +145,22 @@ def simulate_one(rng: np.random.Generator, w: World, plan: Plan) -> Outcome:
     best = max(truth, key=lambda k: truth[k])
     pick = next((p.design for p in d.picks if p.tradeoff == "accurate"), None)
     within = pick is not None and truth[pick] >= truth[best] - plan.margin
-    return Outcome(sum(c.holds for c in d.claims), false, found, pick == best, within, d.spent)
+    old_false = _old_rule_false(arms, truth, w.low_sd)
+    old_best = max(arms, key=lambda a: a.low_accuracy).name == best
+    return Outcome(sum(c.holds for c in d.claims), false, found, pick == best, within, d.spent,
+                   old_false, old_best, (planted in d.samples) if planted else None)
+
+
+def _old_rule_false(arms: Sequence[Arm], truth: dict[str, float], low_sd: float) -> int:
+    """False "beats the baseline" claims of the earlier rule: searched s at no more MACs whose
+    search accuracy exceeds the baseline's by more than 2 combined standard errors (one seed
+    each, the seed std known)."""
+    false = 0
+    for b in (a for a in arms if a.baseline is not None):
+        for s in (a for a in arms if a.baseline is None and a.macs <= b.macs):
+            if s.low_accuracy - b.low_accuracy > 2 * low_sd * 2 ** 0.5 and truth[s.name] <= truth[b.name]:
+                false += 1
+    return false
 
 
 def simulate(w: World, plan: Plan, runs: int = 500, seed: int = 0) -> list[Outcome]:
@@ -157,8 +178,13 @@ def summary(outcomes: Sequence[Outcome]) -> dict[str, float]:
     any_false = rate([o.false_claims > 0 for o in outcomes])
     found = [o.found for o in outcomes if o.found is not None]
     power = rate(found)
+    confirmed = [o.found for o in outcomes if o.confirmed_planted]
+    old_false = rate([o.old_false_claims > 0 for o in outcomes])
     return {"runs": n, "any_false": any_false, "any_false_se": se(any_false, n),
             "power": power, "power_se": se(power, len(found)),
+            "power_if_confirmed": rate(confirmed), "confirmed_planted": rate(
+                [bool(o.confirmed_planted) for o in outcomes if o.found is not None]),
+            "old_any_false": old_false, "old_best_picked": rate([o.old_best_picked for o in outcomes]),
             "best_picked": rate([o.best_picked for o in outcomes]),
             "within_margin": rate([o.within_margin for o in outcomes]),
             "claims": rate([o.claims for o in outcomes]), "spent": rate([o.spent for o in outcomes])}
