@@ -128,7 +128,7 @@ def test_confirmation_at_higher_fidelity_and_interleaved_retiming(tiny_space: Pa
     assert all(best["accuracy"] >= sum(d["accuracies"]) / len(d["accuracies"]) - 1e-9
                for d in designs.values())
     env = json.loads((run / "env.json").read_text())
-    assert env["recipe"]["name"] == "plain" and env["confirm_budget"] == 6
+    assert env["proxy_recipe"]["name"] == "plain" and env["confirm_budget"] == 6
     assert env["holdout_fraction"] == 0.2 and env["recipe_describe"].startswith("plain: sgd")
     # a second look (nasl report) gives the same rows and answer: stored, not recomputed
     assert main(["report", str(run), "--quiet"]) == 0

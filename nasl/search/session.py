@@ -157,7 +157,8 @@ class Session:
             "confirm_budget": self.opts.confirm_budget, "confirm_epochs": self.confirm_epochs,
             "confirm_recipe": self.opts.confirm_recipe, "margin": self.opts.margin,
             "alpha": self.opts.alpha, "correction": self.opts.correction,
-            "recipe": recipe_of(self.space, self.opts).to_dict(),
+            "recipe": self.opts.recipe,  # --recipe as given (resumed)
+            "proxy_recipe": recipe_of(self.space, self.opts).to_dict(),
             "recipe_describe": recipe_of(self.space, self.opts).describe(s.train.epochs),
             "holdout_fraction": s.holdout_fraction,
             "runtime": s.runtime, "omp_policy": _omp_policy(), "threads": s.threads,
