@@ -29,7 +29,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         seeds=args.seeds, confirm_seeds=args.confirm_seeds, confirm_max=args.confirm_max,
         runtime=args.runtime, scheduler=args.scheduler, prescreen=args.prescreen,
         reduction_factor=args.reduction_factor, grace_period=args.grace_period,
-        prescreen_proxy=args.prescreen_proxy)
+        prescreen_proxy=args.prescreen_proxy, target_remote=args.target_remote,
+        token_file=args.token_file, target_required=args.target_required)
     from nasl.guards import check_int
     from nasl.signals import sigterm_as_interrupt
 

@@ -24,11 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nasl.cost import DTYPES, Latency
+from nasl.errors import NaslError
 from nasl.latency.wire import label, read_token, sign
 
 
 class RemoteUnavailable(RuntimeError):
     """The remote target did not answer (down, unreachable, timed out)."""
+
+
+class TargetGone(NaslError):
+    """A search stops because its required remote target is gone (one line, exit status 1)."""
+
+    exit_code = 1
 
 
 class RemoteRefused(ValueError):
@@ -75,8 +82,8 @@ class RemoteTarget:
     token_file: str
     required: bool = False
     timeout: float = 300.0
-    retries: int = 2
-    backoff: float = 0.5
+    retries: int = 3
+    backoff: float = 1.0
     cooldown: float = 30.0
     _down: tuple[float, str] | None = dataclasses.field(default=None, repr=False, compare=False)
 

@@ -54,6 +54,8 @@ class Settings:
     seeds: int = 1  # seeds each trial trains with (the first one is the trial's seed)
     runtime: str = "torch"  # where latency is measured: torch | onnxruntime | torch.compile
     adapt_threads: bool = True  # 1 thread for the rest of a trial whose threads wait for cores
+    remote: Any = None  # a nasl.latency.remote.RemoteTarget: latency measured there
+    ray_resource: str | None = None  # Ray: latency timed on a node with this custom resource
 
     @property
     def cost_objectives(self) -> tuple[str, ...]:
@@ -130,11 +132,18 @@ class Evaluator:
         return self.space.proxy_arch(params, data.num_classes, data.in_channels), data
 
     def latency(self, arch: ArchConfig, *, repeats: int | None = None) -> Any:
-        """Latency of the target network on the target device, measured alone."""
+        """Latency of the target network on the target device, measured alone (on the remote
+        target when one is set: ``RemoteUnavailable`` when it cannot be reached)."""
         from nasl.builder import build_model
         from nasl.cost import measure_latency
 
         s = self.settings
+        if s.remote is not None:
+            return s.remote.measure(build_model(arch, seed=0),
+                                    (arch.in_channels, arch.input_size, arch.input_size),
+                                    batch_size=s.latency_batch, dtype=s.dtype,
+                                    warmup=s.latency_warmup, repeats=repeats or s.latency_repeats,
+                                    threads=s.latency_threads)
         return measure_latency(build_model(arch, seed=0),
                                (arch.in_channels, arch.input_size, arch.input_size),
                                device=s.device, batch_size=s.latency_batch, dtype=s.dtype,
