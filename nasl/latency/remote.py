@@ -27,6 +27,9 @@ from nasl.cost import DTYPES, Latency
 from nasl.errors import NaslError
 from nasl.latency.wire import label, read_token, sign
 
+#: Attempts after the first one, and the first back-off in seconds (doubled each time).
+RETRIES, BACKOFF_S = 3, 1.0
+
 
 class RemoteUnavailable(RuntimeError):
     """The remote target did not answer (down, unreachable, timed out)."""
@@ -82,8 +85,8 @@ class RemoteTarget:
     token_file: str
     required: bool = False
     timeout: float = 300.0
-    retries: int = 3
-    backoff: float = 1.0
+    retries: int = field(default_factory=lambda: RETRIES)
+    backoff: float = field(default_factory=lambda: BACKOFF_S)
     cooldown: float = 30.0
     _down: tuple[float, str] | None = dataclasses.field(default=None, repr=False, compare=False)
 

@@ -257,8 +257,8 @@ class Session:
             except RemoteUnavailable as e:  # the search's own latencies stay in the tables
                 if self.settings.remote is not None and self.settings.remote.required:
                     raise target_gone(self, str(e)) from None
-                self.log.progress("warning", {"message": f"re-timing skipped: {e}"})
-                warn_once(f"nasl: re-timing of the front skipped: {e}")
+                if not self.stop_reason:  # else the reason was said already
+                    warn_once(f"nasl: re-timing of the front skipped: {e}")
             except KeyboardInterrupt:  # what was confirmed is stored; --resume finishes it
                 acknowledge_interrupt()
                 self.log.progress("interrupted", {})
