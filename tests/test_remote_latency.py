@@ -208,6 +208,13 @@ def test_search_takes_its_latency_from_the_server(served, tiny_space, tmp_path):
     assert server.text().count("measured") >= before + 2  # search + budget check + re-timing
     env = json.loads((tmp_path / "r" / "env.json").read_text())
     assert env["latency_target"]["id"] == fp["id"] and env["runtime"] == "onnxruntime"
+    from nasl.export.latency_check import verify_latency  # what `nasl export` verifies with
+    from nasl.export.pipeline import remote_of_run
+    from nasl.space import load_space
+
+    arch = load_space(tiny_space).to_arch(load_space(tiny_space).baselines["small_g3"])
+    check = verify_latency(arch, {"median_ms": 1.0}, repeats=3, remote=remote_of_run(env))
+    assert check["latency_target"].endswith(fp["id"]) and check["ratio"] > 0
 
 
 @pytest.mark.slow
@@ -243,3 +250,30 @@ def test_server_killed_mid_search(tiny_space, tmp_path, monkeypatch, required):
     assert [r["state"] for r in rows if r["state"] == "COMPLETE"] == ["COMPLETE"]
     failed = [r for r in rows if r["state"] == "FAIL"]
     assert len(failed) == 1 and failed[0]["reason"].startswith("latency not measured: remote")
+
+
+def test_ray_resource_places_latency_on_that_node(tiny_space, monkeypatch):
+    """target.ray_resource reaches Ray's task options (one machine: Ray itself is faked)."""
+    import types
+
+    from nasl.search.objective import Evaluator, latency_task_options
+    from nasl.search.options import SearchOptions, resolve_settings
+    from nasl.space import load_space
+
+    tiny_space.write_text(tiny_space.read_text().replace("device: cpu}",
+                                                         "device: cpu, ray_resource: jetson}"))
+    space = load_space(tiny_space)
+    settings = resolve_settings(space, SearchOptions())
+    assert settings.ray_resource == "jetson"
+    assert latency_task_options(settings) is None  # Ray not running: measured here
+    asked: list[dict] = []
+
+    def remote(**options):
+        asked.append(options)
+        return lambda f: types.SimpleNamespace(remote=lambda *a: f(*a))
+
+    fake = types.SimpleNamespace(is_initialized=lambda: True, remote=remote, get=lambda x: x)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    lat = Evaluator(space, settings).latency(space.to_arch(space.baselines["small_g3"]), repeats=2)
+    assert asked == [{"resources": {"jetson": 1}, "num_cpus": 1, "max_retries": 0}]
+    assert lat.repeats == 2 and lat.device == "cpu"

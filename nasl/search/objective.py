@@ -7,6 +7,7 @@ backends (Optuna, Ray) only decide *which* candidates to evaluate and where.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +101,25 @@ def describe_violation(measured: dict[str, Any], budgets: dict[str, float],
     return "over budget: " + "; ".join(parts)
 
 
+def latency_task_options(settings: Settings) -> dict[str, Any] | None:
+    """Ray options that place a latency measurement on the node holding the custom resource
+    ``target.ray_resource`` (one unit: one measurement at a time per unit there); None when
+    there is none or Ray is not running (then latency is measured here)."""
+    if not settings.ray_resource:
+        return None
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return {"resources": {settings.ray_resource: 1}, "num_cpus": 1, "max_retries": 0}
+
+
+def _measure(ev: Evaluator, arch: ArchConfig, repeats: int | None) -> Any:
+    """Module-level (picklable) Ray task: ``ev.latency(arch)`` on the node it runs on."""
+    return ev.latency(arch, repeats=repeats)
+
+
 @dataclass
 class Evaluator:
     """Evaluates candidates of one space under one set of settings (data cached per size)."""
@@ -138,6 +158,12 @@ class Evaluator:
         from nasl.cost import measure_latency
 
         s = self.settings
+        options = latency_task_options(s)
+        if options is not None:  # a Ray task on the node holding target.ray_resource
+            import ray
+
+            alone = Evaluator(self.space, dataclasses.replace(s, ray_resource=None))
+            return ray.get(ray.remote(**options)(_measure).remote(alone, arch, repeats))
         if s.remote is not None:
             return s.remote.measure(build_model(arch, seed=0),
                                     (arch.in_channels, arch.input_size, arch.input_size),
