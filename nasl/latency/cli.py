@@ -66,8 +66,23 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
           f"(screening margin {100 * pred.margin:.0f} %)")
     print(f"  machine noise: reference CV {n.get('reference_cv_pct')} %, CPU/wall median "
           f"{n.get('cpu_ratio_median')}")
+    print("  " + clock_note(target.clock, n.get("cpu_ratio_median")))
     print(f"  saved: {path}")
     return 0
+
+
+def clock_note(clock: str, cpu_ratio: float | None) -> str:
+    """One line saying which clock the error was judged on and how the other one compares."""
+    if clock == "cpu":
+        return ("clock: the timing thread's CPU clock (steadier on a shared machine); a search "
+                "times with the wall clock and loads only a wall-clock predictor: calibrate "
+                "again without --clock cpu for it")
+    if cpu_ratio is None:
+        return "clock: wall clock (what a search times with and loads)"
+    return (f"clock: wall clock (what a search times with and loads); the CPU clock read "
+            f"{100 * cpu_ratio:.0f} % of it (median CPU/wall of the timed designs): "
+            + ("the two agree" if cpu_ratio >= 0.9 else "the wall-clock times include waiting "
+               "for a core; re-measure on a quiet machine"))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
