@@ -60,7 +60,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     e, n = pred.error, pred.noise
     print(f"latency predictor for {space.name} on {target.label()} ({pred.target['device_name']})")
     print(f"  measured: {details['designs']} designs, {details['kernels']} kernels "
-          f"({details['seconds']['total']} s); calibration {pred.a:.4f} x sum + {pred.b:.4f} ms")
+          f"({details['seconds']['total']} s); calibration {pred.a:.4f} x sum + {pred.b:.4f} ms"
+          + (" (per-stage correction: better in leave-one-out)" if pred.stage_a else ""))
     print(f"  error ({e['how']}): {100 * e['within_10pct']:.0f} % within ±10 %, Spearman "
           f"{e['spearman']:.3f}, median abs error {e['mdape_pct']:.1f} %, p95 {e['p95_abs_pct']:.1f} % "
           f"(screening margin {100 * pred.margin:.0f} %)")
