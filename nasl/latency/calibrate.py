@@ -48,8 +48,10 @@ def sample_designs(space: Any, n: int, seed: int) -> list[tuple[dict[str, Any], 
 
 
 def _better(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Error ``a`` beats ``b``: more designs within ±10 %, or as many and a lower median error."""
-    return (a["within_10pct"], -a["mdape_pct"]) > (b["within_10pct"], -b["mdape_pct"])
+    """Error ``a`` clearly beats ``b``: more designs within ±10 %, or as many and a median
+    error at least 10 % lower (the simpler global calibration wins ties)."""
+    return a["within_10pct"] > b["within_10pct"] or (
+        a["within_10pct"] == b["within_10pct"] and a["mdape_pct"] < 0.9 * b["mdape_pct"])
 
 
 def _noise(ref: list[float], ratios: list[float]) -> dict[str, Any]:
