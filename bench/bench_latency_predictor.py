@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key} [{target.label()}]: within ±10 % {100 * e['within_10pct']:.0f} % of "
                   f"{e['n']}, Spearman {e['spearman']:.3f}, MdAPE {e['mdape_pct']:.1f} %, p95 "
                   f"{e['p95_abs_pct']:.1f} %; noise: reference CV {pred.noise['reference_cv_pct']} "
-                  f"%, CPU/wall median {pred.noise['cpu_ratio_median']}", flush=True)
+                  f"%, CPU/wall median {pred.noise['cpu_ratio_median']}; calibration "
+                  f"{details['correction']}", flush=True)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(results, indent=1))

@@ -277,3 +277,31 @@ def test_ray_resource_places_latency_on_that_node(tiny_space, monkeypatch):
     lat = Evaluator(space, settings).latency(space.to_arch(space.baselines["small_g3"]), repeats=2)
     assert asked == [{"resources": {"jetson": 1}, "num_cpus": 1, "max_retries": 0}]
     assert lat.repeats == 2 and lat.device == "cpu"
+
+
+def test_bad_remote_settings_end_in_one_line(tiny_space, tmp_path, capsys):
+    from nasl.cli import main
+
+    token = _token(tmp_path / "t")
+    base = ["search", str(tiny_space), "--trials", "1", "--quiet", "--runs-dir", str(tmp_path)]
+    cases = [
+        (["--target-remote", "nohost"], "expected HOST:PORT"),
+        (["--target-remote", "127.0.0.1:9"], "a token file is required"),
+        (["--token-file", str(token)], "only used with --target-remote"),
+        (["--target-remote", "127.0.0.1:9", "--token-file", str(tmp_path / "none")], "token file"),
+        (["--target-remote", "127.0.0.1:9", "--token-file", str(token), "--runtime", "torch"],
+         "onnxruntime only"),
+    ]
+    for extra, what in cases:
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert what in err and len(err.splitlines()) == 1, err
+    assert not any(tmp_path.glob("tiny-*"))  # nothing written
+    token.chmod(0o644)
+    assert main(["latency", "serve", "--token-file", str(token)]) == 2
+    assert "chmod 600" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(tiny_space.read_text().replace("device: cpu}", "device: cpu, remote: jetson}"))
+    assert main(["space", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "target.remote" in err and "HOST:PORT" in err

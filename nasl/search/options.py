@@ -212,6 +212,13 @@ def remote_target(space: Any, opts: SearchOptions) -> Any:
                             "space's target.remote)")
         return None
     flag = "--target-remote" if opts.target_remote else "target.remote"
+    from nasl.latency.remote import RemoteTarget, parse_address
+    from nasl.latency.wire import read_token
+
+    try:
+        parse_address(address)
+    except ValueError as e:
+        raise NaslError(f"{flag}: {e}") from None
     token_file = opts.token_file or getattr(target, "token_file", None)
     if not token_file:
         raise NaslError(f"{flag} {address}: a token file is required (--token-file F or the "
@@ -219,8 +226,6 @@ def remote_target(space: Any, opts: SearchOptions) -> Any:
     if opts.runtime not in (None, "onnxruntime"):
         raise NaslError(f"--runtime {opts.runtime}: a remote target measures ONNX models with "
                         "onnxruntime only (drop --runtime or use --runtime onnxruntime)")
-    from nasl.latency.remote import RemoteTarget
-    from nasl.latency.wire import read_token
 
     required = opts.target_required if opts.target_required is not None \
         else bool(getattr(target, "required", False))
