@@ -219,7 +219,7 @@ def test_search_takes_its_latency_from_the_server(served, tiny_space, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("required", [True, False])
-def test_server_killed_mid_search(tiny_space, tmp_path, monkeypatch, required):
+def test_server_killed_mid_search(tiny_space, tmp_path, monkeypatch, capsys, required):
     from nasl.search import SearchOptions, run_search
     from nasl.space import load_space
 
@@ -244,6 +244,8 @@ def test_server_killed_mid_search(tiny_space, tmp_path, monkeypatch, required):
         else:
             out = run_search(load_space(tiny_space), opts, listeners=[kill_on_first_complete])
             assert out.trained == 1 and not out.interrupted
+            said = [line for line in capsys.readouterr().err.splitlines() if "unreachable" in line]
+            assert len(said) == 1 and "no new trials are started" in said[0]
     finally:
         server.stop()
     rows = _rows(tmp_path / "k")
