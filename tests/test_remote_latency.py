@@ -307,3 +307,15 @@ def test_bad_remote_settings_end_in_one_line(tiny_space, tmp_path, capsys):
     assert main(["space", "validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "target.remote" in err and "HOST:PORT" in err
+
+
+def test_negative_content_length_is_refused(served):
+    server, _ = served
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.putrequest("POST", "/measure")
+    conn.putheader("Content-Length", "-5")
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert resp.status == 400 and "Content-Length" in json.loads(resp.read())["error"]
+    conn.close()
+    assert server.proc.poll() is None

@@ -168,10 +168,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             n = int(raw)
         except ValueError:
-            raise Refused(400, f"bad Content-Length {raw[:20]!r}") from None
+            n = -1
+        if n < 0:
+            raise Refused(400, f"bad Content-Length {raw[:20]!r}")
         limit = self.service.max_bytes
         if n > limit:
-            if n <= 16 * limit:  # drain it so the client reads the answer, not a reset
+            if n <= 2 * limit:  # drain it so the client reads the answer, not a reset
                 left = n
                 while left > 0:
                     chunk = self.rfile.read(min(left, 1 << 20))
