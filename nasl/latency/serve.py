@@ -42,7 +42,10 @@ class LatencyService:
     def __init__(self, token: bytes, *, device: str = "auto", max_threads: int = 64,
                  max_bytes: int = int(MAX_MB * 2**20), time_limit: float = TIME_LIMIT_S,
                  window: float = 60.0):
+        from nasl.latency.runtime import ort_providers
+
         self.device = resolve_device(device)
+        ort_providers(self.device)  # RuntimeUnavailable (a ValueError) without a provider
         self.verifier = Verifier(token, window)
         self.max_threads, self.max_bytes, self.time_limit = max_threads, max_bytes, time_limit
         self.fingerprint = fingerprint(self.device)
