@@ -21,7 +21,7 @@ from nasl.errors import NaslError
 from nasl.latency import remote as rm
 from nasl.latency.remote import RemoteRefused, RemoteTarget, RemoteUnavailable, TargetGone
 from nasl.latency.runtime import onnx_bytes
-from nasl.latency.wire import Refused, Verifier, check_model, is_pickle, read_token, sign
+from nasl.latency.wire import Refused, Verifier, check_model, is_pickle, read_token, sign, signature
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +87,12 @@ def test_signature_is_checked_once_within_the_window():
         with pytest.raises(Refused) as e:
             v.check(method, path, headers, body)
         assert e.value.status == 401
+    for ts in ("nan", "inf", "soon"):
+        h = sign(b"k" * 32, "GET", "/info")
+        h["X-Nasl-Timestamp"] = ts
+        h["X-Nasl-Signature"] = signature(b"k" * 32, "GET", "/info", ts, h["X-Nasl-Nonce"], b"")
+        with pytest.raises(Refused, match="bad timestamp"):
+            v.check("GET", "/info", h, b"")
     with pytest.raises(Refused, match="stale"):
         v.check("GET", "/info", sign(b"k" * 32, "GET", "/info", now=time.time() - 600), b"")
 

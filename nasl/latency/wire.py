@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import math
 import os
 import platform
 import secrets
@@ -108,7 +109,9 @@ class Verifier:
         try:
             age = abs(time.time() - float(ts))
         except ValueError:
-            raise Refused(401, f"bad timestamp {ts[:40]!r}") from None
+            age = math.nan
+        if not math.isfinite(age):
+            raise Refused(401, f"bad timestamp {ts[:40]!r}")
         if age > self.window:
             raise Refused(401, f"stale request: timestamp {age:.0f} s from the server's clock "
                                f"(window {self.window:g} s; check both clocks)")

@@ -142,10 +142,11 @@ class Session:
             ms = float(self.evaluator.latency(self.space.to_arch(cheapest["params"])).median_ms)
         except (RemoteUnavailable, RemoteRefused) as e:
             raise NaslError(f"remote latency target: {e}") from None
+        where = self.settings.remote.address if self.settings.remote else self.settings.device
         if ms > 2 * limit:
             raise NaslError(f"latency budget {format_budget('latency_ms', limit)}: the cheapest "
                             f"of 64 sampled designs ({cheapest['macs'] / 1e6:.1f}M MACs) takes "
-                            f"{format_budget('latency_ms', ms)} on {self.settings.device}; "
+                            f"{format_budget('latency_ms', ms)} on {where}; "
                             "nothing in this space can meet it; loosen the budget")
 
     def _write_static(self) -> None:
