@@ -67,6 +67,8 @@ FIELDS: tuple[Field, ...] = (
     Field("reason", "text", "", "why the trial was rejected, stopped or failed"),
     Field("device", "text", "", "latency device (cpu, cuda:0, ...)"),
     Field("device_name", "text", "", "latency device model"),
+    Field("latency_target", "text", "", "remote target that measured the latency: host/CPU or "
+          "GPU/onnxruntime version/fingerprint id (empty: this machine)"),
     Field("node", "text", "", "host that ran the trial (Ray)"),
     Field("arch_id", "text", "", "stable id of the ArchConfig"),
     Field("seed", "int", "", "per-trial seed from (study seed, trial number)"),
@@ -92,7 +94,8 @@ BOOL_COLUMNS = tuple(k for k, v in KINDS.items() if v == "bool")
 TEXT_COLUMNS = tuple(k for k, v in KINDS.items() if v == "text" and k != "number")
 
 #: The latency part of a record.
-LATENCY_FIELDS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "device", "device_name")
+LATENCY_FIELDS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "device", "device_name",
+                  "latency_target")
 #: Costs known from the architecture (recorded before training).
 STATIC_FIELDS = ("macs", "params", "size_mb", "size_int8_mb")
 #: What a worker reports back about a trial besides its costs (the Ray backend).
@@ -123,6 +126,8 @@ def latency_fields(lat: Any, *, full: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"latency_ms": lat.median_ms, "latency_p10_ms": lat.p10_ms,
                            "latency_p90_ms": lat.p90_ms, "device": lat.device,
                            "device_name": lat.device_name}
+    if getattr(lat, "fingerprint", None):  # measured by a remote target (nasl.latency.remote)
+        out["latency_target"] = lat.target
     if full:
         out["latency"] = lat.to_dict()
     return out

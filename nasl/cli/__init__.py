@@ -135,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--runtime", choices=RUNTIMES, default=None,
                     help="where latency is measured: torch (eager), onnxruntime or torch.compile "
                          "(default: the space's target.runtime, else torch)")
+    sp.add_argument("--target-remote", metavar="HOST:PORT", default=None,
+                    help="measure latency on a remote device running `nasl latency serve` "
+                         "(default: the space's target.remote; see docs/remote-latency.md)")
+    sp.add_argument("--token-file", default=None,
+                    help="the remote target's shared secret (default: target.token_file)")
+    sp.add_argument("--target-required", action="store_true", default=None,
+                    help="stop the search at once when the remote target is gone (default: "
+                         "target.required; else the search finishes without new trials)")
     sp.add_argument("--quiet", action="store_true", help="no live progress display")
     sp.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
                     help="optuna (one process, default) or ray (many workers or a cluster)")

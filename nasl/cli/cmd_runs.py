@@ -32,7 +32,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         alpha=args.alpha, correction=args.correction,
         runtime=args.runtime, scheduler=args.scheduler, prescreen=args.prescreen,
         reduction_factor=args.reduction_factor, grace_period=args.grace_period,
-        prescreen_proxy=args.prescreen_proxy)
+        prescreen_proxy=args.prescreen_proxy, target_remote=args.target_remote,
+        token_file=args.token_file, target_required=args.target_required)
     from nasl.guards import check_int
     from nasl.signals import sigterm_as_interrupt
 

@@ -296,13 +296,23 @@ def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | Non
     }
     if verify and card["latency"] is not None:
         card["latency"]["export"] = verify_latency(
-            target, card["latency"], runtime=getattr(space.target, "runtime", "torch"))
+            target, card["latency"], runtime=getattr(space.target, "runtime", "torch"),
+            remote=remote_of_run(env))
     recipe = space.proxy.train_kwargs() if hasattr(space.proxy, "train_kwargs") else {}
     choices = dict(ua["choices"])
     return _train_and_export(target, out_dir, card, train=train,
                              proxy=lambda nc, ic: space.proxy_arch(choices, nc, ic),
                              data_spec=data_spec, data_seed=int(env.get("seed", 0)), epochs=n_epochs,
                              recipe=recipe, seed=seed, formats=fmts, progress=progress)
+
+
+def remote_of_run(env: dict[str, Any]) -> Any:
+    """The run's remote latency target (env.json ``target_remote``), or None."""
+    if not env.get("target_remote"):
+        return None
+    from nasl.latency.remote import RemoteTarget
+
+    return RemoteTarget(env["target_remote"], str(env.get("token_file") or ""))
 
 
 def _load_space(run: Any) -> Any:

@@ -7,6 +7,7 @@ backends (Optuna, Ray) only decide *which* candidates to evaluate and where.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class Settings:
     seeds: int = 1  # seeds each trial trains with (the first one is the trial's seed)
     runtime: str = "torch"  # where latency is measured: torch | onnxruntime | torch.compile
     adapt_threads: bool = True  # 1 thread for the rest of a trial whose threads wait for cores
+    remote: Any = None  # a nasl.latency.remote.RemoteTarget: latency measured there
+    ray_resource: str | None = None  # Ray: latency timed on a node with this custom resource
 
     @property
     def cost_objectives(self) -> tuple[str, ...]:
@@ -99,6 +102,25 @@ def describe_violation(measured: dict[str, Any], budgets: dict[str, float],
     return "over budget: " + "; ".join(parts)
 
 
+def latency_task_options(settings: Settings) -> dict[str, Any] | None:
+    """Ray options that place a latency measurement on the node holding the custom resource
+    ``target.ray_resource`` (one unit: one measurement at a time per unit there); None when
+    there is none or Ray is not running (then latency is measured here)."""
+    if not settings.ray_resource:
+        return None
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return {"resources": {settings.ray_resource: 1}, "num_cpus": 1, "max_retries": 0}
+
+
+def _measure(ev: Evaluator, arch: ArchConfig, repeats: int | None) -> Any:
+    """Module-level (picklable) Ray task: ``ev.latency(arch)`` on the node it runs on."""
+    return ev.latency(arch, repeats=repeats)
+
+
 @dataclass
 class Evaluator:
     """Evaluates candidates of one space under one set of settings (data cached per size)."""
@@ -137,11 +159,24 @@ class Evaluator:
         return self.space.proxy_arch(params, data.num_classes, data.in_channels), data
 
     def latency(self, arch: ArchConfig, *, repeats: int | None = None) -> Any:
-        """Latency of the target network on the target device, measured alone."""
+        """Latency of the target network on the target device, measured alone (on the remote
+        target when one is set: ``RemoteUnavailable`` when it cannot be reached)."""
         from nasl.builder import build_model
         from nasl.cost import measure_latency
 
         s = self.settings
+        options = latency_task_options(s)
+        if options is not None:  # a Ray task on the node holding target.ray_resource
+            import ray
+
+            alone = Evaluator(self.space, dataclasses.replace(s, ray_resource=None))
+            return ray.get(ray.remote(**options)(_measure).remote(alone, arch, repeats))
+        if s.remote is not None:
+            return s.remote.measure(build_model(arch, seed=0),
+                                    (arch.in_channels, arch.input_size, arch.input_size),
+                                    batch_size=s.latency_batch, dtype=s.dtype,
+                                    warmup=s.latency_warmup, repeats=repeats or s.latency_repeats,
+                                    threads=s.latency_threads)
         return measure_latency(build_model(arch, seed=0),
                                (arch.in_channels, arch.input_size, arch.input_size),
                                device=s.device, batch_size=s.latency_batch, dtype=s.dtype,

@@ -32,7 +32,8 @@ from nasl.vocab import (
 
 #: env.json keys the resume rule re-uses, when the option was not given again.
 RESUMED = ("epochs", "data", "sampler", "seed", "trials", "seeds", "confirm_seeds", "runtime",
-           "confirm_budget", "confirm_epochs", "confirm_recipe", "recipe")
+           "confirm_budget", "confirm_epochs", "confirm_recipe", "recipe",
+           "target_remote", "token_file", "target_required")
 
 
 @dataclass
@@ -67,6 +68,9 @@ class SearchOptions:
     alpha: float = 0.05  # family-wise error (Holm) or false discovery rate (bh) of the claims
     correction: str = "holm"  # holm | bh
     runtime: str | None = None  # latency runtime (default: the space's target.runtime)
+    target_remote: str | None = None  # HOST:PORT of `nasl latency serve` (default: target.remote)
+    token_file: str | None = None  # its shared secret (default: the space's target.token_file)
+    target_required: bool | None = None  # stop when the remote target is gone (target.required)
     scheduler: str = DEFAULT_SCHEDULER  # auto | none | front | asha | asha-strict (search.schedulers)
     reduction_factor: float | None = None  # asha's eta (default 3)
     grace_period: int | None = None  # asha's first rung, in epochs (default 1)
@@ -203,6 +207,7 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
     from nasl.train import TrainConfig
 
     proxy, target = space.proxy, space.target
+    remote = remote_target(space, opts)
     seed = opts.seed if opts.seed is not None else space.search.seed
     train = TrainConfig(**{**proxy.train_kwargs(), **recipe_of(space, opts).train_kwargs(),
                            **({"epochs": opts.epochs} if opts.epochs else {})})
@@ -226,8 +231,46 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
         early_stop=opts.early_stop,
         early_stop_margin=opts.early_stop_margin,
         seeds=opts.seeds or 1,
-        runtime=opts.runtime or getattr(target, "runtime", "torch"),
+        runtime="onnxruntime" if remote else opts.runtime or getattr(target, "runtime", "torch"),
+        remote=remote,
+        ray_resource=getattr(target, "ray_resource", None),
     )
+
+
+def remote_target(space: Any, opts: SearchOptions) -> Any:
+    """The :class:`nasl.latency.remote.RemoteTarget` of the options (else the space's
+    ``target.remote``), or None; ``NaslError`` naming the flag or key when it is unusable."""
+    target = space.target
+    address = opts.target_remote or getattr(target, "remote", None)
+    if not address:
+        if opts.token_file:
+            raise NaslError("--token-file is only used with --target-remote HOST:PORT (or the "
+                            "space's target.remote)")
+        return None
+    flag = "--target-remote" if opts.target_remote else "target.remote"
+    from nasl.latency.remote import RemoteTarget, parse_address
+    from nasl.latency.wire import read_token
+
+    try:
+        parse_address(address)
+    except ValueError as e:
+        raise NaslError(f"{flag}: {e}") from None
+    token_file = opts.token_file or getattr(target, "token_file", None)
+    if not token_file:
+        raise NaslError(f"{flag} {address}: a token file is required (--token-file F or the "
+                        "space's target.token_file; see docs/remote-latency.md)")
+    if opts.runtime not in (None, "onnxruntime"):
+        raise NaslError(f"--runtime {opts.runtime}: a remote target measures ONNX models with "
+                        "onnxruntime only (drop --runtime or use --runtime onnxruntime)")
+
+    required = opts.target_required if opts.target_required is not None \
+        else bool(getattr(target, "required", False))
+    try:
+        remote = RemoteTarget(address, str(token_file), required=required)
+        read_token(remote.token_file)
+    except ValueError as e:
+        raise NaslError(f"{flag}: {e}") from None
+    return remote
 
 
 def to_json(obj: Any) -> str:

@@ -36,6 +36,9 @@ def run_optuna(session: Session) -> SearchOutcome:
                 break
             check_interrupt()  # a SIGTERM deferred out of a finalizer stops here
             one_trial(session)
+            if session.stop_reason:  # e.g. the remote latency target is gone
+                log.progress("stopped", {"reason": session.stop_reason})
+                break
     except KeyboardInterrupt:
         acknowledge_interrupt()
         interrupted = True
@@ -53,8 +56,14 @@ def one_trial(session: Session) -> bool:
     log, trial = session.log, session.study.ask()
     cand = log.propose(trial)
     if not cand.over and session.settings.needs_latency:
+        from nasl.latency.remote import RemoteRefused, RemoteUnavailable
+
         t = time.perf_counter()
-        lat = session.evaluator.latency(session.space.to_arch(cand.params))
+        try:
+            lat = session.evaluator.latency(session.space.to_arch(cand.params))
+        except (RemoteUnavailable, RemoteRefused) as e:
+            session.latency_failed(trial, cand, e)
+            return False
         log.add_latency(cand, lat, time.perf_counter() - t)
     if cand.over:
         log.record(trial, cand.rec)

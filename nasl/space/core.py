@@ -275,7 +275,8 @@ class SpaceCore:
             "name": self.name,
             "family": self.family,
             "description": self.description,
-            "target": self.target.model_dump(),
+            "target": {k: v for k, v in self.target.model_dump().items()  # remote keys when set
+                       if v not in (None, False) or k in ("input_size", "num_classes")},
             "proxy": self.proxy.model_dump(),
             "objectives": [o.to_yaml() for o in self.objectives],
             "budget": self.budget.to_texts(),

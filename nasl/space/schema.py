@@ -55,12 +55,24 @@ class Target(_Section):
     batch_size: int = Field(1, ge=1)
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     runtime: Literal["torch", "onnxruntime", "torch.compile"] = "torch"
+    # a remote target (``nasl latency serve`` on the device; docs/remote-latency.md)
+    remote: str | None = None  # HOST:PORT
+    token_file: str | None = None  # the shared secret (chmod 600)
+    required: bool = False  # the search stops when the remote target is gone
+    ray_resource: str | None = None  # Ray custom resource of the node that times latency
 
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
             raise ValueError("expected auto, cpu, cuda, cuda:<index> or mps")
+        return v
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):\d{1,5}", v):
+            raise ValueError("expected HOST:PORT, e.g. jetson.local:8765")
         return v
 
 
@@ -108,8 +120,7 @@ class Proxy(_Section):
     @field_validator("augment")
     @classmethod
     def _augment(cls, v: Any) -> Any:
-        recipes.parse_augment(v)  # ValueError with the expected values
-        return v
+        return recipes.parse_augment(v) and v  # ValueError with the expected values
 
     def recipe_of(self) -> recipes.Recipe:
         """The named recipe with the keys this section sets explicitly applied."""
@@ -118,8 +129,7 @@ class Proxy(_Section):
 
     def train_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``nasl.train.TrainConfig`` (the resolved recipe + length)."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size,
-                **self.recipe_of().train_kwargs()}
+        return {"epochs": self.epochs, "batch_size": self.batch_size, **self.recipe_of().train_kwargs()}
 
 
 class SearchDefaults(_Section):
