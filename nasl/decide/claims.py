@@ -107,7 +107,7 @@ def cheaper(a: Arm, b: Arm) -> bool:
 
 
 #: Superiority challengers per baseline: the searched designs the search rated most accurate.
-CHALLENGERS = 2
+CHALLENGERS = 1
 
 
 def family(arms: Sequence[Arm], margin: float, challengers: int | None = None) -> list[Hypothesis]:
