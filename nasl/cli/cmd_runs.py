@@ -69,7 +69,10 @@ def _print_run(run: Any, quiet: bool = False) -> None:
     rows, env = load_run(run)
     objectives = [tuple(o) for o in env["objectives"]]
     out = console()
-    out.print(report.front_table(rows, objectives))
+    table = report.front_table(rows, objectives)
+    if not sys.stdout.isatty():  # a log file or a pipe: plain columns, no box drawing
+        table.box, table.title_justify, table.caption_justify = None, "left", "left"
+    out.print(table)
     out.print(report.summary_line(rows))
     for line in confidence_lines(rows, objectives):
         out.print(f"  {escape(line)}")

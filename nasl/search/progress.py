@@ -138,10 +138,14 @@ class SearchProgress:
     def _beat(self) -> None:
         assert self.heartbeat is not None
         while not self.stop.wait(min(1.0, self.heartbeat)):
-            now = time.monotonic()
-            if now - self.last_line >= self.heartbeat and self.current:
-                self.say(f"  … {self.current} ({duration(now - self.stage.get('since', self.t0))}"
-                         " so far)")
+            self.beat(time.monotonic())
+
+    def beat(self, now: float) -> bool:
+        """Print what is running if nothing was printed for ``heartbeat`` seconds → printed?"""
+        if self.heartbeat is None or now - self.last_line < self.heartbeat or not self.current:
+            return False
+        self.say(f"  … {self.current} ({duration(now - self.stage.get('since', self.t0))} so far)")
+        return True
 
     # ------------------------------------------------------------------ text
     def _info(self) -> str:
@@ -195,10 +199,12 @@ class SearchProgress:
     def __call__(self, event: str, info: dict[str, Any]) -> None:
         n = info.get("number")
         if event == "start":
-            self.trials[n] = {"params": info.get("params"), "macs": info.get("macs"),
+            choices = info.get("choices")
+            choices = choices if isinstance(choices, dict) else {}
+            self.trials[n] = {"params": choices, "macs": info.get("macs"),
                               "baseline": info.get("baseline"), "epochs": info.get("epochs")}
             self.stage = {"since": time.monotonic()}
-            self.current = (f"trial #{n} training: {design_text(info.get('params') or {})}, "
+            self.current = (f"trial #{n} training: {design_text(choices)}, "
                             f"{macs_text(info.get('macs'))}")
         elif event == "epoch":
             epochs = self.trials.get(n, {}).get("epochs")
