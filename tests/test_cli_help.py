@@ -85,3 +85,22 @@ def test_user_errors_have_one_prefix_and_exit_2(capsys, argv, expected) -> None:
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith(expected) and len(err.strip().splitlines()) == 1, err
     assert err.count("nasl:") == 1, err
+
+
+def test_dashboard_hint_says_how_to_install_it(monkeypatch) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    from nasl.cli.cmd_runs import dashboard_hint
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "optuna_dashboard" else real(name, *a))
+    hint = dashboard_hint("sqlite:///runs/x/study.db")
+    assert hint.startswith("  optuna-dashboard sqlite:///runs/x/study.db")
+    assert 'pip install -e ".[dashboard]"' in hint and "pip install optuna-dashboard" in hint
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert dashboard_hint("sqlite:///s.db") == "  optuna-dashboard sqlite:///s.db"
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if pyproject.is_file():
+        assert 'dashboard = ["optuna-dashboard' in pyproject.read_text()
