@@ -209,7 +209,7 @@ class SearchProgress:
         elif event == "epoch":
             epochs = self.trials.get(n, {}).get("epochs")
             acc = info.get("accuracy")
-            acc_text = f" {acc:.1%}" if isinstance(acc, float) else ""
+            acc_text = f" {100 * acc:.1f} %" if isinstance(acc, float) else ""
             self.current = f"trial #{n}: epoch {info.get('epoch')}{'/' + str(epochs) if epochs else ''}" \
                            f"{acc_text}"
         elif event in ("complete", "pruned", "fail"):
@@ -217,7 +217,7 @@ class SearchProgress:
             if event == "complete":
                 acc = info["accuracy"]
                 self.best = acc if self.best is None else max(self.best, acc)
-                tail = f"{acc:.1%} in {duration(info.get('seconds') or 0)}".replace("%", " %")
+                tail = f"{100 * acc:.1f} % in {duration(info.get('seconds') or 0)}"
             elif event == "pruned":
                 self.pruned += 1
                 tail = f"stopped: {info.get('reason')}"
