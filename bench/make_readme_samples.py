@@ -55,13 +55,14 @@ def main_job_lines(log: str) -> list[str]:
 
 def excerpt(log: str, n: int = EXCERPT_LINES) -> list[str]:
     """``n`` lines of a main-job log: the first two trials, the last one, the stages after
-    the search, and the top of the front table."""
+    the search, the front's title and summary, the noise and the knee."""
     lines = main_job_lines(log)
     trials = [ln for ln in lines if ln.startswith("trial ")]
-    stages = [ln for ln in lines if ln.startswith(("confirmation:", "confirm ", "re-timing:"))]
-    start = next((i for i, ln in enumerate(lines) if ln.startswith("Pareto front")), len(lines))
-    table = lines[start:start + 4]
-    picked = trials[:2] + ["…"] + trials[-1:] + stages[:2] + ["…"] + table
+    stages = [ln for ln in lines if ln.startswith(("confirmation:", "re-timing:"))]
+    after = [ln for ln in lines if ln.startswith("Pareto front")
+             or re.match(r"\d+ trained \(", ln)
+             or ln.lstrip().startswith(("pooled seed std", "knee among"))]
+    picked = trials[:2] + ["…"] + trials[-1:] + stages + after
     return picked[:n]
 
 

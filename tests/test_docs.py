@@ -136,17 +136,20 @@ def test_main_job_samples_have_the_current_format() -> None:
         assert trials and all(trial.match(ln) for ln in trials), (path.name, trials)
         assert any(" left" in ln for ln in trials)
         assert any(ln.startswith("Pareto front") for ln in lines)
+        assert any("knee among the confident members" in ln for ln in lines)
 
 
-def test_excerpt_picks_trials_stages_and_the_table() -> None:
+def test_excerpt_picks_trials_stages_and_the_front() -> None:
     script = _samples_script()
     log = "\n".join([*(f"trial {i}/4 · #{i} g=1 · 1.0 M MACs · 80.0 % in 1 s" for i in range(1, 5)),
                      "confirmation: training the front", "confirm step 1 · #1 seed 3",
-                     "Pareto front (2 of 4 trials)", " #  trial", " 1      1", " 2      2",
-                     "  /tmp/x/trials.csv"])
+                     "re-timing: the front", "Pareto front (2 of 4 trials)", " #  trial", " 1      1",
+                     "4 trained (0 pruned, 0 failed), front 2", "  pooled seed std of accuracy: 1 point",
+                     "  knee among the confident members: trial 1", "  /tmp/x/trials.csv"])
     lines = script.excerpt(log)
     assert len(lines) == 10 and lines[0].startswith("trial 1/4") and lines[3].startswith("trial 4/4")
-    assert "confirmation: training the front" in lines and lines[-3].startswith("Pareto front")
+    assert lines[4:6] == ["confirmation: training the front", "re-timing: the front"]
+    assert lines[6] == "Pareto front (2 of 4 trials)" and lines[-1].endswith("trial 1")
 
 
 def test_annotated_space_file_loads() -> None:
