@@ -126,7 +126,7 @@ def add_search(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--prescreen", type=int, default=0, metavar="N",
                    help="score N feasible random designs per trial with a zero-cost proxy and "
                         "train the best; switches itself on only when the proxy beats params and "
-                        "MACs on this run's completed trials (0: off)")
+                        "MACs on this run's completed trials; 0 is off")
     g.add_argument("--prescreen-proxy", default=DEFAULT_PRESCREEN_PROXY, choices=PRESCREEN_PROXIES,
                    help="auto: each of synflow, naswot, grad_norm, snip is tried on the run's "
                         "trials and the one that earns it is used; or one of them, or jacob_cov")
