@@ -161,7 +161,7 @@ def test_seeds_per_trial_and_options_recorded(tiny_space: Path, tmp_path: Path):
     (["--prescreen", "-2"], "--prescreen -2"),
     (["--scheduler", "hyperband"], "--scheduler"),
     (["--runtime", "tensorrt"], "--runtime"),
-    (["--prescreen-proxy", "bogus"], "--prescreen-proxy 'bogus': expected auto or one of synflow"),
+    (["--prescreen-proxy", "bogus"], "--prescreen-proxy 'bogus': expected one of auto, synflow"),
     (["--reduction-factor", "1"], "reduction factor eta=1.0: expected a finite number > 1"),
     (["--reduction-factor", "inf"], "eta=inf"),
     (["--grace-period", "0"], "first rung r_min=0"),

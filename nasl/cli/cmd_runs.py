@@ -76,7 +76,10 @@ def _print_run(run: Any, quiet: bool = False) -> None:
     out = console()
     for line in answer_lines(env.get("answer") or {}):  # the answer first
         out.print(escape(line))
-    out.print(report.front_table(rows, objectives))
+    table = report.front_table(rows, objectives)
+    if not sys.stdout.isatty():  # a log file or a pipe: plain columns, no box drawing
+        table.box, table.title_justify, table.caption_justify = None, "left", "left"
+    out.print(table)
     out.print(report.summary_line(rows))
     for line in confidence_lines(rows, objectives):
         out.print(f"  {escape(line)}")
@@ -85,10 +88,21 @@ def _print_run(run: Any, quiet: bool = False) -> None:
                   "env.json", "space.yaml"):
             if (run / f).exists():
                 out.print(f"  {run / f}")
-        out.print(f"  optuna-dashboard {env['storage']}")
+        out.print(dashboard_hint(str(env["storage"])), highlight=False, markup=False)
         out.print(f"To search longer: nasl search {env.get('space', '<space>')} --name "
                   f"{run.name} --resume --trials {2 * int(env.get('trials') or 20)} "
                   "(keeps every trial), or a new run with --trials/--epochs/--data.")
+
+
+def dashboard_hint(storage: str) -> str:
+    """The optuna-dashboard command for a run's storage, with how to install it when missing."""
+    import importlib.util
+
+    line = f"  optuna-dashboard {storage}"
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        line += ('   (not installed: pip install optuna-dashboard, or pip install -e ".[dashboard]" '
+                 "in a clone)")
+    return line
 
 
 def cmd_report(args: argparse.Namespace) -> int:

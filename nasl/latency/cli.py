@@ -23,7 +23,7 @@ from typing import Any
 
 from nasl.errors import NaslError
 from nasl.units import parse_assignments
-from nasl.vocab import KERNEL_DESIGNS
+from nasl.vocab import KERNEL_DESIGNS, RUNTIMES
 
 
 def _target(args: argparse.Namespace, space: Any) -> Any:
@@ -33,7 +33,7 @@ def _target(args: argparse.Namespace, space: Any) -> Any:
         return target_of_space(space, device=args.device, runtime=args.runtime,
                                threads=args.threads, clock=args.clock)
     except ValueError as e:
-        raise NaslError(f"nasl latency: {e}") from None
+        raise NaslError(f"latency: {e}") from None
 
 
 def _space(name: str) -> Any:
@@ -166,9 +166,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("space", help="a shipped space name or a YAML file")
     p.add_argument("--device", default=None, help="cpu, cuda[:i] (default: the space's target)")
-    p.add_argument("--runtime", default=None, choices=("torch", "onnxruntime", "torch.compile"),
+    p.add_argument("--runtime", default=None, choices=RUNTIMES,
                    help="deployment runtime (default: the space's target.runtime)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads")
     p.add_argument("--clock", default="wall", choices=("wall", "cpu"),
                    help="wall time (default), or the timing thread's CPU time (1 thread on "
                         "CPU: robust on a shared machine)")
@@ -189,16 +189,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="held-out designs measured only to report the error (default 0: "
                         "leave-one-out on the calibration designs)")
     c.add_argument("--repeats", type=int, default=20, help="timed runs per design (median)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0, help="seed of the sampled designs")
     c.add_argument("--out", type=Path, default=None, help="where to save (default: the cache)")
-    c.add_argument("--quiet", action="store_true")
+    c.add_argument("--quiet", action="store_true", help="no progress lines")
     c.set_defaults(func=cmd_calibrate)
     p = lsub.add_parser("predict", help="predict a design's latency (and screen a budget)")
     _common(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a design choice")
     p.add_argument("--predictor", default=None, help="a predictor file (default: the cache)")
     p.add_argument("--budget", default=None, help="a latency budget, e.g. 5ms")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_predict)
     s = lsub.add_parser("serve", help="measure ONNX models sent by a search (run on the target "
                         "device; see docs/remote-latency.md)")

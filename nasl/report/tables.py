@@ -134,6 +134,7 @@ def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]
 # ----------------------------------------------------------------------------- writers
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+    ".answer{background:#eef4fb;border:1px solid #2060b0;padding:.2em 1em;margin-bottom:1em}"
     ".warn{background:#fde2e2;border:1px solid #c03030;padding:.6em;font-weight:bold}"
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}"
 )
@@ -149,8 +150,13 @@ def write_html(
 ) -> None:
     """Write one self-contained report.html (plotly.js embedded once, so it works offline);
     ``extra``: HTML sections appended at the end (pre-screen, fidelity)."""
+    from nasl.report.answer import answer_lines
+
+    run = str(Path(path).parent)
+    answer = "".join(f"<p>{html.escape(line)}</p>" for line in answer_lines(trials, objectives, run))
     parts = [
         f"<h1>{html.escape(title)}</h1>",
+        f'<div class="answer"><h2>Answer</h2>{answer}</div>',
         f"<p>{html.escape(summary_line(trials, objectives, budgets))}</p>",
     ]
     if budgets:

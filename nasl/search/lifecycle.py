@@ -157,7 +157,7 @@ class TrialLog:
         self.rejected_in_a_row = 0
         self.record(trial, {**cand.rec, "trained": True})
         costs = {k: cand.rec[k] for k in record.STATIC_FIELDS if k in cand.rec}
-        self.progress("start", {"number": trial.number, "params": cand.params,
+        self.progress("start", {"number": trial.number, "choices": cand.params,
                                 "baseline": trial.user_attrs.get("baseline", ""),
                                 "epochs": self.settings.train.epochs, **costs})
 

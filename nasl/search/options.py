@@ -55,7 +55,7 @@ class SearchOptions:
     storage: str | None = None
     device: str | None = None
     threads: int | None = None
-    adapt_threads: bool = True  # step down to 1 thread while the machine is busy (see README)
+    adapt_threads: bool = True  # step down to 1 thread while the machine is busy (docs/search.md)
     final_repeats: int = 100
     seeds: int | None = None  # seeds per trial (default: the space's search.seeds, else 1)
     confirm_seeds: int | None = None  # fresh seeds per confirmed design at first (0: no confirmation)
