@@ -52,13 +52,13 @@ def test_trial_lines_say_n_of_total_design_macs_and_time_left() -> None:
 def test_confirm_and_retime_lines_show_steps_and_time_left() -> None:
     progress, buf = _plain(total=1, heartbeat=None)
     with progress:
-        progress("confirm", {"number": 12, "seed": 5})  # today's payload: no done/total
+        progress("confirm", {"number": 12, "seed": 5})  # a payload without done/total
         for i in range(3):
             progress("confirm", {"number": 12, "seed": 5 + i, "done": i, "total": 6, "epochs": 2,
-                                 "recipe": "proxy"})
+                                 "recipe": "proxy"})  # what nasl.search.confirm sends
         progress("remeasure", {"number": 12, "done": 1, "total": 4})
     text = buf.getvalue()
-    assert "confirmation: training the front" in text
+    assert "confirmation: the designs that can change the answer" in text
     assert "confirm step 1 · #12 seed 5" in text
     assert re.search(r"confirm 3/6 · #12 seed 7 · 2 epochs · proxy · ~\d+ s left", text), text
     assert "re-timing:" in text and re.search(r"re-time 2/4 · #12 · ~\d+ s left", text), text
