@@ -99,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "trained, verified model")
     sp.add_argument("run", nargs="?", help="the run folder, e.g. runs/shufflenet-2026...")
     sp.add_argument("--trial", type=int, help="any COMPLETE trial by number")
-    sp.add_argument("--pick", help="from the front: knee (default), accuracy, macs, latency, ... "
-                                   "(the run's objectives)")
+    sp.add_argument("--pick", help="knee (default), accurate or fast: the run's recommendation "
+                                   "(docs/claims.md); or an objective (accuracy, macs, latency, "
+                                   "...) to pick from the search's front")
     sp.add_argument("--preset", help="export a paper preset instead of a run's trial")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="with --preset: override a design choice")
