@@ -87,3 +87,12 @@ def test_one_measurement_gets_the_interval_its_repeats_support():
     assert one is not None and (one.low, one.median, one.high) == (4.5, 5.0, 6.0)
     bare = verdict.latency_stats({"latency_ms": 5.0})
     assert bare is not None and bare.low == bare.high == 5.0  # nothing known beyond the median
+
+
+def test_saved_space_keeps_the_recipe_without_turning_defaults_into_overrides():
+    """The run folder's space.yaml (what --resume loads) trains with the same recipe."""
+    sp = loads_space(SPACE.format(extra="recipe: augmented, label_smoothing: 0.0"))
+    again = loads_space(sp.to_yaml())
+    assert again.proxy.recipe_of() == sp.proxy.recipe_of()
+    assert again.proxy.recipe_of().label == "augmented+label_smoothing=0.0"
+    assert again.proxy.train_kwargs()["weight_decay"] == 5e-4

@@ -120,12 +120,13 @@ class Proxy(_Section):
     @field_validator("augment")
     @classmethod
     def _augment(cls, v: Any) -> Any:
-        return recipes.parse_augment(v) and v  # ValueError with the expected values
+        recipes.parse_augment(v)  # ValueError with the expected values
+        return v
 
     def recipe_of(self) -> recipes.Recipe:
         """The named recipe with the keys this section sets explicitly applied."""
-        set_keys = self.model_fields_set & set(recipes.RECIPE_KEYS)
-        return recipes.resolve(self.recipe, {k: getattr(self, k) for k in sorted(set_keys)})
+        keys = sorted(self.model_fields_set & set(recipes.RECIPE_KEYS))
+        return recipes.resolve(self.recipe, {k: getattr(self, k) for k in keys})
 
     def train_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``nasl.train.TrainConfig`` (the resolved recipe + length)."""
