@@ -127,6 +127,9 @@ def test_confirmation_at_higher_fidelity_and_interleaved_retiming(tiny_space: Pa
     assert best["accuracy"] == pytest.approx(mean)
     assert all(best["accuracy"] >= sum(d["accuracies"]) / len(d["accuracies"]) - 1e-9
                for d in designs.values())
+    html = (run / "report.html").read_text()
+    top = html[html.index('class="answer"'):]
+    assert "Answer under plain: sgd" in top[:3000] and "--pick knee" in top[:4000]
     env = json.loads((run / "env.json").read_text())
     assert env["proxy_recipe"]["name"] == "plain" and env["confirm_budget"] == 6
     assert env["holdout_fraction"] == 0.2 and env["recipe_describe"].startswith("plain: sgd")

@@ -60,8 +60,32 @@ def _chosen(rows: list[Row], objectives: Objectives, conf: dict[str, Any] | None
                            "--confirm-seeds to have one)"
 
 
+def run_answer(run: str | None) -> dict[str, Any] | None:
+    """The run's answer (recommendation and claims, docs/claims.md) from its pareto.json."""
+    import json
+    from pathlib import Path
+
+    if run is None:
+        return None
+    try:
+        return json.loads((Path(run) / "pareto.json").read_text()).get("answer") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def answer_lines(trials: Sequence[Row], objectives: Objectives, run: str | None = None) -> list[str]:
-    """Sentences that say what to pick: the design, its numbers, why, and how to export it."""
+    """Sentences that say what to pick: the design, its numbers, why, and how to export it.
+    With the confirmation's answer in ``run``'s pareto.json, that answer (recommendation,
+    claims, rule) and the export commands of its picks."""
+    ans = run_answer(run)
+    if ans and ans.get("recipes"):
+        from nasl.decide.answer import lines
+
+        where = run or "runs/<name>"
+        picks = {p["tradeoff"]: p for p in ans.get("recommendation", [])}
+        return [*(ln.strip() for ln in lines(ans)),
+                *(f"Export the {p['label']} pick: nasl export {where} --pick {k}"
+                  for k, p in picks.items())]
     rows, conf = verdict_of(trials, objectives)
     chosen = _chosen(rows, objectives, conf)
     if chosen is None:
