@@ -169,3 +169,18 @@ def test_simulated_power_and_recommendation_beat_chance():
     s = summary(simulate(World(scenario="superior", designs=15, baselines=6),
                          Plan(budget=24, max_designs=6), runs=150, seed=4))
     assert s["power"] > 0.2 and s["best_picked"] > 0.4  # well above chance (1 / 21 designs)
+
+
+def test_one_seed_each_leaves_everything_undecided_and_the_answer_is_strict_json():
+    import json
+
+    arms = _arms()
+    s = {"0": Sample((0.80,)), "2": Sample((0.85,)), "3": Sample((0.78,))}
+    claims = decide(arms, s, margin=0.01)
+    assert claims and not any(c.holds for c in claims)
+    assert all(c.to_decide == math.inf for c in claims)  # the noise is unknown
+    ans = answer([{"label": "plain", "describe": "plain", "epochs": 6, "scored_on": "holdout",
+                   "claims": claims, "picks": recommend(arms, s, 0.01), "spent": 3, "budget": 3}],
+                 {}, margin=0.01, alpha=0.05, correction="holm")
+    text = json.dumps(ans, allow_nan=False)  # no NaN or Infinity anywhere
+    assert '"low": null' in text and lines(ans)

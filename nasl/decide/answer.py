@@ -49,10 +49,21 @@ def answer(per_recipe: Sequence[Mapping[str, Any]], names: Mapping[str, str], *,
                         "text": sentence(c, names)} for c in claims],
         })
     agree = _agreement(recipes)
-    return {"recommendation": recipes[0]["recommendation"] if recipes else [],
-            "recipes": recipes, "agreement": agree,
-            "rule": rule_text(margin, alpha, correction, len(recipes)),
-            "margin": margin, "alpha": alpha, "correction": correction}
+    return _json_safe({"recommendation": recipes[0]["recommendation"] if recipes else [],
+                       "recipes": recipes, "agreement": agree,
+                       "rule": rule_text(margin, alpha, correction, len(recipes)),
+                       "margin": margin, "alpha": alpha, "correction": correction})
+
+
+def _json_safe(x: Any) -> Any:
+    """The same structure with every non-finite float as None (strict JSON has no NaN)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
 
 
 def _agreement(recipes: Sequence[Mapping[str, Any]]) -> list[str]:
