@@ -25,7 +25,7 @@ def rule_text(margin: float, alpha: float, correction: str, recipes: int) -> str
     per = f", α split over {recipes} recipes" if recipes > 1 else ""
     return (f"one-sided t-tests on fresh-seed accuracies at the confirmation fidelity, scored on "
             f"held-out images (seed std pooled, image sampling error added); superiority and "
-            f"non-inferiority within δ = {100 * margin:g} points; {corr[correction]} at "
+            f"non-inferiority within δ = {100 * margin:g} accuracy points; {corr[correction]} at "
             f"α = {alpha:g}{per}; a claim not shown is undecided, not false")
 
 

@@ -173,8 +173,9 @@ def sentence(c: Claim, by_name: Mapping[str, str] | None = None) -> str:
     cost = f"{c.macs_factor:.2f}x fewer MACs" if c.macs_factor > 1.0005 else "same MACs"
     if c.latency_factor is not None:
         cost += f", {c.latency_factor:.2f}x faster"
+    pts_word = "point" if abs(100 * c.margin - 1) < 1e-9 else "points"
     verb = {"superior": "more accurate than", "noninferior":
-            f"as accurate within {100 * c.margin:g} points as"}[c.kind]
+            f"as accurate within {100 * c.margin:g} {pts_word} as"}[c.kind]
     if not c.holds:
         todo = ("~" + str(int(c.to_decide)) + " more trainings would decide it"
                 if math.isfinite(c.to_decide) else "more seeds would not decide it")
