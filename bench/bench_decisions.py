@@ -26,6 +26,24 @@ from nasl.decide import Plan  # noqa: E402
 from nasl.decide.simulate import World, simulate, summary  # noqa: E402
 
 
+def table(res: dict) -> str:
+    """The Markdown table of a results JSON (rates in %, ± one binomial standard error)."""
+    pct = lambda x: "–" if x is None or x != x else f"{100 * x:.0f}"  # noqa: E731
+    lines = ["| designs × baselines | budget | runs with any false claim: null / δ-null (earlier "
+             "rule) | power +2 points: all / if confirmed | power non-inferior at ½ MACs: all / "
+             "if confirmed | most accurate pick truly best (earlier) / within δ |",
+             "|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        n, ni, sup, nin = r["null"], r["ni_null"], r["superior"], r["noninferior"]
+        lines.append(
+            f"| {r['designs']} × {r['baselines']} | {r['budget']} | {100 * n['any_false']:.1f} ± "
+            f"{100 * n['any_false_se']:.1f} / {100 * ni['any_false']:.1f} ({pct(n['old_any_false'])}) | "
+            f"{pct(sup['power'])} / {pct(sup['power_if_confirmed'])} | {pct(nin['power'])} / "
+            f"{pct(nin['power_if_confirmed'])} | {pct(n['best_picked'])} ({pct(n['old_best_picked'])}) / "
+            f"{pct(n['within_margin'])} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=400)
@@ -35,7 +53,11 @@ def main() -> None:
     p.add_argument("--seed-sd", type=float, default=0.8, help="confirmation seed std, points")
     p.add_argument("--margin", type=float, default=1.0, help="δ, points")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--table", type=Path, default=None, help="print the Markdown table of a JSON")
     a = p.parse_args()
+    if a.table:
+        print(table(json.loads(a.table.read_text())))
+        return
     rows = []
     t0 = time.perf_counter()
     for size, budget in itertools.product(a.sizes, a.budgets):
