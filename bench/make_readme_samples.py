@@ -55,14 +55,16 @@ def main_job_lines(log: str) -> list[str]:
 
 def excerpt(log: str, n: int = EXCERPT_LINES) -> list[str]:
     """``n`` lines of a main-job log: the first two trials, the last one, the stages after
-    the search, the front's title and summary, the noise and the knee."""
+    the search, the answer (its heading, the most accurate and the knee picks) and the
+    front's title."""
     lines = main_job_lines(log)
     trials = [ln for ln in lines if ln.startswith("trial ")]
     stages = [ln for ln in lines if ln.startswith(("confirmation:", "re-timing:"))]
+    answer = [ln for ln in lines if ln.startswith("Answer under")
+              or ln.lstrip().startswith(("most accurate within budget", "knee (balanced)"))]
     after = [ln for ln in lines if ln.startswith("Pareto front")
-             or re.match(r"\d+ trained \(", ln)
-             or ln.lstrip().startswith(("pooled seed std", "knee among"))]
-    picked = trials[:2] + ["…"] + trials[-1:] + stages + after
+             or re.match(r"\d+ trained \(", ln)]
+    picked = trials[:2] + ["…"] + trials[-1:] + stages + answer + after
     return picked[:n]
 
 
