@@ -85,7 +85,8 @@ def test_confidence_is_skipped_for_objectives_it_does_not_cover():
 def test_confirmation_at_higher_fidelity_and_interleaved_retiming(tiny_space: Path, tmp_path: Path,
                                                                   capsys):
     rc = main(["search", str(tiny_space), "--trials", "3", "--epochs", "1", "--seeds", "2",
-               "--confirm-budget", "6", "--runs-dir", str(tmp_path), "--name", "c", "--quiet"])
+               "--confirm-budget", "12", "--confirm-recipe", "crop", "--runs-dir", str(tmp_path),
+               "--name", "c", "--quiet"])
     assert rc == 0
     out = capsys.readouterr().out
     # the answer comes first, with its recipe, fidelity and rule
@@ -95,10 +96,12 @@ def test_confirmation_at_higher_fidelity_and_interleaved_retiming(tiny_space: Pa
     study = optuna.load_study(study_name="c", storage=f"sqlite:///{run / 'study.db'}")
     assert study.metric_names == ["accuracy", "macs", "latency_ms"]  # optuna-dashboard's axes
     store = study.user_attrs[record.DECIDE]
-    (label,) = store
-    assert label == "plain" and store[label]["epochs"] == 3  # 3 x the search's epochs
-    designs = store[label]["designs"]
-    assert designs and sum(len(d["accuracies"]) for d in designs.values()) <= 6
+    assert list(store) == ["plain", "crop"]  # the run's recipe, then --confirm-recipe
+    assert store["plain"]["epochs"] == 3  # 3 x the search's epochs
+    assert "crop" in store["crop"]["describe"]
+    designs = store["plain"]["designs"]
+    for lab in store:  # the budget is shared by the recipes
+        assert sum(len(d["accuracies"]) for d in store[lab]["designs"].values()) <= 6
     trials = {t.number: t for t in study.get_trials()}
     for n, d in designs.items():
         assert len(d["accuracies"]) >= 2  # two fresh seeds first
@@ -122,6 +125,8 @@ def test_confirmation_at_higher_fidelity_and_interleaved_retiming(tiny_space: Pa
     ans = pareto["answer"]
     assert [p["tradeoff"] for p in ans["recommendation"]] == ["accurate", "fast", "knee"]
     assert ans["correction"] == "holm" and ans["alpha"] == 0.05 and "Holm" in ans["rule"]
+    assert [r["recipe"] for r in ans["recipes"]] == ["plain", "crop"]
+    assert "split over 2 recipes" in ans["rule"]
     best = ans["recommendation"][0]
     mean = sum(designs[best["design"]]["accuracies"]) / len(designs[best["design"]]["accuracies"])
     assert best["accuracy"] == pytest.approx(mean)
@@ -131,7 +136,7 @@ def test_confirmation_at_higher_fidelity_and_interleaved_retiming(tiny_space: Pa
     top = html[html.index('class="answer"'):]
     assert "Answer under plain: sgd" in top[:3000] and "--pick knee" in top[:4000]
     env = json.loads((run / "env.json").read_text())
-    assert env["proxy_recipe"]["name"] == "plain" and env["confirm_budget"] == 6
+    assert env["proxy_recipe"]["name"] == "plain" and env["confirm_budget"] == 12
     assert env["holdout_fraction"] == 0.2 and env["recipe_describe"].startswith("plain: sgd")
     # a second look (nasl report) gives the same rows and answer: stored, not recomputed
     assert main(["report", str(run), "--quiet"]) == 0
