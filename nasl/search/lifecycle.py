@@ -114,6 +114,8 @@ class TrialLog:
                                "owner": st.owner(), **static_costs(arch)}
         self.record(trial, rec)
         cand = Candidate(params, seed, rec, violations(rec, self.settings.budgets, STATIC_METRICS))
+        if getattr(arch, "missing", False):  # a design its table lacks (tabular space)
+            cand.over, cand.reason = {"table": 1.0}, "not in the table (rejected, never looked up)"
         budget = self.settings.budgets.get("latency_ms")
         if not cand.over and self.predictor is not None and budget is not None:
             from nasl.latency.predictor import screen

@@ -21,7 +21,7 @@ from typing import Any
 from nasl import record
 from nasl.errors import NaslError
 from nasl.search.lifecycle import Candidate
-from nasl.search.objective import Evaluator, Settings, seed_list, violations
+from nasl.search.objective import Settings, make_evaluator, seed_list, violations
 from nasl.search.options import SearchOptions, SearchOutcome
 from nasl.search.run import train_health
 from nasl.search.session import Session
@@ -50,7 +50,7 @@ def worker_trial(config: dict[str, Any], *, space: Any, settings: Settings) -> N
     meta = config["nasl"]
     params, seed, static = meta["choices"], meta["seed"], meta["costs"]
     metrics = tuple(m for m, _ in settings.objectives)
-    ev = Evaluator(space, settings)
+    ev = make_evaluator(space, settings)
     rec: dict[str, Any] = {**static, "node": platform.node()}
     if settings.needs_latency:
         lat = ev.latency(space.to_arch(params))
