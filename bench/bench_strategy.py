@@ -1,0 +1,301 @@
+"""Search strategies scored exactly on a tabular space (issue 23): hypervolume regret and IGD.
+
+Usage:
+    nice -n 10 python bench/bench_strategy.py --seeds 10 --n 200 \
+        --strategies random,tpe-default,tpe-nasl --out bench/results/strategy.json
+    python bench/bench_strategy.py --table bench/results/strategy.json   # markdown only
+
+Every run drives Optuna directly, the way ``nasl search`` samples: the sampler comes from
+nasl's factory (``nasl.search.study.make_sampler``) or is built here for the variants, the
+design from ``space.sample(trial)`` of the shipped ``nb201`` space, and its objectives from
+the space's table (``space.to_arch(params)``: the lookup ``nasl search`` uses). One run of N_max
+evaluations per (strategy, device, seed) is scored after 25, 50, 100, 200 evaluations.
+
+Scores (accuracy ↑, latency ↓), on objectives normalised to [0, 1] per device: accuracy
+(acc - 80 %) / (max acc - 80 %), latency (lat - min) / (max - min); the reference point is
+(80 % accuracy, the table's largest latency), as in the table's README. Hypervolume regret
+= 1 - HV(evaluated) / HV(true front of the whole table); IGD = mean distance from each true
+front point to the nearest evaluated point (normalised units). Intervals: 95 % t-interval of
+the mean over seeds; a bootstrap of the difference of means against random search and
+Optuna's default TPE decides "beats beyond noise".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from nasl.search.study import make_sampler
+from nasl.space import load_space
+from nasl.space.table import index
+
+DEVICES = ("raspi4", "pixel3", "gold_6226", "1080ti_1")
+CHECKPOINTS = (25, 50, 100, 200)
+ACC_REF = 0.80
+
+
+# ---------------------------------------------------------------- ground truth and scores
+class Truth:
+    """One device's table: design → (accuracy, latency), the normalisation and the true front."""
+
+    def __init__(self, device: str):
+        self.space = load_space("nb201").with_overrides({"table.device": device})
+        rows = index(self.space.spec)
+        self.lookup = {k: (r.values["accuracy"], r.values["latency_ms"]) for k, r in rows.items()}
+        pts = np.array(list(self.lookup.values()))
+        self.acc_max, self.lat_min, self.lat_max = pts[:, 0].max(), pts[:, 1].min(), pts[:, 1].max()
+        self.front = front_of(self.norm(pts))
+        self.hv_true = hv2(self.front)
+
+    def norm(self, pts: np.ndarray) -> np.ndarray:
+        """(accuracy, latency) → loss in [0, 1]²: (1 - acc_n, lat_n); ref point (1, 1)."""
+        acc_n = (pts[:, 0] - ACC_REF) / (self.acc_max - ACC_REF)
+        lat_n = (pts[:, 1] - self.lat_min) / (self.lat_max - self.lat_min)
+        return np.stack([1 - acc_n, lat_n], axis=1)
+
+    def scores(self, evaluated: list[tuple[float, float]]) -> tuple[float, float]:
+        """(hypervolume regret, IGD) of the evaluated points."""
+        loss = self.norm(np.array(evaluated))
+        regret = 1 - hv2(front_of(loss)) / self.hv_true
+        d = np.sqrt(((self.front[:, None, :] - loss[None, :, :]) ** 2).sum(-1)).min(1)
+        return float(regret), float(d.mean())
+
+
+def front_of(loss: np.ndarray) -> np.ndarray:
+    """Non-dominated points of a 2-D loss array (both minimised), sorted by the first."""
+    loss = loss[np.lexsort((loss[:, 1], loss[:, 0]))]
+    keep, best = [], math.inf
+    for p in loss:
+        if p[1] < best:
+            keep.append(p)
+            best = p[1]
+    return np.array(keep)
+
+
+def hv2(front: np.ndarray, ref: tuple[float, float] = (1.0, 1.0)) -> float:
+    """2-D hypervolume of a sorted front (minimised) against ``ref``."""
+    pts = front[(front[:, 0] < ref[0]) & (front[:, 1] < ref[1])]
+    hv, prev = 0.0, ref[1]
+    for x, y in pts:
+        hv += (ref[0] - x) * (prev - y)
+        prev = y
+    return float(hv)
+
+
+# ---------------------------------------------------------------- strategies
+def _quiet(fn: Callable[[], Any]) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn()
+
+
+TPE = optuna.samplers.TPESampler
+STRATEGIES: dict[str, Callable[[int], Any]] = {
+    "random": lambda s: make_sampler("random", s),
+    "tpe-nasl": lambda s: make_sampler("tpe", s),  # multivariate, group, constant liar, 10 start-up
+    "tpe-default": lambda s: TPE(seed=s),
+    "tpe-mv": lambda s: _quiet(lambda: TPE(seed=s, multivariate=True)),
+    "tpe-mv-s5": lambda s: _quiet(lambda: TPE(seed=s, multivariate=True, n_startup_trials=5)),
+    "tpe-mv-s20": lambda s: _quiet(lambda: TPE(seed=s, multivariate=True, n_startup_trials=20)),
+    "tpe-default-s20": lambda s: TPE(seed=s, n_startup_trials=20),
+    "tpe-nasl-s5": lambda s: make_sampler("tpe", s, n_startup=5),
+    "nsga2-p10": lambda s: optuna.samplers.NSGAIISampler(seed=s, population_size=10),
+    "nsga2-p25": lambda s: optuna.samplers.NSGAIISampler(seed=s, population_size=25),
+    "nsga2-p50": lambda s: optuna.samplers.NSGAIISampler(seed=s, population_size=50),
+    "nsga3-p25": lambda s: optuna.samplers.NSGAIIISampler(seed=s, population_size=25),
+    "gp": lambda s: _quiet(lambda: optuna.samplers.GPSampler(seed=s)),
+    "cost-rf": lambda s: make_sampler("random", s),  # candidates proposed by CostAware below
+}
+
+
+class CostAware:
+    """Uses what is free before evaluation (the design's latency) to choose what to evaluate:
+    after ``startup`` random designs, draw ``pool`` random candidates, predict each one's
+    accuracy with a random forest on one-hot ops (mean + ``kappa`` × the trees' spread), and
+    evaluate the candidate whose predicted point adds the most hypervolume to the front so far.
+    The chosen design is enqueued, so Optuna samples it through ``space.sample`` like any trial.
+    """
+
+    def __init__(self, truth: Truth, seed: int, startup: int = 10, pool: int = 500, kappa: float = 1.0):
+        self.truth, self.rng = truth, np.random.default_rng(seed)
+        self.startup, self.pool, self.kappa = startup, pool, kappa
+        self.keys = list(truth.lookup)
+        self.ops = sorted({o for k in self.keys for o in k})
+
+    def onehot(self, keys: list[tuple[str, ...]]) -> np.ndarray:
+        idx = {o: i for i, o in enumerate(self.ops)}
+        x = np.zeros((len(keys), len(keys[0]) * len(self.ops)))
+        for r, k in enumerate(keys):
+            for e, o in enumerate(k):
+                x[r, e * len(self.ops) + idx[o]] = 1
+        return x
+
+    def propose(self, done: list[tuple[tuple[str, ...], float, float]]) -> tuple[str, ...] | None:
+        if len(done) < self.startup:
+            return None
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        model = ExtraTreesRegressor(n_estimators=30, min_samples_leaf=2, random_state=0, n_jobs=1)
+        model.fit(self.onehot([d[0] for d in done]), [d[1] for d in done])
+        seen = {d[0] for d in done}
+        cands = [self.keys[i] for i in self.rng.choice(len(self.keys), self.pool, replace=False)]
+        cands = [c for c in cands if c not in seen]
+        x = self.onehot(cands)
+        per_tree = np.stack([t.predict(x) for t in model.estimators_])
+        acc = per_tree.mean(0) + self.kappa * per_tree.std(0)
+        lat = np.array([self.truth.lookup[c][1] for c in cands])  # free: known before training
+        front = front_of(self.truth.norm(np.array([(d[1], d[2]) for d in done])))
+        base = hv2(front)
+        cand_loss = self.truth.norm(np.stack([acc, lat], 1))
+        dominated = ((front[None, :, :] <= cand_loss[:, None, :]).all(-1)).any(1)
+        open_ = np.flatnonzero(~dominated)  # only these can add hypervolume
+        if len(open_) == 0:
+            return cands[int(np.argmin(cand_loss.sum(1)))]
+        gains = [hv2(front_of(np.vstack([front, cand_loss[i][None]]))) - base for i in open_]
+        return cands[int(open_[int(np.argmax(gains))])]
+
+
+def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
+    """One search of ``n`` evaluations → scores at each checkpoint and seconds per suggestion."""
+    space = truth.space
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=STRATEGIES[strategy](seed))
+    aware = CostAware(truth, seed) if strategy == "cost-rf" else None
+    done: list[tuple[tuple[str, ...], float, float]] = []
+    out: dict[str, Any] = {"checkpoints": {}}
+    suggest = 0.0
+    c0, w0 = time.process_time(), time.perf_counter()
+    for i in range(1, n + 1):
+        t = time.perf_counter()
+        if aware is not None:
+            key = aware.propose(done)
+            if key is not None:
+                study.enqueue_trial(dict(zip(space.order, key)))
+        trial = study.ask()
+        params = space.sample(trial)
+        suggest += time.perf_counter() - t
+        row = space.to_arch(params)
+        acc, lat = row.accuracy(seed), row.values["latency_ms"]
+        study.tell(trial, [acc, lat])
+        done.append((tuple(params[k] for k in space.order), acc, lat))
+        if i in CHECKPOINTS:
+            regret, igd = truth.scores([(a, b) for _, a, b in done])
+            out["checkpoints"][str(i)] = {"regret": regret, "igd": igd}
+    out["seconds_per_suggestion"] = suggest / n
+    out["cpu_over_wall"] = (time.process_time() - c0) / max(1e-9, time.perf_counter() - w0)
+    return out
+
+
+# ---------------------------------------------------------------- statistics and table
+def t_interval(xs: list[float]) -> tuple[float, float, float]:
+    """Mean and its 95 % t-interval."""
+    from scipy import stats
+
+    a = np.array(xs)
+    m = float(a.mean())
+    if len(a) < 2:
+        return m, m, m
+    h = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
+    return m, m - h, m + h
+
+
+def diff_interval(a: list[float], b: list[float], reps: int = 4000) -> tuple[float, float, float]:
+    """Mean(a) - mean(b) and its 95 % bootstrap interval (seeds resampled in each group)."""
+    rng = np.random.default_rng(0)
+    x, y = np.array(a), np.array(b)
+    d = rng.choice(x, (reps, len(x))).mean(1) - rng.choice(y, (reps, len(y))).mean(1)
+    return float(x.mean() - y.mean()), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
+
+
+def verdict(a: list[float], b: list[float]) -> str:
+    _, lo, hi = diff_interval(a, b)
+    return "better" if hi < 0 else "worse" if lo > 0 else "undecided"
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """One table per device: mean regret [95 % CI] at each N, IGD@100, time per suggestion,
+    and the verdicts at N = 100 against random and Optuna's default TPE."""
+    runs = res["runs"]
+    lines = []
+    for dev in res["devices"]:
+        lines += [f"\n**{dev}** (hypervolume regret %, mean [95 % CI] over seeds; IGD ×100 at N = 100; "
+                  "vs: difference at N = 100 beyond noise)\n",
+                  "| strategy | " + " | ".join(f"N={n}" for n in CHECKPOINTS) +
+                  " | IGD@100 | ms/suggestion | vs random | vs tpe-default |",
+                  "|---|" + "---|" * (len(CHECKPOINTS) + 4)]
+        for strat in res["strategies"]:
+            rs = [r for r in runs if r["strategy"] == strat and r["device"] == dev]
+            if not rs:
+                continue
+            cells = []
+            for n in CHECKPOINTS:
+                xs = [100 * r["checkpoints"][str(n)]["regret"] for r in rs if str(n) in r["checkpoints"]]
+                cells.append("–" if not xs else "{:.2f} [{:.2f}, {:.2f}]".format(*t_interval(xs)))
+            igd = [100 * r["checkpoints"]["100"]["igd"] for r in rs if "100" in r["checkpoints"]]
+            ms = 1000 * float(np.mean([r["seconds_per_suggestion"] for r in rs]))
+            mine = [r["checkpoints"]["100"]["regret"] for r in rs if "100" in r["checkpoints"]]
+            vs = []
+            for base in ("random", "tpe-default"):
+                other = [r["checkpoints"]["100"]["regret"] for r in runs
+                         if r["strategy"] == base and r["device"] == dev and "100" in r["checkpoints"]]
+                vs.append("–" if base == strat or not other or not mine else verdict(mine, other))
+            lines.append(f"| {strat} | " + " | ".join(cells) +
+                         f" | {np.mean(igd) if igd else float('nan'):.2f} | {ms:.1f} | {vs[0]} | {vs[1]} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--strategies", default="random,tpe-default,tpe-nasl")
+    p.add_argument("--devices", default=",".join(DEVICES))
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--n", type=int, default=200, help="evaluations per run (scored at 25/50/100/200)")
+    p.add_argument("--out", type=Path, default=Path("bench/results/strategy.json"))
+    p.add_argument("--table", type=Path, help="print the markdown of an existing JSON and stop")
+    args = p.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.table:
+        print(markdown(json.loads(args.table.read_text())))
+        return
+    res: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
+    strategies = args.strategies.split(",")
+    devices = args.devices.split(",")
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise SystemExit(f"--strategies: unknown {s!r}; expected some of {', '.join(STRATEGIES)}")
+    res["strategies"] = list(dict.fromkeys([*res.get("strategies", []), *strategies]))
+    res["devices"] = list(dict.fromkeys([*res.get("devices", []), *devices]))
+    res["meta"] = {"reference_point": "accuracy 80 %, latency = the table's largest (normalised (1, 1))",
+                   "optuna": optuna.__version__, "python": platform.python_version(),
+                   "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
+                   "date": time.strftime("%Y-%m-%d"), "checkpoints": list(CHECKPOINTS)}
+    for dev in devices:
+        truth = Truth(dev)
+        for s in strategies:
+            res["runs"] = [r for r in res["runs"] if not (r["strategy"] == s and r["device"] == dev)]
+            t = time.perf_counter()
+            for seed in range(args.seeds):
+                r = run_one(s, truth, seed, args.n)
+                res["runs"].append({"strategy": s, "device": dev, "seed": seed, "n": args.n, **r})
+            reg = [r["checkpoints"][str(min(100, args.n))]["regret"] for r in res["runs"]
+                   if r["strategy"] == s and r["device"] == dev]
+            print(f"{dev:10s} {s:16s} regret@{min(100, args.n)} median {100 * np.median(reg):.2f} % "
+                  f"({time.perf_counter() - t:.1f} s)", flush=True)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(res, indent=1))
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Tabular spaces (family: table): loading, lookup, seeded noise, errors, and a search on nb201."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from nasl.cli import main
+from nasl.space import load_space
+from nasl.space.tabledata import nb201_cell_string, nb201_costs, parse_nb201_cell
+
+ROW1 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], rc: int, *words: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("nasl: error:")]
+    assert len(lines) == 1, err
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def test_nb201_looks_up_the_shipped_table() -> None:
+    space = load_space("nb201")
+    assert space.family == "table" and len(space.order) == 6
+    assert all(len(p.choices) == 5 for p in space.params)
+    params = dict(zip(space.order, parse_nb201_cell(ROW1)))
+    row = space.to_arch(params)
+    assert row.id == "1" and not row.missing
+    assert row.values["accuracy"] == pytest.approx(0.9366)
+    assert row.values["latency_ms"] == pytest.approx(54.777)
+    pixel = space.with_overrides({"table.device": "pixel3"}).to_arch(params)
+    assert pixel.values["latency_ms"] == pytest.approx(17.238)
+    assert pixel.values["accuracy"] == row.values["accuracy"]
+
+
+def test_nb201_cell_parser_and_costs() -> None:
+    ops = parse_nb201_cell(ROW1)
+    assert ops == ("nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3",
+                   "skip_connect")
+    assert nb201_cell_string(ops) == ROW1
+    smallest, largest = nb201_costs(["none"] * 6), nb201_costs(["nor_conv_3x3"] * 6)
+    assert 7.7e6 < smallest["macs"] < 7.9e6 and 219e6 < largest["macs"] < 221e6  # the paper's range
+    with pytest.raises(ValueError, match="unknown op 'conv_5x5'"):
+        parse_nb201_cell(ROW1.replace("avg_pool_3x3", "conv_5x5"))
+    with pytest.raises(ValueError, match="expected 3 nodes"):
+        parse_nb201_cell("|none~0|+|none~0|none~1|")
+
+
+def _write(path: Path, rows: list[list[object]]) -> Path:
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def _space(tmp_path: Path, table: str = "t.csv", metrics: str = "{accuracy: acc, latency_ms: lat}",
+           objectives: str = "[{accuracy: max}, {latency_ms: min}]", extra: str = "",
+           choices: str = "choices: [a, b]") -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text(f"name: mine\nfamily: table\ntable:\n  file: {table}\n  {choices}\n"
+                 f"  metrics: {metrics}\n{extra}objectives: {objectives}\n"
+                 "search: {sampler: random, trials: 4, seed: 0}\n")
+    return p
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Path:
+    rows: list[list[object]] = [["a", "b", "acc", "lat", "sd"]]
+    for a in (1, 2, 3):
+        for b in ("x", "y"):
+            if (a, b) != (3, "y"):  # one combination missing
+                rows.append([a, b, 0.5 + 0.1 * a, 10 * a + (b == "y"), 0.01])
+    rows.append([1, "x", 0.7, 10, 0.01])  # a duplicate design: averaged
+    return _write(tmp_path / "t.csv", rows)
+
+
+def test_user_table_relative_path_duplicates_and_seeded_noise(tmp_path: Path, table: Path) -> None:
+    space = load_space(_space(tmp_path))  # t.csv: relative to the YAML file
+    assert [p.choices for p in space.params] == [("1", "2", "3"), ("x", "y")]
+    assert space.to_arch({"a": "1", "b": "x"}).values["accuracy"] == pytest.approx(0.65)
+    assert space.to_arch({"a": "3", "b": "y"}).missing
+    noisy = load_space(_space(tmp_path, choices="choices: [a, b]\n  noise: {column: sd}"))
+    row = noisy.to_arch({"a": "2", "b": "x"})
+    assert row.accuracy(1) == row.accuracy(1) != row.accuracy(2)  # seeded, per seed
+    assert abs(row.accuracy(1) - 0.7) < 0.05
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    ({"metrics": "{accuracy: accuracy_pct, latency_ms: lat}"}, ["s.yaml", "table.metrics.accuracy",
+                                                                "accuracy_pct", "no such column in t.csv"]),
+    ({"choices": "choices: [a, c]"}, ["table.choices[1]", "'c'", "expected one of: a, b, acc"]),
+    ({"objectives": "[{accuracy: up}, {latency_ms: min}]"}, ["objectives[0]", "up", "expected min or max"]),
+    ({"objectives": "[{accuracy: max}, {macs: min}]"}, ["objectives[1]", "macs", "not a metric of this table"]),
+    ({"table": "nowhere.csv"}, ["table.file", "nowhere.csv", "no such file"]),
+    ({"metrics": "{accuracy: acc, latency_ms: 'l{device}'}"}, ["table.device", "expected one of: at"]),
+    ({"extra": "budget: {macs: 10M}\n"}, ["budget.macs", "not a metric of this table"]),
+])
+def test_bad_table_spaces_end_in_one_line(tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str],
+                                          kwargs: dict[str, str], words: list[str]) -> None:
+    p = _space(tmp_path, **kwargs)
+    _one_line_error(capsys, main(["space", "validate", str(p)]), *words)
+
+
+def test_unknown_op_string_names_file_row_and_ops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path / "c.csv", [["arch", "acc"], [ROW1, 0.9], [ROW1.replace("avg_pool_3x3", "max_pool"), 0.8]])
+    p = _space(tmp_path, table="c.csv", metrics="{accuracy: acc}", objectives="[{accuracy: max}, "
+               "{macs: min}]", choices="cell: {column: arch, format: nb201}")
+    line = _one_line_error(capsys, main(["space", "validate", str(p)]), "s.yaml", "table.cell.column",
+                           "c.csv row 2", "unknown op 'max_pool'", "nor_conv_3x3")
+    assert "avg_pool_3x3" in line
+    _write(tmp_path / "c.csv", [["arch", "acc"], [ROW1, "n/a"]])
+    _one_line_error(capsys, main(["space", "validate", str(p)]), "table.metrics.accuracy", "'n/a'",
+                    "not a finite number")
+
+
+@pytest.mark.slow
+def test_search_on_nb201_with_budgets_noise_and_confirmation(tmp_path: Path) -> None:
+    space = load_space("nb201")
+    p = tmp_path / "nb.yaml"  # the shipped table by name, from a YAML elsewhere; noisy
+    p.write_text(space.to_yaml().replace("  id: index\n", "  id: index\n  noise: {std: 0.005}\n"))
+    runs = tmp_path / "runs"
+    rc = main(["search", str(p), "--trials", "25", "--name", "r", "--runs-dir", str(runs), "--quiet",
+               "--budget", "12ms", "--budget", "60MMACs", "--confirm-seeds", "2", "--seed", "3"])
+    assert rc == 0
+    run = runs / "r"
+    for f in ("trials.csv", "pareto.csv", "pareto.json", "report.html", "env.json", "space.yaml"):
+        assert (run / f).is_file(), f
+    rows = list(csv.DictReader((run / "trials.csv").open()))
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    rejected = [r for r in rows if r["feasible"] == "False"]
+    assert len(done) == 25 and rejected  # budgets reject before evaluation, counted apart
+    assert all("over budget" in r["reason"] for r in rejected)
+    assert all(float(r["latency_ms"]) <= 12 and float(r["macs"]) <= 60e6 for r in done)
+    env = json.loads((run / "env.json").read_text())
+    assert env["family"] == "table" and env["trials"] == 25
+    confirmed = [r for r in done if r["n_seeds"] and int(r["n_seeds"]) >= 3]
+    assert confirmed  # confirmation re-evaluated the front with seeded noise
+    accs = json.loads(confirmed[0]["accuracy_seeds"].replace("'", '"')) \
+        if confirmed[0]["accuracy_seeds"].startswith("[") else None
+    if accs is not None:
+        assert len(set(accs)) > 1
+    assert load_space(run / "space.yaml").to_arch  # the run's own space reloads (resume)
