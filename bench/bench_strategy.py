@@ -181,7 +181,7 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
         if aware is not None:
             key = aware.propose(done)
             if key is not None:
-                study.enqueue_trial(dict(zip(space.order, key)))
+                study.enqueue_trial(dict(zip(space.order, key, strict=True)))
         trial = study.ask()
         params = space.sample(trial)
         suggest += time.perf_counter() - t

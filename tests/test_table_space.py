@@ -30,7 +30,7 @@ def test_nb201_looks_up_the_shipped_table() -> None:
     space = load_space("nb201")
     assert space.family == "table" and len(space.order) == 6
     assert all(len(p.choices) == 5 for p in space.params)
-    params = dict(zip(space.order, parse_nb201_cell(ROW1)))
+    params = dict(zip(space.order, parse_nb201_cell(ROW1), strict=True))
     row = space.to_arch(params)
     assert row.id == "1" and not row.missing
     assert row.values["accuracy"] == pytest.approx(0.9366)
@@ -96,7 +96,8 @@ def test_user_table_relative_path_duplicates_and_seeded_noise(tmp_path: Path, ta
                                                                 "accuracy_pct", "no such column in t.csv"]),
     ({"choices": "choices: [a, c]"}, ["table.choices[1]", "'c'", "expected one of: a, b, acc"]),
     ({"objectives": "[{accuracy: up}, {latency_ms: min}]"}, ["objectives[0]", "up", "expected min or max"]),
-    ({"objectives": "[{accuracy: max}, {macs: min}]"}, ["objectives[1]", "macs", "not a metric of this table"]),
+    ({"objectives": "[{accuracy: max}, {macs: min}]"},
+     ["objectives[1]", "macs", "not a metric of this table"]),
     ({"table": "nowhere.csv"}, ["table.file", "nowhere.csv", "no such file"]),
     ({"metrics": "{accuracy: acc, latency_ms: 'l{device}'}"}, ["table.device", "expected one of: at"]),
     ({"extra": "budget: {macs: 10M}\n"}, ["budget.macs", "not a metric of this table"]),
@@ -108,7 +109,8 @@ def test_bad_table_spaces_end_in_one_line(tmp_path: Path, table: Path, capsys: p
 
 
 def test_unknown_op_string_names_file_row_and_ops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _write(tmp_path / "c.csv", [["arch", "acc"], [ROW1, 0.9], [ROW1.replace("avg_pool_3x3", "max_pool"), 0.8]])
+    bad = ROW1.replace("avg_pool_3x3", "max_pool")
+    _write(tmp_path / "c.csv", [["arch", "acc"], [ROW1, 0.9], [bad, 0.8]])
     p = _space(tmp_path, table="c.csv", metrics="{accuracy: acc}", objectives="[{accuracy: max}, "
                "{macs: min}]", choices="cell: {column: arch, format: nb201}")
     line = _one_line_error(capsys, main(["space", "validate", str(p)]), "s.yaml", "table.cell.column",

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from nasl.errors import NaslError
 from nasl.space.core import SpaceCore
 from nasl.space.schema import Param, Proxy, SearchDefaults, Target, Tracking, parse_objectives, parse_section
 from nasl.space.tabledata import (
@@ -199,7 +198,7 @@ def index(spec: TableSpec) -> dict[tuple[str, ...], TableRow]:
 
 def _keys(spec: TableSpec, columns: Mapping[str, list[str]]) -> list[tuple[str, ...]]:
     if spec.cell is None:
-        return list(zip(*(columns[c] for c in spec.choices)))
+        return list(zip(*(columns[c] for c in spec.choices), strict=True))
     return [parse_nb201_cell(s) for s in columns[spec.cell[0]]]
 
 
@@ -375,10 +374,10 @@ def _params(spec: TableSpec, rows: Mapping[tuple[str, ...], TableRow]) -> list[P
     names = NB201_EDGES if spec.cell else spec.choices
     values: list[list[str]] = [[] for _ in names]
     for key in rows:
-        for vals, v in zip(values, key):
+        for vals, v in zip(values, key, strict=True):
             if v not in vals:
                 vals.append(v)
-    return [Param(n, "choices", tuple(sorted(v))) for n, v in zip(names, values)]
+    return [Param(n, "choices", tuple(sorted(v))) for n, v in zip(names, values, strict=True)]
 
 
 __all__ = ["TableRow", "TableSpace", "TableSpec", "build_table_space", "index", "nb201_cell_string"]

@@ -72,9 +72,9 @@ def _read_cached(path: str, mtime_ns: int) -> Table:
             continue
         if len(row) != len(header):
             raise ValueError(f"line {i} has {len(row)} cells, the header {len(header)}")
-        for c, v in zip(cols, row):
+        for c, v in zip(cols, row, strict=True):
             c.append(v)
-    return Table(path, {h.strip(): c for h, c in zip(header, cols)})
+    return Table(path, {h.strip(): c for h, c in zip(header, cols, strict=True)})
 
 
 def parse_nb201_cell(text: str) -> tuple[str, ...]:
