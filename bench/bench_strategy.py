@@ -115,8 +115,15 @@ STRATEGIES: dict[str, Callable[[int], Any]] = {
     "nsga2-p50": lambda s: optuna.samplers.NSGAIISampler(seed=s, population_size=50),
     "nsga3-p25": lambda s: optuna.samplers.NSGAIIISampler(seed=s, population_size=25),
     "gp": lambda s: _quiet(lambda: optuna.samplers.GPSampler(seed=s)),
-    "cost-rf": lambda s: make_sampler("random", s),  # candidates proposed by CostAware below
+    # candidates proposed by CostAware below (pool size, kappa); Optuna's sampler only samples
+    # the start-up designs and then takes the enqueued ones
+    "cost-rf": lambda s: make_sampler("random", s),
+    "cost-rf-p2000": lambda s: make_sampler("random", s),
+    "cost-rf-p2000-k0": lambda s: make_sampler("random", s),
+    "cost-rf-p2000-k2": lambda s: make_sampler("random", s),
 }
+COST_AWARE = {"cost-rf": (500, 1.0), "cost-rf-p2000": (2000, 1.0), "cost-rf-p2000-k0": (2000, 0.0),
+              "cost-rf-p2000-k2": (2000, 2.0)}
 
 
 class CostAware:
@@ -171,7 +178,10 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
     space = truth.space
     study = optuna.create_study(directions=["maximize", "minimize"],
                                 sampler=STRATEGIES[strategy](seed))
-    aware = CostAware(truth, seed) if strategy == "cost-rf" else None
+    aware = None
+    if strategy in COST_AWARE:
+        pool, kappa = COST_AWARE[strategy]
+        aware = CostAware(truth, seed, pool=pool, kappa=kappa)
     done: list[tuple[tuple[str, ...], float, float]] = []
     out: dict[str, Any] = {"checkpoints": {}}
     suggest = 0.0
