@@ -377,7 +377,15 @@ def _params(spec: TableSpec, rows: Mapping[tuple[str, ...], TableRow]) -> list[P
         for vals, v in zip(values, key, strict=True):
             if v not in vals:
                 vals.append(v)
-    return [Param(n, "choices", tuple(sorted(v))) for n, v in zip(names, values, strict=True)]
+    return [Param(n, "choices", tuple(sorted(v, key=_order))) for n, v in zip(names, values, strict=True)]
+
+
+def _order(text: str) -> tuple[int, float, str]:
+    """Numbers in numeric order first, then text in alphabetical order."""
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
 
 
 __all__ = ["TableRow", "TableSpace", "TableSpec", "build_table_space", "index", "nb201_cell_string"]
