@@ -43,6 +43,7 @@ from nasl.space.table import index
 DEVICES = ("raspi4", "pixel3", "gold_6226", "1080ti_1")
 CHECKPOINTS = (25, 50, 100, 200)
 ACC_REF = 0.80
+ACC_TOLD = 1.0  # accuracy is told to Optuna × this (100 with --percent: in %, as the table has it)
 
 
 # ---------------------------------------------------------------- ground truth and scores
@@ -325,7 +326,7 @@ def run_stratified(truth: Truth, seed: int, n: int, strata: int = 4, tries: int 
                 break
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         acc = row.accuracy(seed)
-        study.tell(trial, [acc, lat])
+        study.tell(trial, [acc * ACC_TOLD, lat])
         done.append((tuple(params[k] for k in space.order), acc, lat))
     return done, asking
 
@@ -366,7 +367,7 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
         suggest += time.perf_counter() - t
         row = space.to_arch(params)
         acc, lat = row.accuracy(seed), row.values["latency_ms"]
-        study.tell(trial, [acc, lat])
+        study.tell(trial, [acc * ACC_TOLD, lat])
         done.append((tuple(params[k] for k in space.order), acc, lat))
         if i in CHECKPOINTS:
             regret, igd = truth.scores([(a, b) for _, a, b in done])
@@ -465,14 +466,23 @@ def main() -> None:
     p.add_argument("--strategies", default="random,tpe-default,tpe-nasl")
     p.add_argument("--devices", default=",".join(DEVICES))
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--percent", action="store_true", help="tell Optuna accuracy in %% (not a fraction)")
     p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--n", type=int, default=200, help="evaluations per run (scored at 25/50/100/200)")
     p.add_argument("--out", type=Path, default=Path("bench/results/strategy.json"))
-    p.add_argument("--table", type=Path, help="print the markdown of an existing JSON and stop")
+    p.add_argument("--table", type=Path, nargs="+",
+                   help="print the markdown of existing JSON files (runs pooled) and stop")
+    p.add_argument("--only", help="with --table: these strategies only (comma-separated)")
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    global ACC_TOLD
+    ACC_TOLD = 100.0 if args.percent else 1.0
     if args.table:
-        res = json.loads(args.table.read_text())
+        parts = [json.loads(f.read_text()) for f in args.table]
+        res = {**parts[0], "runs": [r for part in parts for r in part["runs"]],
+               "strategies": list(dict.fromkeys(x for part in parts for x in part["strategies"]))}
+        if args.only:
+            res["strategies"] = [x for x in res["strategies"] if x in args.only.split(",")]
         print(markdown(res) + "\n" + summary(res))
         return
     res: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
@@ -486,7 +496,8 @@ def main() -> None:
     res["meta"] = {"reference_point": "accuracy 80 %, latency = the table's largest (normalised (1, 1))",
                    "optuna": optuna.__version__, "python": platform.python_version(),
                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
-                   "date": time.strftime("%Y-%m-%d"), "checkpoints": list(CHECKPOINTS)}
+                   "date": time.strftime("%Y-%m-%d"), "checkpoints": list(CHECKPOINTS),
+                   "accuracy_told_as": "percent" if args.percent else "fraction"}
     for dev in devices:
         truth = Truth(dev)
         for s in strategies:
