@@ -147,3 +147,9 @@ def test_search_on_nb201_with_budgets_noise_and_confirmation(tmp_path: Path) -> 
     assert len(accs) >= 3 and len(set(accs)) == len(accs)  # each seed its own noise draw
     assert abs(sum(accs) / len(accs) - float(confirmed[0]["accuracy"])) < 1e-5
     assert load_space(run / "space.yaml").to_arch  # the run's own space reloads (resume)
+
+
+@pytest.mark.parametrize("argv", [["latency", "calibrate", "nb201"], ["latency", "predict", "nb201"]])
+def test_commands_that_build_networks_refuse_a_table(argv: list[str], capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    _one_line_error(capsys, main(argv), "nasl latency", "'nb201' is a tabular space")

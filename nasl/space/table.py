@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from nasl.errors import NaslError
 from nasl.space.core import SpaceCore
 from nasl.space.schema import Param, Proxy, SearchDefaults, Target, Tracking, parse_objectives, parse_section
 from nasl.space.tabledata import (
@@ -388,4 +389,13 @@ def _order(text: str) -> tuple[int, float, str]:
         return (1, 0.0, text)
 
 
-__all__ = ["TableRow", "TableSpace", "TableSpec", "build_table_space", "index", "nb201_cell_string"]
+def require_network(space: Any, command: str) -> None:
+    """NaslError (one line) when ``space`` is tabular: ``command`` builds or trains networks,
+    and a tabular space's designs are only rows of a table."""
+    if getattr(space, "family", None) == "table":
+        raise NaslError(f"{command}: {space.name!r} is a tabular space (family: table): its designs "
+                        "are looked up in a table, there is no network to build; expected a CNN space")
+
+
+__all__ = ["TableRow", "TableSpace", "TableSpec", "build_table_space", "index", "nb201_cell_string",
+           "require_network"]
