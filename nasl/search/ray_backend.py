@@ -123,7 +123,7 @@ def _searcher_class() -> type:
                 self.baseline[trial_id] = bool(ot.user_attrs.get("baseline"))
                 self.curves[trial_id] = []
                 self.log.start(ot, cand)
-                costs = {k: cand.rec[k] for k in record.STATIC_FIELDS}
+                costs = {k: cand.rec[k] for k in record.STATIC_FIELDS if k in cand.rec}
                 return {"nasl": {"choices": cand.params, "seed": cand.seed, "costs": costs,
                                  "number": ot.number}}
 

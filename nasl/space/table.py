@@ -86,6 +86,8 @@ class TableRow:
         out = {m: self.values[m] for m in ("macs", "params", "size_mb") if m in self.values}
         if "params" in out and "size_mb" not in out:
             out["size_mb"] = size_mb(out["params"])
+        if "params" in out:
+            out["size_int8_mb"] = out["params"] / 2**20  # 1 byte per weight, as nasl.cost counts it
         return out
 
     def accuracy(self, seed: int) -> float:
