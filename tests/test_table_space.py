@@ -153,3 +153,17 @@ def test_search_on_nb201_with_budgets_noise_and_confirmation(tmp_path: Path) -> 
 def test_commands_that_build_networks_refuse_a_table(argv: list[str], capsys: pytest.CaptureFixture[str]
                                                      ) -> None:
     _one_line_error(capsys, main(argv), "nasl latency", "'nb201' is a tabular space")
+
+
+def test_search_of_a_user_table_rejects_designs_it_lacks(tmp_path: Path, table: Path) -> None:
+    p = _space(tmp_path, choices="choices: [a, b]\n  noise: {column: sd}")
+    runs = tmp_path / "runs"
+    rc = main(["search", str(p), "--trials", "8", "--name", "u", "--runs-dir", str(runs), "--quiet",
+               "--confirm-seeds", "0", "--seed", "1"])
+    assert rc == 0
+    rows = list(csv.DictReader((runs / "u" / "trials.csv").open()))
+    lacking = [r for r in rows if (r["a"], r["b"]) == ("3", "y")]
+    assert lacking and all(r["feasible"] == "False" and "not in the table" in r["reason"] for r in lacking)
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    assert len(done) == 8 and all((r["a"], r["b"]) != ("3", "y") for r in done)
+    assert json.loads((runs / "u" / "pareto.json").read_text())
