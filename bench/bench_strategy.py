@@ -341,6 +341,8 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
             "seconds_per_suggestion": asking / n}
         out["cpu_over_wall"] = (time.process_time() - c0) / max(1e-9, time.perf_counter() - w0)
         return out
+    dedup = strategy.endswith("-dedup")  # a design evaluated before is told its known values
+    strategy = strategy.removesuffix("-dedup")  # again, unevaluated and uncounted, and re-asked
     space = truth.space
     study = optuna.create_study(directions=["maximize", "minimize"],
                                 sampler=STRATEGIES[strategy](seed))
@@ -364,6 +366,15 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
                 study.enqueue_trial(dict(zip(space.order, key, strict=True)))
         trial = study.ask()
         params = space.sample(trial)
+        for _ in range(50 if dedup else 0):
+            key = tuple(params[k] for k in space.order)
+            old = next((d for d in done if d[0] == key), None)
+            if old is None:
+                break
+            study.tell(trial, [old[1] * ACC_TOLD, old[2]])
+            out["repeats"] = out.get("repeats", 0) + 1
+            trial = study.ask()
+            params = space.sample(trial)
         suggest += time.perf_counter() - t
         row = space.to_arch(params)
         acc, lat = row.accuracy(seed), row.values["latency_ms"]
@@ -489,7 +500,7 @@ def main() -> None:
     strategies = args.strategies.split(",")
     devices = args.devices.split(",")
     for s in strategies:
-        if s not in STRATEGIES:
+        if s.removesuffix("-dedup") not in STRATEGIES:
             raise SystemExit(f"--strategies: unknown {s!r}; expected some of {', '.join(STRATEGIES)}")
     res["strategies"] = list(dict.fromkeys([*res.get("strategies", []), *strategies]))
     res["devices"] = list(dict.fromkeys([*res.get("devices", []), *devices]))
