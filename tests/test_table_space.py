@@ -155,7 +155,11 @@ def test_commands_that_build_networks_refuse_a_table(argv: list[str], capsys: py
     _one_line_error(capsys, main(argv), "nasl latency", "'nb201' is a tabular space")
 
 
-def test_search_of_a_user_table_rejects_designs_it_lacks(tmp_path: Path, table: Path) -> None:
+def test_search_of_a_user_table_rejects_designs_it_lacks(tmp_path: Path, table: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasl.search import lifecycle
+
+    monkeypatch.setattr(lifecycle, "REPEATS_IN_A_ROW", 20)  # (200 by default)
     p = _space(tmp_path, choices="choices: [a, b]\n  noise: {column: sd}")
     runs = tmp_path / "runs"
     rc = main(["search", str(p), "--trials", "8", "--name", "u", "--runs-dir", str(runs), "--quiet",
@@ -165,5 +169,13 @@ def test_search_of_a_user_table_rejects_designs_it_lacks(tmp_path: Path, table: 
     lacking = [r for r in rows if (r["a"], r["b"]) == ("3", "y")]
     assert lacking and all(r["feasible"] == "False" and "not in the table" in r["reason"] for r in lacking)
     done = [r for r in rows if r["state"] == "COMPLETE"]
-    assert len(done) == 8 and all((r["a"], r["b"]) != ("3", "y") for r in done)
-    assert json.loads((runs / "u" / "pareto.json").read_text())
+    # the table has 5 designs: each is evaluated once; proposals of a design seen before are
+    # told its values (REPEAT rows, not counted), and the search stops when nothing new comes
+    assert sorted((r["a"], r["b"]) for r in done) == [("1", "x"), ("1", "y"), ("2", "x"), ("2", "y"),
+                                                      ("3", "x")]
+    repeats = [r for r in rows if r["state"] == "REPEAT"]
+    assert len(repeats) >= 20 and all("repeat of trial" in r["reason"] for r in repeats)
+    first = {(r["a"], r["b"]): r for r in done}
+    assert all(r["accuracy"] == first[(r["a"], r["b"])]["accuracy"] for r in repeats)
+    front = json.loads((runs / "u" / "pareto.json").read_text())
+    assert front and (runs / "u" / "report.html").is_file()

@@ -85,6 +85,6 @@ class SearchProgress:
             self.front_size = info["size"]
         elif event == "remeasure":
             self.current = f"re-timing front member {n}"
-        elif event in ("timeout", "interrupted") and self.enabled:
+        elif event in ("timeout", "interrupted", "exhausted") and self.enabled:
             self.console.log(f"{event}: finishing and writing the outputs")
         self.bar.update(self.task, info=self._info())

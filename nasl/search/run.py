@@ -35,6 +35,8 @@ def run_optuna(session: Session) -> SearchOutcome:
                 log.progress("timeout", {})
                 break
             check_interrupt()  # a SIGTERM deferred out of a finalizer stops here
+            if log.exhausted:  # only designs evaluated before were proposed lately
+                break
             one_trial(session)
     except KeyboardInterrupt:
         acknowledge_interrupt()
@@ -52,6 +54,11 @@ def one_trial(session: Session) -> bool:
     session.prescreen.before_ask()
     log, trial = session.log, session.study.ask()
     cand = log.propose(trial)
+    if not cand.over and session.skip_repeats:  # tabular: a repeat would look up the same row
+        prev = log.repeat_of(cand.params)
+        if prev is not None:
+            log.repeat(trial, cand, prev)
+            return False
     if not cand.over and session.settings.needs_latency:
         t = time.perf_counter()
         lat = session.evaluator.latency(session.space.to_arch(cand.params))

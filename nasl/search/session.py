@@ -66,6 +66,9 @@ class Session:
         self._check_latency_budget()
         s = self.settings
         table = space.family == "table"  # looked up: no learning curve to stop early on
+        #: A design evaluated before is told its values instead of being evaluated again
+        #: (tabular spaces: a repeat is the same row; docs/benchmarks.md, issue 23).
+        self.skip_repeats = table
         stopper = make_scheduler(opts.scheduler if opts.early_stop and not table else "none",
                                  s.cost_objectives, s.train.epochs, margin=s.early_stop_margin,
                                  eta=opts.reduction_factor, r_min=opts.grace_period)
