@@ -179,3 +179,18 @@ def test_search_of_a_user_table_rejects_designs_it_lacks(tmp_path: Path, table: 
     assert all(r["accuracy"] == first[(r["a"], r["b"])]["accuracy"] for r in repeats)
     front = json.loads((runs / "u" / "pareto.json").read_text())
     assert front and (runs / "u" / "report.html").is_file()
+
+
+def test_a_past_runs_trials_csv_is_a_table(tmp_path: Path) -> None:
+    """Rows with an empty metric (rejected, failed trials) are left out; repeats averaged."""
+    _write(tmp_path / "trials.csv", [
+        ["number", "state", "groups", "width_mult", "accuracy", "latency_ms"],
+        [0, "COMPLETE", 3, 0.5, 0.81, 4.0], [1, "INFEASIBLE", 8, 1.0, "", ""],
+        [2, "COMPLETE", 8, 0.5, 0.84, 5.0], [3, "COMPLETE", 3, 0.5, 0.83, 4.2],
+        [4, "FAIL", 3, 1.0, "", 6.0]])
+    p = _space(tmp_path, table="trials.csv", choices="choices: [groups, width_mult]",
+               metrics="{accuracy: accuracy, latency_ms: latency_ms}")
+    space = load_space(p)
+    assert [p.choices for p in space.params] == [("3", "8"), ("0.5",)]
+    assert space.to_arch({"groups": "3", "width_mult": "0.5"}).values["accuracy"] == pytest.approx(0.82)
+    assert space.to_arch({"groups": "8", "width_mult": "0.5"}).values["latency_ms"] == 5.0

@@ -180,20 +180,23 @@ class TableSpace(SpaceCore):
 @functools.lru_cache(maxsize=8)
 def index(spec: TableSpec) -> dict[tuple[str, ...], TableRow]:
     """Design (choice values as text, in order) → its :class:`TableRow`, for the whole table.
-    Duplicate designs (e.g. one design trained with several seeds) are averaged."""
+    Duplicate designs (e.g. one design trained with several seeds) are averaged; rows with an
+    empty metric cell (e.g. a past run's rejected or failed trials) are left out."""
     t = read_table(spec.path)
     keys = _keys(spec, t.columns)
-    nums = {m: [float(v) * scale for v in t.columns[col]] for m, col, scale in spec.metrics}
+    nums = {m: [float(v) * scale if v.strip() else math.nan for v in t.columns[col]]
+            for m, col, scale in spec.metrics}
     std = t.columns[spec.noise_column] if spec.noise_column else None
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, k in enumerate(keys):
-        groups.setdefault(k, []).append(i)
+        if not any(math.isnan(v[i]) for v in nums.values()):
+            groups.setdefault(k, []).append(i)
     out = {}
     for k, rows in groups.items():
         values = {m: sum(v[i] for i in rows) / len(rows) for m, v in nums.items()}
         if spec.cell and spec.cell[1] == "nb201":
             values = {**nb201_costs(k), **values}
-        sd = float(std[rows[0]]) if std is not None else spec.noise_std
+        sd = float(std[rows[0]] or 0) if std is not None else spec.noise_std
         rid = t.columns[spec.id_column][rows[0]] if spec.id_column else str(rows[0])
         out[k] = TableRow(id=rid, values=values, std=sd, row=rows[0])
     return out
@@ -365,12 +368,15 @@ def _check_rows(spec: TableSpec, loc: Locator) -> dict[tuple[str, ...], TableRow
     for key, c in numeric:
         for i, v in enumerate(cols[c]):
             try:
-                ok = math.isfinite(float(v))
+                ok = not v.strip() or math.isfinite(float(v))  # empty: the row is left out
             except ValueError:
                 ok = False
             if not ok:
                 raise loc.error(("table", *key), c, f"{fname} row {i + 1}: {v!r} is not a finite number")
-    return index(spec)
+    rows = index(spec)
+    if not rows:
+        raise loc.error(("table", "file"), Path(spec.path).name, "no row has a value in every metric column")
+    return rows
 
 
 def _params(spec: TableSpec, rows: Mapping[tuple[str, ...], TableRow]) -> list[Param]:
