@@ -17,7 +17,7 @@ import platform
 import statistics
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -294,51 +294,80 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str = 
         torch.mps.synchronize if dev == "mps" else (lambda: None))
     old_threads = torch.get_num_threads()
     old_bench = torch.backends.cudnn.benchmark
-    times: list[float] = []
-    cpu_ratio: float | None = None
     with device_lock(dev) if lock else contextlib.nullcontext():
         try:
             torch.set_num_threads(threads or old_threads)
             torch.backends.cudnn.benchmark = cuda or old_bench
             runner = make_runner(net, x, runtime=runtime, device=dev, threads=threads)
-            with torch.inference_mode():
-                for _ in range(warmup):
-                    runner.run()
-                sync()
-                wall0, cpu0, own0 = time.perf_counter(), time.process_time(), time.thread_time()
-                for _ in range(repeats):
-                    if runner.events:  # device time between two events, synchronised every run
-                        start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
-                        start.record()
-                        runner.run()
-                        end.record()
-                        end.synchronize()
-                        times.append(start.elapsed_time(end))
-                    elif clock == "cpu":  # this thread's CPU time: the 1-thread run's own work
-                        t0 = time.thread_time()
-                        runner.run()
-                        times.append((time.thread_time() - t0) * 1e3)
-                    else:
-                        t0 = time.perf_counter()
-                        runner.run()
-                        sync()
-                        times.append((time.perf_counter() - t0) * 1e3)
-                wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-            used = runner.threads or torch.get_num_threads()
-            if used == 1:  # the run is this thread's work; other threads (an idle OpenMP pool
-                cpu = time.thread_time() - own0  # spinning, Ray, W&B) must not count
-            if dev == "cpu" and wall > 0:
-                cpu_ratio = cpu / wall / used
+            times, cpu_ratio, used = time_runner(runner, dev, warmup=warmup, repeats=repeats,
+                                                 clock=clock, sync=sync)
         finally:
             torch.set_num_threads(old_threads)
             torch.backends.cudnn.benchmark = old_bench
-    # deciles with linear interpolation (as numpy.percentile); one run is its own decile
-    q = statistics.quantiles(times, n=10, method="inclusive") if repeats > 1 else times * 9
-    name = torch.cuda.get_device_name(dev) if cuda else (
-        "Apple MPS" if dev == "mps" else cpu_name())
-    return Latency(
-        median_ms=statistics.median(times), p10_ms=q[0], p90_ms=q[-1],
-        mean_ms=statistics.fmean(times), std_ms=statistics.stdev(times) if repeats > 1 else 0.0,
-        repeats=repeats, warmup=warmup, device=dev, device_name=name, threads=used,
-        batch_size=n, dtype=dtype, cpu_ratio=cpu_ratio, input_shape=shape,
-        channels_last=channels_last and not onnx, runtime=runtime, clock=clock)
+    return latency_of(times, warmup=warmup, device=dev, threads=used, batch_size=n, dtype=dtype,
+                      cpu_ratio=cpu_ratio, input_shape=shape,
+                      channels_last=channels_last and not onnx, runtime=runtime, clock=clock)
+
+
+def time_runner(runner: Any, dev: str, *, warmup: int, repeats: int, clock: str = "wall",
+                sync: Callable[[], Any] = lambda: None,
+                deadline: float | None = None) -> tuple[list[float], float | None, int]:
+    """``warmup`` untimed then ``repeats`` timed calls of ``runner.run()`` (a
+    :class:`nasl.latency.runtime.Runner`, already called once) on ``dev``.
+
+    Out: (milliseconds of each timed run, CPU/wall ratio on CPU else None, threads used).
+    CUDA events when ``runner.events``; else the calling thread's CPU time (``clock="cpu"``)
+    or wall time with ``sync()`` after each run. ``deadline`` (``time.monotonic()``):
+    ``TimeoutError`` when passed between two runs. The caller holds the device lock.
+    """
+    def check() -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError("the measurement ran past its time limit")
+
+    times: list[float] = []
+    cpu_ratio: float | None = None
+    with torch.inference_mode():
+        for _ in range(warmup):
+            runner.run()
+            check()
+        sync()
+        wall0, cpu0, own0 = time.perf_counter(), time.process_time(), time.thread_time()
+        for _ in range(repeats):
+            if runner.events:  # device time between two events, synchronised every run
+                start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+                start.record()
+                runner.run()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            elif clock == "cpu":  # this thread's CPU time: the 1-thread run's own work
+                t0 = time.thread_time()
+                runner.run()
+                times.append((time.thread_time() - t0) * 1e3)
+            else:
+                t0 = time.perf_counter()
+                runner.run()
+                sync()
+                times.append((time.perf_counter() - t0) * 1e3)
+            check()
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    used = runner.threads or torch.get_num_threads()
+    if used == 1:  # the run is this thread's work; other threads (an idle OpenMP pool
+        cpu = time.thread_time() - own0  # spinning, Ray, W&B) must not count
+    if dev == "cpu" and wall > 0:
+        cpu_ratio = cpu / wall / used
+    return times, cpu_ratio, used
+
+
+def latency_of(times: Sequence[float], *, device: str, **fields: Any) -> Latency:
+    """A :class:`Latency` from the milliseconds of each timed run (median, deciles with
+    linear interpolation as ``numpy.percentile``, mean, std) on ``device``; ``fields``: the
+    rest of Latency's fields (warmup, threads, batch_size, dtype, cpu_ratio, ...)."""
+    times = list(times)
+    q = statistics.quantiles(times, n=10, method="inclusive") if len(times) > 1 else times * 9
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else (
+        "Apple MPS" if device == "mps" else cpu_name())
+    return Latency(median_ms=statistics.median(times), p10_ms=q[0], p90_ms=q[-1],
+                   mean_ms=statistics.fmean(times),
+                   std_ms=statistics.stdev(times) if len(times) > 1 else 0.0,
+                   repeats=len(times), device=device, device_name=name, **fields)

@@ -138,17 +138,24 @@ def _to_tensor(x: np.ndarray, idx: np.ndarray, resolution: int, chunk: int = 204
 
 def load_dataset(spec: str, *, resolution: int, seed: int, val_fraction: float = 0.2,
                  subset: int | None = None, val_subset: int | None = None,
-                 split: str = "search") -> DataSplits:
+                 split: str = "search", holdout_fraction: float = 0.0) -> DataSplits:
     """Load ``spec`` as normalised tensors resized to ``resolution`` -> DataSplits.
 
     ``split="search"``: a stratified ``val_fraction`` of the training split (seeded) is the
     validation set; the test split is never read. ``split="final"``: train on the whole
     training split, validate (and test) on the test split. ``subset``/``val_subset`` take
-    seeded stratified subsets of train/val.
+    seeded stratified subsets of train/val. ``holdout_fraction`` > 0 first sets aside a
+    stratified share of the training split (seeded) that the search never sees; with
+    ``split="confirm"`` the model trains on the search's train and validation images together
+    and is scored on that holdout (the confirmation stage's claims: images no selection step
+    used).
     """
     kind, arg = parse_data_spec(spec)
-    if split not in ("search", "final"):
-        raise NaslError(f"split={split!r}; expected 'search' or 'final'")
+    if split not in ("search", "final", "confirm"):
+        raise NaslError(f"split={split!r}; expected 'search', 'confirm' or 'final'")
+    if not 0.0 <= holdout_fraction < 1.0 or (split == "confirm" and holdout_fraction <= 0):
+        raise NaslError(f"holdout_fraction={holdout_fraction!r}; expected a number in [0, 1) "
+                        "(above 0 for split='confirm')")
     if not isinstance(resolution, int) or resolution < 1:
         raise NaslError(f"resolution={resolution!r}; expected a positive integer")
     if not 0.0 < val_fraction < 1.0:
@@ -158,10 +165,19 @@ def load_dataset(spec: str, *, resolution: int, seed: int, val_fraction: float =
             raise NaslError(f"{what}={value!r}; expected a positive integer or None")
     raw = load_raw(kind, arg, resolution if kind == "imagefolder" else 0)
 
-    if split == "search":
+    pool, held = np.arange(len(raw.y_train)), np.arange(0)
+    if split != "final" and holdout_fraction > 0:
         try:
-            tr, va = train_test_split(np.arange(len(raw.y_train)), test_size=val_fraction,
-                                      stratify=raw.y_train, random_state=seed)
+            pool, held = train_test_split(pool, test_size=holdout_fraction, stratify=raw.y_train,
+                                          random_state=seed + 1)
+        except ValueError as e:
+            raise NaslError(f"{spec}: cannot carve a stratified holdout of holdout_fraction="
+                            f"{holdout_fraction} ({e})") from e
+        pool, held = np.sort(pool), np.sort(held)
+    if split in ("search", "confirm"):
+        try:
+            tr, va = train_test_split(pool, test_size=val_fraction,
+                                      stratify=raw.y_train[pool], random_state=seed)
         except ValueError as e:
             raise NaslError(f"{spec}: cannot carve a stratified validation set of "
                             f"val_fraction={val_fraction} ({e})") from e
@@ -174,6 +190,8 @@ def load_dataset(spec: str, *, resolution: int, seed: int, val_fraction: float =
         tr = tr[_stratified_pick(raw.y_train[tr], subset, seed, "subset")]
     if val_subset is not None:
         va = va[_stratified_pick(y_val_src[va], val_subset, seed, "val_subset")]
+    if split == "confirm":  # train on everything the search saw, score on the holdout
+        tr, va = np.sort(np.concatenate([tr, va])), held
 
     from nasl.guards import check_data_memory
 

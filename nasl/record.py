@@ -50,6 +50,12 @@ FIELDS: tuple[Field, ...] = (
     Field("accuracy_high", "float", "fraction", "... (high end)"),
     Field("n_seeds", "int", "seeds", "seeds the design was trained with (search + confirmation)"),
     Field("accuracy_seeds", "text", "fraction", "every seed's accuracy"),
+    Field("confirmed_accuracy", "float", "fraction", "mean holdout accuracy over the fresh seeds "
+          "of the confirmation (higher fidelity, the run's recipe); empty if not confirmed"),
+    Field("confirmed_low", "float", "fraction", "95 % t-interval of it (pooled seed std; low end)"),
+    Field("confirmed_high", "float", "fraction", "... (high end)"),
+    Field("confirmed_seeds", "int", "seeds", "fresh seeds of the confirmation"),
+    Field("confirmed_epochs", "int", "epochs", "epochs of each confirmation training"),
     Field("best_accuracy", "float", "fraction", "best proxy validation accuracy over epochs "
           "(first seed)"),
     Field("epochs", "int", "epochs", "epochs trained (fewer when stopped)"),
@@ -61,6 +67,8 @@ FIELDS: tuple[Field, ...] = (
     Field("reason", "text", "", "why the trial was rejected, stopped or failed"),
     Field("device", "text", "", "latency device (cpu, cuda:0, ...)"),
     Field("device_name", "text", "", "latency device model"),
+    Field("latency_target", "text", "", "remote target that measured the latency: host/CPU or "
+          "GPU/onnxruntime version/fingerprint id (empty: this machine)"),
     Field("node", "text", "", "host that ran the trial (Ray)"),
     Field("arch_id", "text", "", "stable id of the ArchConfig"),
     Field("seed", "int", "", "per-trial seed from (study seed, trial number)"),
@@ -76,7 +84,8 @@ BEFORE: tuple[str, ...] = ("number", "state", "baseline")
 AFTER: tuple[str, ...] = tuple(f.name for f in FIELDS)
 #: Columns computed when rows are written, not stored on the trial.
 DERIVED: tuple[str, ...] = ("pareto", "confident", "tied_with", "accuracy_std", "accuracy_low",
-                            "accuracy_high", "n_seeds")
+                            "accuracy_high", "n_seeds", "confirmed_accuracy", "confirmed_low",
+                            "confirmed_high", "confirmed_seeds", "confirmed_epochs")
 
 KINDS = {"number": "int", "state": "text", "baseline": "text", **{f.name: f.kind for f in FIELDS}}
 INT_COLUMNS = tuple(k for k, v in KINDS.items() if v == "int")
@@ -85,7 +94,8 @@ BOOL_COLUMNS = tuple(k for k, v in KINDS.items() if v == "bool")
 TEXT_COLUMNS = tuple(k for k, v in KINDS.items() if v == "text" and k != "number")
 
 #: The latency part of a record.
-LATENCY_FIELDS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "device", "device_name")
+LATENCY_FIELDS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "device", "device_name",
+                  "latency_target")
 #: Costs known from the architecture (recorded before training).
 STATIC_FIELDS = ("macs", "params", "size_mb", "size_int8_mb")
 #: What a worker reports back about a trial besides its costs (the Ray backend).
@@ -98,9 +108,14 @@ SUMMARY_FIELDS = ("macs", "params", "size_mb", "size_int8_mb", *LATENCY_FIELDS[:
                   "device", "device_name", "node", "arch_id", "seed", "cpu_ratio", "contended")
 #: Study user attribute: trial number → latency re-measured in interleaved rounds at the end.
 FINAL_LATENCY = "final_latency"
-#: Study user attribute: trial number → {"seeds": [...], "accuracies": [...]} of the
-#: confirmation stage (extra seeds trained after the search).
+#: Study user attribute of runs before the higher-fidelity confirmation: trial number →
+#: {"seeds": [...], "accuracies": [...]} (extra seeds at the search's fidelity; still read).
 CONFIRM = "confirm"
+#: Study user attribute: recipe label → {"epochs", "describe", "designs": trial number →
+#: {"seeds", "accuracies", "correct" (packed per-image bits, hex), "images"}} (nasl.search.confirm).
+DECIDE = "decide"
+#: Study user attribute: the run's answer (recommendation, claims; nasl.decide.answer).
+ANSWER = "answer"
 
 
 def latency_fields(lat: Any, *, full: bool = True) -> dict[str, Any]:
@@ -111,6 +126,8 @@ def latency_fields(lat: Any, *, full: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"latency_ms": lat.median_ms, "latency_p10_ms": lat.p10_ms,
                            "latency_p90_ms": lat.p90_ms, "device": lat.device,
                            "device_name": lat.device_name}
+    if getattr(lat, "fingerprint", None):  # measured by a remote target (nasl.latency.remote)
+        out["latency_target"] = lat.target
     if full:
         out["latency"] = lat.to_dict()
     return out

@@ -174,8 +174,10 @@ def _cell(v: Any) -> Any:
 
 
 def write_tables(run: RunDir, rows: list[dict[str, Any]], choice_names: Sequence[str],
-                 objectives: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Write trials.csv, pareto.csv and pareto.json; return the front rows (best accuracy first)."""
+                 objectives: Sequence[tuple[str, str]],
+                 answer: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Write trials.csv, pareto.csv and pareto.json (the run's ``answer`` first, when the
+    confirmation made one); return the front rows (best accuracy first)."""
     mark_front(rows, objectives)
     conf = verdict.front_verdict(rows, objectives)
     cols = columns(rows, choice_names)
@@ -186,10 +188,35 @@ def write_tables(run: RunDir, rows: list[dict[str, Any]], choice_names: Sequence
     front.sort(key=lambda r: (r[first] is None, r[first]), reverse=reverse)
     write_text_atomic(run / "pareto.csv", to_csv(front, cols))
     write_text_atomic(run / "pareto.json", json.dumps(
-        {"objectives": [{"metric": m, "direction": d} for m, d in objectives],
+        {"answer": answer, "objectives": [{"metric": m, "direction": d} for m, d in objectives],
          "trials": [{k: r.get(k) for k in cols} for r in front],
          "confidence": conf, "pooled_seed_std": pooled_seed_std(rows)}, indent=2, default=str))
     return front
+
+
+def confirmed_stats(store: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Trial number → the ``confirmed_*`` row fields of the first (the run's) recipe of the
+    ``decide`` attribute: mean, 95 % t-interval with the pooled seed std, seeds, epochs."""
+    if not store:
+        return {}
+    from nasl.decide import pooled
+    from nasl.decide.stats import Sample
+
+    first = next(iter(store.values()))
+    designs = {n: d["accuracies"] for n, d in first.get("designs", {}).items() if d.get("accuracies")}
+    sd, dof = pooled([Sample(tuple(v)) for v in designs.values()])
+    from scipy import stats as sps
+
+    q = float(sps.t.ppf(0.975, dof)) * sd if dof > 0 else float("nan")
+    out = {}
+    for n, v in designs.items():
+        m = sum(v) / len(v)
+        half = q / len(v) ** 0.5
+        out[n] = {"confirmed_accuracy": m, "confirmed_seeds": len(v),
+                  "confirmed_low": m - half if half == half else None,
+                  "confirmed_high": m + half if half == half else None,
+                  "confirmed_epochs": first.get("epochs")}
+    return out
 
 
 def load_rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -197,6 +224,7 @@ def load_rows(study: optuna.Study) -> list[dict[str, Any]]:
     the confirmation seeds applied and the seed statistics filled in (nasl.verdict)."""
     attrs = study.user_attrs
     final, confirm = attrs.get(FINAL_LATENCY, {}), attrs.get(record.CONFIRM, {})
+    decided = confirmed_stats(attrs.get(record.DECIDE, {}))
     rows = []
     for t in study.get_trials(deepcopy=False):
         row = trial_row(t)
@@ -204,6 +232,7 @@ def load_rows(study: optuna.Study) -> list[dict[str, Any]]:
         extra = confirm.get(str(t.number), {}).get("accuracies", [])
         if t.state == optuna.trial.TrialState.COMPLETE and row.get("feasible"):
             row["accuracy_seeds"] = verdict.seed_values(row) + [float(a) for a in extra]
+        row.update(decided.get(str(t.number), {}))
         rows.append(row)
     verdict.add_seed_stats(rows)
     return rows
@@ -256,4 +285,5 @@ def load_run(run: RunDir | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     objectives = [(str(m), str(d)) for m, d in env["objectives"]]
     mark_front(rows, objectives)
     verdict.front_verdict(rows, objectives)
+    env["answer"] = study.user_attrs.get(record.ANSWER)  # the run's answer (None before it)
     return rows, env

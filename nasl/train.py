@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from nasl import contention as _contention
+from nasl.augment import augment_batch
 from nasl.contention import Meter, Watch
 from nasl.data import DataSplits
 from nasl.errors import NaslError
@@ -77,6 +78,7 @@ class TrainConfig:
     bn_recalibrate_images: int = 512
     grad_clip: float | None = None
     eval_batch_size: int = 512
+    augment: tuple[str, ...] = ()  # "crop" (zero padding side/8) and/or "flip" (horizontal)
 
     def __post_init__(self) -> None:
         checks = [
@@ -91,6 +93,8 @@ class TrainConfig:
             ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "None or > 0"),
             ("bn_recalibrate_images", self.bn_recalibrate_images >= 1, "an integer >= 1"),
             ("eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1"),
+            ("augment", all(a in ("crop", "flip") for a in self.augment),
+             "a tuple of 'crop' and/or 'flip'"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -180,22 +184,27 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     ``channels_last=None`` follows the memory format of the model's weights. The model's
     train/eval mode is restored afterwards.
     """
+    return float(correct(model, x, y, batch_size, channels_last=channels_last).float().mean())
+
+
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
+            *, channels_last: bool | None = None) -> torch.Tensor:
+    """Per image, whether the eval-mode ``model`` classifies it right (bool, on the CPU)."""
     if len(y) == 0:
         raise ValueError("evaluate: no samples")
     device = _model_device(model)
     cl = _is_channels_last(model) if channels_last is None else channels_last
     was_training = model.training
     model.eval()
-    correct = 0
+    out = []
     try:
         with torch.inference_mode():
             for start in range(0, len(y), batch_size):
                 logits = model(_prepare(x[start:start + batch_size], device, cl))
-                pred = logits.argmax(dim=1).cpu()
-                correct += int((pred == y[start:start + batch_size]).sum())
+                out.append(logits.argmax(dim=1).cpu() == y[start:start + batch_size])
     finally:
         model.train(was_training)
-    return correct / len(y)
+    return torch.cat(out)
 
 
 def _bn_modules(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -325,6 +334,8 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                             break
                         idx = perm[i * bs:(i + 1) * bs]
                         xb = _prepare(data.train_x[idx], device, cfg.channels_last)
+                        if cfg.augment:
+                            xb = augment_batch(xb, cfg.augment, gen)
                         yb = data.train_y[idx].to(device, non_blocking=True)
                         lr = peak * _lr_factor(step, warmup, total)
                         for g in opt.param_groups:

@@ -52,14 +52,36 @@ def add_seed_stats(rows: Sequence[dict[str, Any]]) -> tuple[float, int]:
 
 
 def latency_stats(row: dict[str, Any]) -> cf.LatencyStats | None:
-    """The row's latency rounds (final re-timing) as LatencyStats, else its one median."""
+    """The row's latency rounds (final re-timing) as LatencyStats, else its one measurement.
+
+    One measurement (a median over its timed repeats) gets the interval its repeats support,
+    not zero width: its 10th..90th percentiles, which hold the order-statistic 95 % interval
+    of a median of 20 or more repeats (ranks 6..15 of 20)."""
     rounds = row.get("latency_rounds_ms")
     if isinstance(rounds, str):
         rounds = [float(x) for x in rounds.split(",") if x.strip()]
     if rounds:
         return cf.latency_summary(rounds)
     med = _finite(row.get("latency_ms"))
-    return cf.latency_summary([med]) if med is not None else None
+    if med is None:
+        return None
+    lo, hi = _finite(row.get("latency_p10_ms")), _finite(row.get("latency_p90_ms"))
+    if lo is None or hi is None or not lo <= med <= hi:
+        return cf.latency_summary([med])
+    return cf.LatencyStats((med,), med, lo, hi, 0.95, 0.95)
+
+
+def low_fidelity_knee(rows: Sequence[dict[str, Any]],
+                      objectives: Sequence[tuple[str, str]]) -> str | None:
+    """Trial number (as a string) of the knee of the marked front on the search's means."""
+    from nasl.pareto import knee
+
+    front = [r for r in rows if r.get("pareto")]
+    if not front:
+        return None
+    names = [m for m, _ in objectives]
+    pts = [[float(_finite(r.get(m)) or 0.0) for m in names] for r in front]
+    return str(front[knee(pts, [d for _, d in objectives])]["number"])
 
 
 def _se(row: dict[str, Any]) -> float:

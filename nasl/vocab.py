@@ -22,7 +22,7 @@ DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "max
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 #: Trial schedulers by name (``nasl search --scheduler``).
 SCHEDULERS = ("auto", "none", "front", "asha", "asha-strict")
-#: The scheduler ``nasl search`` uses unless told (see the README for why): ``auto`` is
+#: The scheduler ``nasl search`` uses unless told (see docs/search.md for why): ``auto`` is
 #: ``asha`` when trials train at least ``AUTO_ASHA_EPOCHS`` epochs, else ``front``.
 DEFAULT_SCHEDULER = "auto"
 #: Zero-cost proxy the pre-screen ranks with by default: ``auto`` tries each of

@@ -96,7 +96,7 @@ def test_ray_cluster_with_a_worker_node_killed(tmp_path: Path):
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
         runs = tmp_path / "runs"
-        # `--address auto`, as the README says; RAY_ADDRESS pins "auto" to this test's head
+        # `--address auto`, as docs/scale.md says; RAY_ADDRESS pins "auto" to this test's head
         # (other clusters may run on a shared machine)
         search = subprocess.Popen(nasl_cmd("search", str(space), "--backend", "ray", "--address",
                                            "auto", "--workers", "2", "--runs-dir", str(runs),

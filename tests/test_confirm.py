@@ -82,39 +82,61 @@ def test_confidence_is_skipped_for_objectives_it_does_not_cover():
 
 # ----------------------------------------------------------------------------- real searches
 @pytest.mark.slow
-def test_confirmation_stage_and_interleaved_retiming(tiny_space: Path, tmp_path: Path, capsys):
-    rc = main(["search", str(tiny_space), "--trials", "3", "--epochs", "1", "--confirm-seeds",
-               "1", "--runs-dir", str(tmp_path), "--name", "c", "--quiet"])
+def test_confirmation_at_higher_fidelity_and_interleaved_retiming(tiny_space: Path, tmp_path: Path,
+                                                                  capsys):
+    rc = main(["search", str(tiny_space), "--trials", "3", "--epochs", "1", "--seeds", "2",
+               "--confirm-budget", "6", "--runs-dir", str(tmp_path), "--name", "c", "--quiet"])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "pooled seed std of accuracy" in out and "baselines beyond noise: small_g3" in out
+    # the answer comes first, with its recipe, fidelity and rule
+    assert out.startswith("Answer under plain: sgd lr 0.1"), out[:200]
+    assert "3 epochs" in out and "most accurate within budget" in out and "Holm" in out
     run = tmp_path / "c"
     study = optuna.load_study(study_name="c", storage=f"sqlite:///{run / 'study.db'}")
     assert study.metric_names == ["accuracy", "macs", "latency_ms"]  # optuna-dashboard's axes
-    confirmed = study.user_attrs[record.CONFIRM]
+    store = study.user_attrs[record.DECIDE]
+    (label,) = store
+    assert label == "plain" and store[label]["epochs"] == 3  # 3 x the search's epochs
+    designs = store[label]["designs"]
+    assert designs and sum(len(d["accuracies"]) for d in designs.values()) <= 6
+    trials = {t.number: t for t in study.get_trials()}
+    for n, d in designs.items():
+        assert len(d["accuracies"]) >= 2  # two fresh seeds first
+        search_seeds = {int(trials[int(n)].user_attrs["seed"])}
+        assert not search_seeds & set(d["seeds"]) and len(set(d["seeds"])) == len(d["seeds"])
+        assert d["images"] == 288  # 20 % of digits' 1437 training images, before the subset
+        assert all(len(bytes.fromhex(h)) == (d["images"] + 7) // 8 for h in d["correct"])
     final = study.user_attrs[record.FINAL_LATENCY]
     rows = read_csv(run / "trials.csv")
-    front = [r for r in rows if r["pareto"] == "True"]
-    assert front and all(str(r["number"]) in confirmed for r in front)
-    for r in front:
-        seeds = [float(x) for x in r["accuracy_seeds"].split(",")]
-        assert r["n_seeds"] == "2" and len(seeds) == 2
-        assert float(r["accuracy"]) == pytest.approx(sum(seeds) / 2, abs=1e-5)
-        assert float(r["accuracy_low"]) <= float(r["accuracy"]) <= float(r["accuracy_high"])
-        assert r["confident"] in ("True", "False")
-        rounds = final[str(r["number"])]["latency_rounds_ms"]
-        assert len(rounds) == 5 and float(r["latency_ms"]) == pytest.approx(
-            sorted(rounds)[2], rel=1e-4)
+    confirmed = [r for r in rows if r["confirmed_accuracy"]]
+    assert {r["number"] for r in confirmed} == set(designs)
+    for r in confirmed:
+        assert int(r["confirmed_seeds"]) == len(designs[r["number"]]["accuracies"])
+        assert r["confirmed_epochs"] == "3"
+        assert float(r["confirmed_low"]) <= float(r["confirmed_accuracy"]) <= float(r["confirmed_high"])
+        rounds = final[r["number"]]["latency_rounds_ms"]  # confirmed designs are re-timed
+        assert len(rounds) == 5
         assert float(r["latency_low_ms"]) <= float(r["latency_ms"]) <= float(r["latency_high_ms"])
     pareto = json.loads((run / "pareto.json").read_text())
-    assert pareto["confidence"]["rule"].startswith("accuracies tied when")
-    assert pareto["pooled_seed_std"] is not None and pareto["pooled_seed_std"] >= 0
-    assert [b["name"] for b in pareto["confidence"]["baselines"]] == ["small_g3"]
+    assert next(iter(pareto)) == "answer"  # the answer first
+    ans = pareto["answer"]
+    assert [p["tradeoff"] for p in ans["recommendation"]] == ["accurate", "fast", "knee"]
+    assert ans["correction"] == "holm" and ans["alpha"] == 0.05 and "Holm" in ans["rule"]
+    best = ans["recommendation"][0]
+    mean = sum(designs[best["design"]]["accuracies"]) / len(designs[best["design"]]["accuracies"])
+    assert best["accuracy"] == pytest.approx(mean)
+    assert all(best["accuracy"] >= sum(d["accuracies"]) / len(d["accuracies"]) - 1e-9
+               for d in designs.values())
     html = (run / "report.html").read_text()
-    assert "<h2>Noise</h2>" in html and "pooled seed std" in html
-    # a second look (nasl report) gives the same rows: confirmation is stored, not recomputed
+    top = html[html.index('class="answer"'):]
+    assert "Answer under plain: sgd" in top[:3000] and "--pick knee" in top[:4000]
+    env = json.loads((run / "env.json").read_text())
+    assert env["proxy_recipe"]["name"] == "plain" and env["confirm_budget"] == 6
+    assert env["holdout_fraction"] == 0.2 and env["recipe_describe"].startswith("plain: sgd")
+    # a second look (nasl report) gives the same rows and answer: stored, not recomputed
     assert main(["report", str(run), "--quiet"]) == 0
     assert read_csv(run / "trials.csv") == rows
+    assert json.loads((run / "pareto.json").read_text())["answer"] == ans
 
 
 @pytest.mark.slow
@@ -142,7 +164,7 @@ def test_seeds_per_trial_and_options_recorded(tiny_space: Path, tmp_path: Path):
     (["--prescreen", "-2"], "--prescreen -2"),
     (["--scheduler", "hyperband"], "--scheduler"),
     (["--runtime", "tensorrt"], "--runtime"),
-    (["--prescreen-proxy", "bogus"], "--prescreen-proxy 'bogus': expected auto or one of synflow"),
+    (["--prescreen-proxy", "bogus"], "--prescreen-proxy 'bogus': expected one of auto, synflow"),
     (["--reduction-factor", "1"], "reduction factor eta=1.0: expected a finite number > 1"),
     (["--reduction-factor", "inf"], "eta=inf"),
     (["--grace-period", "0"], "first rung r_min=0"),

@@ -1,4 +1,4 @@
-"""Hostile input, faults and moved folders (issue 14): every case ends as the README promises:
+"""Hostile input, faults and moved folders (issue 14): every case ends as docs/promises.md promises:
 one line on stderr, exit status 2, no traceback, nothing written outside the run folder,
 nothing already recorded lost or mixed."""
 

@@ -11,10 +11,10 @@ import nasl
 ROOT = Path(nasl.__file__).parent
 # Lowest first. A module may import its own layer or lower ones (see docs/architecture.md).
 LAYERS: list[set[str]] = [
-    {"errors", "vocab", "record", "units", "guards", "signals", "owners"},
-    {"specs", "arch", "pareto", "latency_stats", "confidence"},
+    {"errors", "vocab", "record", "units", "guards", "signals", "owners", "recipes"},
+    {"specs", "arch", "pareto", "latency_stats", "confidence", "decide"},
     {"blocks", "families", "space", "spaces", "cifar_io", "data_sources", "data", "datasets"},
-    {"contention", "devices", "builder", "cost", "train", "zerocost", "latency"},
+    {"contention", "devices", "builder", "cost", "augment", "train", "zerocost", "latency"},
     {"verdict", "results"},
     {"report", "report_run"},
     {"tracking"},

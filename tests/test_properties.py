@@ -1,5 +1,5 @@
 """Property-based tests (hypothesis): generated run names, budgets, seeds, YAML values, CLI
-values and small data arrays either work or end as the README promises: ``NaslError`` (one
+values and small data arrays either work or end as docs/promises.md promises: ``NaslError`` (one
 line, exit 2), never another exception, never a path outside the runs folder."""
 
 from __future__ import annotations

@@ -108,7 +108,8 @@ def test_accuracy_figure_traces() -> None:
     assert "budget 40.0M" in names
     assert not any(n == "failed" for n in names)
     base = next(t for t in fig.data if t.name == "baselines")
-    assert list(base.text) == ["mobilenet_v1", "shufflenet_v1"]
+    assert base.text is None  # names are annotations placed apart
+    assert [a.text for a in fig.layout.annotations] == ["mobilenet_v1", "shufflenet_v1"]
     step = next(t for t in fig.data if t.name.startswith("front ("))
     assert step.line.shape == "hv" and list(step.x) == [9e6, 14e6, 37.6e6]
     front = next(t for t in fig.data if t.name == "front")
@@ -231,16 +232,77 @@ def test_design_columns_skip_meta() -> None:
     assert report.design_columns(trials) == ["width_mult", "resolution_mult"]
 
 
-def test_clustered_baseline_labels_are_stacked_not_drawn_on_each_other() -> None:
-    from nasl.report.figures import label_positions, label_stack
+def _clustered() -> list[dict[str, Any]]:
+    """The shipped ShuffleNet baselines under 40 MFLOPs: 0.5x g=1..8 within 2.3 M MACs and
+    0.25x g=1..8 within 1 M MACs, plus three searched designs."""
+    base = [("shufflenet_0.5x_g1", 38.5e6, 0.881, 4.6), ("shufflenet_0.5x_g2", 38.9e6, 0.897, 6.9),
+            ("shufflenet_0.5x_g3", 37.6e6, 0.916, 7.1), ("shufflenet_0.5x_g4", 38.2e6, 0.905, 7.5),
+            ("shufflenet_0.5x_g8", 36.6e6, 0.899, 9.0), ("shufflenet_0.25x_g1", 13.3e6, 0.84, 2.6),
+            ("shufflenet_0.25x_g2", 13.4e6, 0.842, 3.0), ("shufflenet_0.25x_g3", 13.0e6, 0.85, 3.1),
+            ("shufflenet_0.25x_g4", 13.6e6, 0.838, 3.3), ("shufflenet_0.25x_g8", 13.9e6, 0.845, 4.0)]
+    rows = [_row(i, baseline=b, macs=m, params=5e5, latency_ms=lat, accuracy=a)
+            for i, (b, m, a, lat) in enumerate(base)]
+    rows += [_row(10 + i, macs=m, params=5e5, latency_ms=lat, accuracy=a)
+             for i, (m, a, lat) in enumerate([(20e6, 0.86, 3.5), (30e6, 0.9, 5.0), (25e6, 0.87, 4.1)])]
+    return rows
 
-    rows = [{"baseline": f"b{i}", "macs": m, "accuracy": a, "state": "COMPLETE"}
-            for i, (m, a) in enumerate([(13.3e6, 0.82), (13.5e6, 0.80), (13.4e6, 0.81),
-                                        (37.6e6, 0.83), (9e6, 0.79)])]
-    stack = label_stack(rows, "macs")
-    cluster = [stack[i] for i in (0, 1, 2)]
-    assert sorted(k for k, _ in cluster) == [0, 1, 2] and {n for _, n in cluster} == {3}
-    assert stack[1][0] == 0 and stack[0][0] == 2  # stacked in accuracy order, bottom up
-    assert stack[3] == (0, 1) and stack[4] == (0, 1)  # alone: no stacking
-    pos = label_positions(rows, "macs")
-    assert len({pos[i] for i in (0, 1, 2)}) == 3  # plotly: a different side for each
+
+def test_clustered_baseline_labels_do_not_overlap_in_the_png(tmp_path: Path) -> None:
+    from matplotlib.text import Annotation, Text
+
+    from nasl.report.figures import pareto_figure
+
+    fig = pareto_figure(_clustered(), OBJ, {"macs": 40e6})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = [t for t in ax.texts if isinstance(t, Annotation)]
+        assert sorted(t.get_text() for t in labels) == sorted(
+            f"{w}x_g{g}" for w in ("0.5", "0.25") for g in (1, 2, 3, 4, 8))
+        boxes = [Text.get_window_extent(t, renderer) for t in labels]  # the text, not its leader
+        for i, a in enumerate(boxes):
+            assert ax.bbox.x0 <= a.x0 and a.x1 <= ax.bbox.x1  # inside the plot
+            for j, b in enumerate(boxes[:i]):
+                assert not a.overlaps(b), (labels[i].get_text(), labels[j].get_text())
+        assert any("baselines (shufflenet_" in t for t in ax.get_legend_handles_labels()[1])
+    write_png(tmp_path / "p.png", _clustered(), OBJ, {"macs": 40e6})
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_repel_separates_labels_on_one_spot() -> None:
+    from nasl.report.labels import repel, short_names
+
+    anchors = [(100.0, 100.0)] * 5 + [(104.0, 101.0)]
+    sizes = [(40.0, 10.0)] * 6
+    offsets = repel(anchors, sizes)
+    boxes = [(x + dx, y + dy - 5, x + dx + 40, y + dy + 5)
+             for (x, y), (dx, dy) in zip(anchors, offsets, strict=True)]
+    for i, a in enumerate(boxes):
+        for b in boxes[:i]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
+    assert short_names(["shufflenet_0.5x_g1", "shufflenet_0.25x_g8"]) == \
+        ("shufflenet_", ["0.5x_g1", "0.25x_g8"])
+    assert short_names(["a", "b"]) == ("", ["a", "b"])
+
+
+def test_plotly_baseline_names_are_annotations_apart() -> None:
+    fig = accuracy_figure(_clustered(), OBJ, {"macs": 40e6}, "macs")
+    names = [a.text for a in fig.layout.annotations]
+    assert len(names) == 10 and "0.5x_g3" in names
+    star = next(t for t in fig.data if t.name.startswith("baselines"))
+    assert star.mode == "markers" and star.name == "baselines (shufflenet_…)"
+    moved = [a for a in fig.layout.annotations if a.showarrow]
+    assert moved  # the clustered ones were moved off their stars, with a leader line
+
+
+def test_report_html_opens_with_the_answer(tmp_path: Path) -> None:
+    rows = _clustered()
+    for r in rows:
+        r["accuracy_seeds"] = [r["accuracy"] - 0.004, r["accuracy"] + 0.004]
+    write_html(tmp_path / "report.html", rows, OBJ, {"macs": 40e6})
+    text = (tmp_path / "report.html").read_text()
+    body = text.split("<body>", 1)[1]
+    assert body.index('class="answer"') < body.index("<script")
+    answer = body.split('class="answer"', 1)[1].split("</div>", 1)[0]
+    assert "Pick trial " in answer and "MACs" in answer and "Why: " in answer
+    assert f"nasl export {tmp_path} --trial" in answer

@@ -103,11 +103,11 @@ def cmd_space(args: argparse.Namespace) -> int:
     if args.space_command in ("show", "sample"):
         check_int(args.n, "-n", 1, 1_000_000)
         check_seed(args.seed)
-    space = sp.load_space(args.file)
+    space = sp.load_space(args.space)
     if getattr(args, "set", None):
         space = space.with_overrides(parse_set(args.set))
     if args.space_command == "validate":
-        print(f"{args.file}: ok ({space.family}, {len(space.order)} design choices, "
+        print(f"{args.space}: ok ({space.family}, {len(space.order)} design choices, "
               f"{len(space.baselines)} baselines)")
         return 0
     if args.space_command == "show":

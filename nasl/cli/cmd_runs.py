@@ -27,9 +27,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         adapt_threads=args.adapt_threads,
         show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb,
         seeds=args.seeds, confirm_seeds=args.confirm_seeds, confirm_max=args.confirm_max,
+        confirm_budget=args.confirm_budget, confirm_epochs=args.confirm_epochs,
+        confirm_recipe=args.confirm_recipe, recipe=args.recipe, margin=args.margin,
+        alpha=args.alpha, correction=args.correction,
         runtime=args.runtime, scheduler=args.scheduler, prescreen=args.prescreen,
         reduction_factor=args.reduction_factor, grace_period=args.grace_period,
-        prescreen_proxy=args.prescreen_proxy)
+        prescreen_proxy=args.prescreen_proxy, target_remote=args.target_remote,
+        token_file=args.token_file, target_required=args.target_required)
     from nasl.guards import check_int
     from nasl.signals import sigterm_as_interrupt
 
@@ -63,13 +67,19 @@ def _print_run(run: Any, quiet: bool = False) -> None:
     from rich.markup import escape
 
     from nasl import report
+    from nasl.decide.answer import lines as answer_lines
     from nasl.report.tables import confidence_lines
     from nasl.results import load_run
 
     rows, env = load_run(run)
     objectives = [tuple(o) for o in env["objectives"]]
     out = console()
-    out.print(report.front_table(rows, objectives))
+    for line in answer_lines(env.get("answer") or {}):  # the answer first
+        out.print(escape(line))
+    table = report.front_table(rows, objectives)
+    if not sys.stdout.isatty():  # a log file or a pipe: plain columns, no box drawing
+        table.box, table.title_justify, table.caption_justify = None, "left", "left"
+    out.print(table)
     out.print(report.summary_line(rows))
     for line in confidence_lines(rows, objectives):
         out.print(f"  {escape(line)}")
@@ -78,10 +88,21 @@ def _print_run(run: Any, quiet: bool = False) -> None:
                   "env.json", "space.yaml"):
             if (run / f).exists():
                 out.print(f"  {run / f}")
-        out.print(f"  optuna-dashboard {env['storage']}")
+        out.print(dashboard_hint(str(env["storage"])), highlight=False, markup=False)
         out.print(f"To search longer: nasl search {env.get('space', '<space>')} --name "
                   f"{run.name} --resume --trials {2 * int(env.get('trials') or 20)} "
                   "(keeps every trial), or a new run with --trials/--epochs/--data.")
+
+
+def dashboard_hint(storage: str) -> str:
+    """The optuna-dashboard command for a run's storage, with how to install it when missing."""
+    import importlib.util
+
+    line = f"  optuna-dashboard {storage}"
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        line += ('   (not installed: pip install optuna-dashboard, or pip install -e ".[dashboard]" '
+                 "in a clone)")
+    return line
 
 
 def cmd_report(args: argparse.Namespace) -> int:

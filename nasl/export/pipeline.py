@@ -69,7 +69,9 @@ def _valid_picks(objectives: Sequence[Sequence[str]]) -> list[str]:
 def choose_trial(study: Any, env: Mapping[str, Any], run: str, *, trial: int | None,
                  pick: str | None) -> Any:
     """The ``FrozenTrial`` asked for: ``trial`` by number (must be COMPLETE) or ``pick``
-    from the Pareto front (``knee`` when neither is given). NaslError with one line otherwise."""
+    (``knee`` when neither is given). ``knee``, ``accurate`` and ``fast`` are the run's
+    recommendation when its confirmation made one (docs/claims.md); ``knee`` without one and
+    an objective's name pick from the search's front. NaslError with one line otherwise."""
     import optuna
 
     from nasl import pareto, results, verdict
@@ -90,9 +92,13 @@ def choose_trial(study: Any, env: Mapping[str, Any], run: str, *, trial: int | N
         return t
     how = pick or DEFAULT_PICK
     objectives = [tuple(o) for o in env["objectives"]]
-    valid = _valid_picks(objectives)
+    answer = study.user_attrs.get("answer") or {}
+    recommended = {p["tradeoff"]: int(p["design"]) for p in answer.get("recommendation", [])}
+    valid = _valid_picks(objectives) + [k for k in ("accurate", "fast") if k in recommended]
     if how not in valid:
         raise NaslError(f"--pick {how!r}: unknown choice; expected one of {', '.join(valid)}")
+    if how in recommended:  # the run's answer: decided at the confirmation's higher fidelity
+        return next(t for t in trials if t.number == recommended[how])
     rows = results.load_rows(study)
     front = [rows[i] for i in results.mark_front(rows, objectives)]
     if verdict.front_verdict(rows, objectives) is not None:  # only the confident members:
@@ -299,13 +305,23 @@ def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | Non
     }
     if verify and card["latency"] is not None:
         card["latency"]["export"] = verify_latency(
-            target, card["latency"], runtime=getattr(space.target, "runtime", "torch"))
+            target, card["latency"], runtime=getattr(space.target, "runtime", "torch"),
+            remote=remote_of_run(env))
     recipe = space.proxy.train_kwargs() if hasattr(space.proxy, "train_kwargs") else {}
     choices = dict(ua["choices"])
     return _train_and_export(target, out_dir, card, train=train,
                              proxy=lambda nc, ic: space.proxy_arch(choices, nc, ic),
                              data_spec=data_spec, data_seed=int(env.get("seed", 0)), epochs=n_epochs,
                              recipe=recipe, seed=seed, formats=fmts, progress=progress)
+
+
+def remote_of_run(env: dict[str, Any]) -> Any:
+    """The run's remote latency target (env.json ``target_remote``), or None."""
+    if not env.get("target_remote"):
+        return None
+    from nasl.latency.remote import RemoteTarget
+
+    return RemoteTarget(env["target_remote"], str(env.get("token_file") or ""))
 
 
 def _load_space(run: Any) -> Any:

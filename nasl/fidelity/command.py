@@ -79,9 +79,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, metavar="K",
                     help=f"other completed trials to re-train, stratified by proxy accuracy "
                          f"(default {DEFAULT_SAMPLE})")
-    sp.add_argument("--seeds", type=int, default=1, metavar="S",
-                    help="seeds per design at high fidelity (>= 2 lets claims be judged "
-                         "against noise; default 1)")
+    sp.add_argument("--seeds", type=int, default=2, metavar="S",
+                    help="fresh seeds per design at high fidelity (default 2; with 1 no claim "
+                         "can be judged against noise)")
     sp.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K",
                     help=f"k of the top-k recall (default {DEFAULT_TOP_K})")
     sp.add_argument("--restart", action="store_true",

@@ -49,7 +49,7 @@ class FidelityOptions:
     epochs: int | None = None
     full: bool = False
     sample: int = DEFAULT_SAMPLE
-    seeds: int = 1
+    seeds: int = 2
     top_k: int = DEFAULT_TOP_K
     restart: bool = False
     n_boot: int = N_BOOT

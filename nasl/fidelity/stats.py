@@ -10,20 +10,22 @@ No torch, no Optuna.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from nasl import confidence as cf
 from nasl.zerocost.stats import N_BOOT, correlate
 
 DEFAULT_TOP_K = 3
 
-#: How a claim is judged at high fidelity (written into fidelity.json).
-CLAIM_RULE = ("a claim 'trial t beats baseline b' holds when t's high-fidelity accuracy is higher "
-              "than b's; with >= 2 seeds per design the difference must also exceed "
-              f"{cf.TIE_FACTOR:g} x the combined standard error (pooled seed std), else it is "
-              "'within noise'; a lower or equal accuracy fails it")
+#: Level of the re-judged claims as a family (Holm).
+ALPHA = 0.05
+#: How a claim is judged at high fidelity (written into fidelity.json): the confirmation's
+#: rule (nasl.decide) — one-sided tests on fresh seeds, Holm over every claim of the check.
+CLAIM_RULE = ("a claim 'trial t beats baseline b' holds when a one-sided t-test of t's "
+              "high-fidelity seeds against b's (pooled seed std) rejects 'not more accurate' with "
+              f"a Holm-adjusted p <= {ALPHA:g} over every claim of the check; it fails when the "
+              "opposite test does; else it is undecided (never with one seed per design: the "
+              "noise is unknown)")
 
 
 def _ranked(designs: Sequence[dict[str, Any]], key: str) -> list[int]:
@@ -62,33 +64,20 @@ def rank_agreement(designs: Sequence[dict[str, Any]], *, n_boot: int = N_BOOT,
     return out
 
 
-def _seed_stats(designs: Sequence[dict[str, Any]]) -> dict[int, cf.SeedStats]:
-    groups = [list(d["high_seeds"]) for d in designs]
-    sd, df = cf.pooled_std(groups), cf.pooled_df(groups)
-    return {int(d["number"]): cf.seed_summary(list(d["high_seeds"]), pooled_sd=sd, pooled_dof=df)
-            for d in designs}
-
-
-def judge(winner: cf.SeedStats, loser: cf.SeedStats) -> str:
-    """``holds`` | ``within noise`` | ``fails`` for "``winner`` beats ``loser``" (see CLAIM_RULE)."""
-    if not winner.mean > loser.mean:
-        return "fails"
-    if winner.n >= 2 and loser.n >= 2 and math.isfinite(cf.combined_se(winner, loser)) \
-            and cf.tied(winner, loser):
-        return "within noise"
-    return "holds"
-
-
 def claims(designs: Sequence[dict[str, Any]], baselines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every "trial t beats baseline b beyond noise" claim of the proxy search, re-judged.
+    """Every "trial t beats baseline b beyond noise" claim of the proxy search, re-judged
+    by :data:`CLAIM_RULE` (status ``holds``, ``undecided``, ``fails`` or ``not measured`` when
+    its designs were not both re-trained).
 
     ``baselines``: dicts with ``name``, ``trial`` and ``beaten_by`` (trial numbers, as
-    :func:`nasl.verdict.front_verdict` writes them). A claim whose designs were not both
-    re-trained gets status ``not measured``.
+    :func:`nasl.verdict.front_verdict` writes them).
     """
+    from nasl.decide import Sample, adjust, pair_test, pooled
+
     by_number = {int(d["number"]): d for d in designs}
-    stats = _seed_stats(designs) if designs else {}
-    out = []
+    samples = {n: Sample(tuple(float(x) for x in d["high_seeds"])) for n, d in by_number.items()}
+    sd, dof = pooled(list(samples.values()))
+    out, tests = [], []
     for b in baselines:
         bt = int(b["trial"])
         for t in (int(x) for x in b.get("beaten_by", [])):
@@ -98,11 +87,18 @@ def claims(designs: Sequence[dict[str, Any]], baselines: Sequence[dict[str, Any]
                     "proxy_accuracy": by_number[t]["proxy_accuracy"],
                     "baseline_proxy_accuracy": by_number[bt]["proxy_accuracy"],
                     "high_accuracy": by_number[t]["high_accuracy"],
-                    "baseline_high_accuracy": by_number[bt]["high_accuracy"],
-                    "status": judge(stats[t], stats[bt])})
+                    "baseline_high_accuracy": by_number[bt]["high_accuracy"]})
+                tests.append((row, pair_test(samples[t], samples[bt], sd, dof),
+                              pair_test(samples[bt], samples[t], sd, dof)))
             else:
                 row["status"] = "not measured"
             out.append(row)
+    p_for = adjust([f.p for _, f, _ in tests])
+    p_against = adjust([a.p for _, _, a in tests])
+    for (row, fwd, _), pf, pa in zip(tests, p_for, p_against, strict=True):
+        row["p_adjusted"] = round(pf, 6)
+        row["status"] = ("holds" if fwd.testable and pf <= ALPHA else
+                         "fails" if fwd.testable and pa <= ALPHA else "undecided")
     return out
 
 
@@ -112,7 +108,7 @@ def summarise(designs: Sequence[dict[str, Any]], baselines: Sequence[dict[str, A
     finished ``designs`` (each needs ``proxy_accuracy``, ``high_accuracy``, ``high_seeds``)."""
     cl = claims(designs, baselines)
     counts = {s: sum(c["status"] == s for c in cl)
-              for s in ("holds", "within noise", "fails", "not measured")}
+              for s in ("holds", "undecided", "fails", "not measured")}
     gains = [float(d["high_accuracy"]) - float(d["proxy_accuracy"]) for d in designs]
     return {"correlation": rank_agreement(designs, n_boot=n_boot, seed=seed),
             "top_k": top_k_recall(designs, top_k), "claims": cl, "claims_summary": counts,

@@ -6,7 +6,10 @@
   one kernel) with their exact shapes.
 - :mod:`nasl.latency.predictor`: measure kernels and a few designs, fit, save/load keyed by
   a fingerprint of the target, predict, :func:`screen` a latency budget.
-- :mod:`nasl.latency.cli`: ``nasl latency calibrate|predict`` (``add_parser``).
+- :mod:`nasl.latency.cli`: ``nasl latency calibrate|predict|serve`` (``add_parser``).
+- :mod:`nasl.latency.serve` / :mod:`nasl.latency.remote` / :mod:`nasl.latency.wire`: a
+  remote target: the server on the device, the client a search uses, the signed wire format
+  (docs/remote-latency.md).
 """
 
 from nasl.latency.runtime import RUNTIMES, RuntimeUnavailable, check_runtime

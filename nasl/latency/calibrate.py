@@ -18,7 +18,7 @@ from typing import Any
 from nasl.arch import ArchConfig
 from nasl.latency.kernels import Kernel
 from nasl.latency.measure import LatencyTarget, measure_design, measure_kernels
-from nasl.latency.predictor import Predictor, error_stats, loo_error
+from nasl.latency.predictor import Predictor, error_stats, loo_error, loo_stages
 from nasl.vocab import KERNEL_DESIGNS
 
 MAX_DESIGNS = 20
@@ -45,6 +45,13 @@ def sample_designs(space: Any, n: int, seed: int) -> list[tuple[dict[str, Any], 
                 out.append((params, arch))
         batch += 1
     return out
+
+
+def _better(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Error ``a`` clearly beats ``b``: more designs within ±10 %, or as many and a median
+    error at least 10 % lower (the simpler global calibration wins ties)."""
+    return a["within_10pct"] > b["within_10pct"] or (
+        a["within_10pct"] == b["within_10pct"] and a["mdape_pct"] < 0.9 * b["mdape_pct"])
 
 
 def _noise(ref: list[float], ratios: list[float]) -> dict[str, Any]:
@@ -106,9 +113,14 @@ def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
     measured = [time_design(a, "calibration", i) for i, (_, a) in enumerate(calib)]
     raw = [pred.raw_ms(pred.design_kernels(a)) for _, a in calib]
     pred.calibrate(raw, measured)
-    loo = loo_error(pred, raw, measured)
-    for row, r in zip(rows, raw, strict=True):
-        row["predicted_ms"] = pred.a * r + pred.b
+    loo = loo_global = loo_error(pred, raw, measured)
+    sums = [pred.stage_ms(pred.design_kernels(a), a.input_size) for _, a in calib]
+    loo_staged = loo_stages(pred, raw, sums, measured) if len(calib) >= 5 else None
+    if loo_staged is not None and _better(loo_staged, loo):
+        pred.fit_stages(sums, measured)
+        loo = loo_staged
+    for row, d in zip(rows, sums, strict=True):
+        row["predicted_ms"] = pred.corrected_ms(d)
     pred.error = loo
     held_error = None
     if held:
@@ -121,6 +133,8 @@ def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
     ref.append(measure_design(ref_arch, target, repeats=repeats).median_ms)
     pred.noise = _noise(ref, ratios)
     details = {"rows": rows, "loo": loo, "held_out": held_error, "kernels": len(known),
+               "correction": "per-stage" if pred.stage_a else "global",
+               "loo_global": loo_global, "loo_per_stage": loo_staged,
                "designs": len(calib), "kernel_designs": len(extra), "holdout": len(held),
                "seconds": {"kernels": round(t_kernels, 1),
                            "total": round(time.perf_counter() - t0, 1)}}

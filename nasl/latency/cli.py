@@ -1,4 +1,5 @@
-"""``nasl latency calibrate|predict``: a calibrated latency model per target, from the shell.
+"""``nasl latency calibrate|predict|serve``: a calibrated latency model per target, and a
+latency server for a remote target, from the shell.
 
 ``calibrate SPACE`` measures kernels and ≤ 20 designs of the space on the target (the space's
 ``target`` section; ``--device``/``--runtime``/``--threads``/``--clock`` override it), fits
@@ -6,6 +7,8 @@ the predictor, reports its error and stores it at ``--out`` or
 ``$NASL_CACHE_DIR/latency/<space>-<fingerprint>.json`` (default ``~/.cache/nasl``).
 ``predict SPACE --set k=v ...`` loads the predictor of that target and predicts the design
 (unset choices take their defaults); with ``--budget 5ms`` it also screens the design.
+``serve --token-file F`` measures ONNX models sent by a remote search on this device
+(:mod:`nasl.latency.serve`).
 Wire with ``nasl.latency.cli.add_parser(sub)``; ``func(args)`` returns the exit status and
 raises NaslError for user errors.
 """
@@ -20,7 +23,7 @@ from typing import Any
 
 from nasl.errors import NaslError
 from nasl.units import parse_assignments
-from nasl.vocab import KERNEL_DESIGNS
+from nasl.vocab import KERNEL_DESIGNS, RUNTIMES
 
 
 def _target(args: argparse.Namespace, space: Any) -> Any:
@@ -30,7 +33,7 @@ def _target(args: argparse.Namespace, space: Any) -> Any:
         return target_of_space(space, device=args.device, runtime=args.runtime,
                                threads=args.threads, clock=args.clock)
     except ValueError as e:
-        raise NaslError(f"nasl latency: {e}") from None
+        raise NaslError(f"latency: {e}") from None
 
 
 def _space(name: str) -> Any:
@@ -60,14 +63,30 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     e, n = pred.error, pred.noise
     print(f"latency predictor for {space.name} on {target.label()} ({pred.target['device_name']})")
     print(f"  measured: {details['designs']} designs, {details['kernels']} kernels "
-          f"({details['seconds']['total']} s); calibration {pred.a:.4f} x sum + {pred.b:.4f} ms")
+          f"({details['seconds']['total']} s); calibration {pred.a:.4f} x sum + {pred.b:.4f} ms"
+          + (" (per-stage correction: better in leave-one-out)" if pred.stage_a else ""))
     print(f"  error ({e['how']}): {100 * e['within_10pct']:.0f} % within ±10 %, Spearman "
           f"{e['spearman']:.3f}, median abs error {e['mdape_pct']:.1f} %, p95 {e['p95_abs_pct']:.1f} % "
           f"(screening margin {100 * pred.margin:.0f} %)")
     print(f"  machine noise: reference CV {n.get('reference_cv_pct')} %, CPU/wall median "
           f"{n.get('cpu_ratio_median')}")
+    print("  " + clock_note(target.clock, n.get("cpu_ratio_median")))
     print(f"  saved: {path}")
     return 0
+
+
+def clock_note(clock: str, cpu_ratio: float | None) -> str:
+    """One line saying which clock the error was judged on and how the other one compares."""
+    if clock == "cpu":
+        return ("clock: the timing thread's CPU clock (steadier on a shared machine); a search "
+                "times with the wall clock and loads only a wall-clock predictor: calibrate "
+                "again without --clock cpu for it")
+    if cpu_ratio is None:
+        return "clock: wall clock (what a search times with and loads)"
+    return (f"clock: wall clock (what a search times with and loads); the CPU clock read "
+            f"{100 * cpu_ratio:.0f} % of it (median CPU/wall of the timed designs): "
+            + ("the two agree" if cpu_ratio >= 0.9 else "the wall-clock times include waiting "
+               "for a core; re-measure on a quiet machine"))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -111,12 +130,48 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve latency measurements until Ctrl-C; exit 0."""
+    import logging
+
+    from nasl.latency.serve import LatencyService, make_server
+    from nasl.latency.wire import read_token
+
+    if args.max_mb <= 0 or args.time_limit <= 0 or args.window <= 0:
+        raise NaslError("--max-mb, --time-limit and --window must be > 0")
+    try:
+        token = read_token(args.token_file)
+        service = LatencyService(token, device=args.device, max_bytes=int(args.max_mb * 2**20),
+                                 time_limit=args.time_limit, window=args.window)
+    except ValueError as e:
+        raise NaslError(f"nasl latency serve: {e}") from None
+    try:
+        server = make_server(service, args.host, args.port)
+    except OSError as e:
+        raise NaslError(f"nasl latency serve: cannot listen on {args.host}:{args.port}: "
+                        f"{e.strerror}") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stderr, force=True)
+    host, port = server.server_address[:2]
+    fp = service.fingerprint
+    print(f"nasl latency serve: listening on {host}:{port}, device {fp['device']} "
+          f"({fp['gpu'] or fp['cpu']}), onnxruntime {fp['onnxruntime']}, fingerprint {fp['id']}",
+          file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("space", help="a shipped space name or a YAML file")
     p.add_argument("--device", default=None, help="cpu, cuda[:i] (default: the space's target)")
-    p.add_argument("--runtime", default=None, choices=("torch", "onnxruntime", "torch.compile"),
+    p.add_argument("--runtime", default=None, choices=RUNTIMES,
                    help="deployment runtime (default: the space's target.runtime)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads")
     p.add_argument("--clock", default="wall", choices=("wall", "cpu"),
                    help="wall time (default), or the timing thread's CPU time (1 thread on "
                         "CPU: robust on a shared machine)")
@@ -137,14 +192,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="held-out designs measured only to report the error (default 0: "
                         "leave-one-out on the calibration designs)")
     c.add_argument("--repeats", type=int, default=20, help="timed runs per design (median)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0, help="seed of the sampled designs")
     c.add_argument("--out", type=Path, default=None, help="where to save (default: the cache)")
-    c.add_argument("--quiet", action="store_true")
+    c.add_argument("--quiet", action="store_true", help="no progress lines")
     c.set_defaults(func=cmd_calibrate)
     p = lsub.add_parser("predict", help="predict a design's latency (and screen a budget)")
     _common(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a design choice")
     p.add_argument("--predictor", default=None, help="a predictor file (default: the cache)")
     p.add_argument("--budget", default=None, help="a latency budget, e.g. 5ms")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_predict)
+    s = lsub.add_parser("serve", help="measure ONNX models sent by a search (run on the target "
+                        "device; see docs/remote-latency.md)")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: a free one)")
+    s.add_argument("--token-file", required=True,
+                   help="file holding the shared secret (chmod 600; >= 16 characters)")
+    s.add_argument("--device", default="auto", help="cpu, cuda[:i] or auto (default)")
+    s.add_argument("--max-mb", type=float, default=64.0, help="largest model accepted (MiB)")
+    s.add_argument("--time-limit", type=float, default=120.0,
+                   help="seconds one request may wait for and hold the device (default 120)")
+    s.add_argument("--window", type=float, default=60.0,
+                   help="seconds a request's timestamp may be off (and its nonce is kept)")
+    s.set_defaults(func=cmd_serve)

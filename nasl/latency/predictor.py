@@ -10,7 +10,10 @@ In: measured kernels (kind, exact key, features, ms) and a few measured designs.
    params`` (least squares in log space on that kind's measured kernels; kinds with few
    samples fall back to all convolutions / all other kernels);
 3. the sum goes through ``a·sum + b`` fitted on the measured designs (framework overhead,
-   cache effects between kernels).
+   cache effects between kernels); or, when leave-one-out on the calibration designs says
+   it is better, a per-stage correction ``Σ a_s·sum_s + b`` (the kernels summed per
+   downsampling level, each scale pulled towards ``a``): kernels of one resolution share
+   their cache and overhead behaviour, which a single scale misses (ShuffleNet).
 
 Its error is measured on held-out designs (or leave-one-out on the calibration designs)
 and gives :attr:`Predictor.margin`, which :func:`screen` uses.
@@ -75,6 +78,9 @@ class Predictor:
     b: float = 0.0
     error: dict[str, Any] = field(default_factory=dict)
     noise: dict[str, Any] = field(default_factory=dict)
+    # per-stage correction (empty: none): downsampling level → scale, and its intercept
+    stage_a: dict[str, float] = field(default_factory=dict)
+    stage_b: float = 0.0
 
     # -- fitting -----------------------------------------------------------------------
     @classmethod
@@ -130,9 +136,44 @@ class Predictor:
                  arch.input_size)
         return kernels(model, shape)[1]
 
+    def stage_ms(self, ks: Sequence[Kernel], input_size: int) -> dict[str, float]:
+        """The kernels' times summed per stage (:func:`stage_of`), before calibration."""
+        out: dict[str, float] = {}
+        for k in ks:
+            st = str(stage_of(k, input_size))
+            out[st] = out.get(st, 0.0) + self.kernel_ms(k)
+        return out
+
+    def fit_stages(self, sums: Sequence[Mapping[str, float]], measured: Sequence[float], *,
+                   ridge: float = 0.3) -> None:
+        """Per-stage correction ``Σ a_s·sum_s + b`` fitted to relative error on measured
+        designs, each ``a_s`` pulled towards the global ``a`` (the pull weighs ``ridge`` ×
+        the mean information of a stage's column; call :meth:`calibrate` first). Stages
+        never seen here keep ``a`` when predicting."""
+        stages = sorted({st for d in sums for st in d}, key=int)
+        m = np.asarray(measured, float)
+        x = np.array([[d.get(st, 0.0) for st in stages] + [1.0] for d in sums], float) / m[:, None]
+        y = np.ones(len(m))
+        lam = math.sqrt(ridge * float(np.mean(np.sum(x[:, :-1] ** 2, axis=0))))
+        prior = np.hstack([lam * np.eye(len(stages)), np.zeros((len(stages), 1))])
+        coef, *_ = np.linalg.lstsq(np.vstack([x, prior]),
+                                   np.concatenate([y, np.full(len(stages), lam * self.a)]), rcond=None)
+        self.stage_a = {st: float(c) for st, c in zip(stages, coef[:-1], strict=True)}
+        self.stage_b = float(coef[-1])
+
+    def corrected_ms(self, sums: Mapping[str, float]) -> float:
+        """The per-stage corrected prediction from per-stage sums (global ``a``, ``b`` when
+        there is no correction)."""
+        if not self.stage_a:
+            return self.a * sum(sums.values()) + self.b
+        return sum(self.stage_a.get(st, self.a) * v for st, v in sums.items()) + self.stage_b
+
     def predict(self, arch: ArchConfig) -> float:
         """Predicted median latency of ``arch`` in ms on this predictor's target."""
-        return self.a * self.raw_ms(self.design_kernels(arch)) + self.b
+        ks = self.design_kernels(arch)
+        if self.stage_a:
+            return self.corrected_ms(self.stage_ms(ks, arch.input_size))
+        return self.a * self.raw_ms(ks) + self.b
 
     @property
     def margin(self) -> float:
@@ -163,6 +204,28 @@ class Predictor:
     @classmethod
     def load(cls, path: Path | str) -> Predictor:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def stage_of(k: Kernel, input_size: int) -> int:
+    """A kernel's stage: its downsampling level ``round(log2(input side / its input's
+    side))`` (0: at the input's resolution), or -1 for a kernel without a spatial input."""
+    shape = k.inputs[0] if k.inputs else ()
+    if len(shape) != 4 or shape[-1] < 1:
+        return -1
+    return max(0, round(math.log2(input_size / shape[-1])))
+
+
+def loo_stages(pred: Predictor, raw: Sequence[float], sums: Sequence[Mapping[str, float]],
+               measured: Sequence[float], ridge: float = 0.3) -> dict[str, Any]:
+    """Leave-one-out error of the per-stage correction on the calibration designs."""
+    out = []
+    for i in range(len(raw)):
+        keep = [j for j in range(len(raw)) if j != i]
+        probe = Predictor(pred.target, pred.fingerprint, pred.space)
+        probe.calibrate([raw[j] for j in keep], [measured[j] for j in keep])
+        probe.fit_stages([sums[j] for j in keep], [measured[j] for j in keep], ridge=ridge)
+        out.append(probe.corrected_ms(sums[i]))
+    return error_stats(out, measured, "leave-one-out on the calibration designs (per-stage)")
 
 
 def cache_dir() -> Path:

@@ -128,10 +128,17 @@ def _ort_runner(net: nn.Module, xs: tuple[torch.Tensor, ...], device: str,
     if x.dtype == torch.float16 and not device.startswith("cuda"):
         raise RuntimeUnavailable("runtime onnxruntime: fp16 runs only on the CUDA provider; "
                                  "use fp32 on CPU")
-    sess = ort_session(onnx_bytes(net, xs), device, threads)
     # the exporter drops inputs the graph does not use: feed by the session's own names
     arrays = {f"input{i}" if len(xs) > 1 else "input": t.detach().contiguous().cpu().numpy()
               for i, t in enumerate(xs)}
+    return ort_runner(onnx_bytes(net, xs), arrays, device, threads)
+
+
+def ort_runner(onnx: bytes, arrays: dict[str, Any], device: str, threads: int | None) -> Runner:
+    """A :class:`Runner` of the ONNX model ``onnx`` (bytes) on ``device`` fed ``arrays``
+    (input name → numpy array; names the graph does not use are dropped). On CUDA the
+    inputs and outputs are bound on the GPU. Not called yet."""
+    sess = ort_session(onnx, device, threads)
     feed = {i.name: arrays[i.name] for i in sess.get_inputs()}
     if device.startswith("cuda"):
         import onnxruntime as ort

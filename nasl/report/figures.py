@@ -11,6 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from nasl import pareto
+from nasl.report.labels import repel, short_names
 from nasl.report.rows import (
     COLORS,
     LABELS,
@@ -64,45 +65,98 @@ def accuracy_error(rows: Sequence[Row]) -> dict[str, Any] | None:
             "arrayminus": bars[0]}
 
 
-def label_positions(rows: Sequence[Row], x: str) -> list[str]:
-    """A label position per baseline so that labels of clustered baselines do not overlap:
-    in order of x, neighbours closer than 4 % of the x range (or of a log decade) take turns
-    above/below and right/left of their marker."""
-    cycle = ["top right", "bottom right", "top left", "bottom left", "middle right", "middle left"]
-    xs = [num(r, x) or 0.0 for r in rows]
-    order = sorted(range(len(rows)), key=lambda i: (xs[i], num(rows[i], "accuracy") or 0.0))
-    span = (max(xs) - min(xs)) if xs else 0.0
-    out = ["top right"] * len(rows)
-    k = 0
-    for prev, i in zip([None, *order], order, strict=False):
-        near = prev is not None and abs(xs[i] - xs[prev]) <= 0.04 * (span or 1.0)
-        k = k + 1 if near else 0
-        out[i] = cycle[k % len(cycle)]
-    return out
+#: Nominal plot area of report.html's figures in pixels, and a label's character size, used to
+#: place baseline names apart (plotly does not measure text before the browser draws it).
+PLOT_AREA = (760.0, 300.0)
+CHAR_PX = (6.2, 13.0)
 
 
-def label_stack(rows: Sequence[Row], x: str) -> list[tuple[int, int]]:
-    """(place in its cluster, cluster size) per baseline: baselines whose x differ by no more
-    than 4 % of the x range (in log10 when the range spans a decade) form a cluster, ordered by
-    accuracy from the bottom, so their labels can be stacked instead of drawn on each other."""
-    import math
+def plotly_label_annotations(rows: Sequence[Row], x: str, others: Sequence[tuple[float, float]],
+                             xrange: tuple[float, float], yrange: tuple[float, float],
+                             log: bool) -> list[dict[str, Any]]:
+    """plotly annotations naming each baseline (the name less the prefix all share), placed
+    apart by :func:`nasl.report.labels.repel` on the nominal :data:`PLOT_AREA`; ``xrange`` is in
+    log10 units when ``log``."""
+    w, h = PLOT_AREA
 
-    xs = [num(r, x) or 0.0 for r in rows]
-    log = bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 10
-    pos = [math.log10(v) for v in xs] if log else xs
-    span = (max(pos) - min(pos)) if pos else 0.0
-    order = sorted(range(len(rows)), key=lambda i: pos[i])
-    clusters: list[list[int]] = []
-    for i in order:
-        if clusters and pos[i] - pos[clusters[-1][-1]] <= 0.04 * (span or 1.0):
-            clusters[-1].append(i)
+    def px(xv: float, yv: float) -> tuple[float, float]:
+        xx = math.log10(xv) if log and xv > 0 else xv
+        return ((xx - xrange[0]) / ((xrange[1] - xrange[0]) or 1.0) * w,
+                (yv - yrange[0]) / ((yrange[1] - yrange[0]) or 1.0) * h)
+
+    _, names = short_names([row_baseline(r) for r in rows])
+    xy = [(num(r, x) or 0.0, num(r, "accuracy") or 0.0) for r in rows]
+    anchors = [px(*q) for q in xy]
+    obstacles = [(a - 4, b - 4, a + 4, b + 4) for a, b in (px(*q) for q in others)]
+    sizes = [(CHAR_PX[0] * len(n), CHAR_PX[1]) for n in names]
+    offsets = repel(anchors, sizes, bounds=(0.0, 0.0, w, h), obstacles=obstacles)
+    out = []
+    for n, (xv, yv), (dx, dy) in zip(names, xy, offsets, strict=True):
+        ann: dict[str, Any] = {"x": math.log10(xv) if log and xv > 0 else xv, "y": yv, "text": n,
+                               "xanchor": "left", "font": {"size": 10}}
+        if abs(dy) > 1:  # moved off its star: a leader line
+            ann.update(showarrow=True, arrowhead=0, arrowwidth=0.6, arrowcolor="#888",
+                       ax=dx, ay=-dy)
         else:
-            clusters.append([i])
-    out = [(0, 1)] * len(rows)
-    for c in clusters:
-        for k, i in enumerate(sorted(c, key=lambda j: num(rows[j], "accuracy") or 0.0)):
-            out[i] = (k, len(c))
+            ann.update(showarrow=False, xshift=dx, yshift=dy)
+        out.append(ann)
     return out
+
+
+def _ranges(p: Any, budget: float | None) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The (x, accuracy) ranges of a plotly accuracy panel, padded 4 % / 6 % (x in log10 units
+    on a log axis)."""
+    rows = [r for rs in p.placed.values() for r in rs]
+    xs = [v for r in rows if (v := num(r, p.x)) is not None] + ([budget] if budget else [])
+    xs += [v for rs in p.rug.values() for r in rs if (v := num(r, p.x)) is not None]
+    ys = [v for r in rows for c in ("accuracy", "accuracy_low", "accuracy_high")
+          if (v := num(r, c)) is not None] or [0.0, 1.0]
+    if p.log:
+        xs = [math.log10(v) for v in xs if v > 0]
+    lo, hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    pad = 0.04 * ((hi - lo) or abs(hi) or 1.0)
+    ylo, yhi = min(ys), max(ys)
+    ypad = 0.06 * ((yhi - ylo) or 0.05)
+    return (lo - pad, hi + pad), (ylo - ypad, yhi + ypad)
+
+
+def label_baselines(fig: Any, pending: Sequence[tuple[Any, str, Sequence[Row], Any]]) -> list[Any]:
+    """Name each baseline star (the name less the prefix all share) where no two names overlap:
+    the layout is fixed first, then :func:`nasl.report.labels.repel` places the labels in
+    pixels; a label moved off its star is joined to it by a thin line. → the label artists."""
+    if not pending:
+        return []
+    fig.draw_without_rendering()  # final axes sizes and limits
+    fig.set_layout_engine("none")  # labels must not move the axes they were placed on
+    renderer = fig.canvas.get_renderer()
+    texts: list[Any] = []
+    for ax, x, rows, others in pending:
+        ax.set_xlim(ax.get_xlim())
+        ax.set_ylim(ax.get_ylim())
+        _, names = short_names([row_baseline(r) for r in rows])
+        xy = [(num(r, x) or 0.0, num(r, "accuracy") or 0.0) for r in rows]
+        anchors = [tuple(ax.transData.transform(p)) for p in xy]
+        probes = [ax.text(0, 0, n, fontsize=7) for n in names]  # measured, then removed
+        sizes = [(b.width, b.height) for b in (t.get_window_extent(renderer) for t in probes)]
+        for t in probes:
+            t.remove()
+        points = [tuple(ax.transData.transform(q)) for q in others]
+        obstacles = [(px - 4, py - 4, px + 4, py + 4) for px, py in points]
+        if (legend := ax.get_legend()) is not None:
+            lb = legend.get_window_extent(renderer)
+            obstacles.append((lb.x0, lb.y0, lb.x1, lb.y1))
+        area = ax.bbox
+        offsets = repel(anchors, sizes, bounds=(area.x0, area.y0, area.x1, area.y1),
+                        obstacles=obstacles)
+        made = [ax.annotate(n, p, xytext=(dx, dy), textcoords="offset pixels", fontsize=7,
+                            va="center", ha="left", annotation_clip=False, zorder=5,
+                            arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "#888",
+                                        "relpos": (0.0 if dx > 0 else 1.0, 0.5), "shrinkA": 0,
+                                        "shrinkB": 4}
+                            if abs(dy) > 1 else None)  # moved off its star: a leader line
+                for n, p, (dx, dy) in zip(names, xy, offsets, strict=True)]
+        texts += made
+    return texts
 
 
 def _tickformat(column: str) -> str:
@@ -172,17 +226,25 @@ def accuracy_figure(
             name="front (this pair)", hoverinfo="skip",
             line={"color": COLORS["front"], "width": 1.5},
         ))  # fmt: skip
+    xrange, yrange = _ranges(p, p.budget)
+    annotations: list[dict[str, Any]] = []
     if p.baselines:
         star = {"symbol": "star", "size": 15, "color": "#222"}
-        names = [row_baseline(r) for r in p.baselines]
-        fig.add_trace(_points(p.baselines, p.x, "accuracy", "baselines", cols, mode="markers+text",
-                              text=names, textposition=label_positions(p.baselines, p.x),
-                              marker=star))  # fmt: skip
+        prefix, _ = short_names([row_baseline(r) for r in p.baselines])
+        fig.add_trace(_points(p.baselines, p.x, "accuracy",
+                              f"baselines ({prefix}…)" if prefix else "baselines", cols, marker=star))
+        others = [(num(r, p.x), num(r, "accuracy")) for rs in p.placed.values() for r in rs
+                  if r not in p.baselines and None not in (num(r, p.x), num(r, "accuracy"))]
+        annotations = plotly_label_annotations(p.baselines, p.x, others, xrange, yrange, p.log)
     if p.budget is not None:
         fig.add_trace(_budget_trace(p.budget, f"budget {fmt_budget(p.x, p.budget)}"))
     label = LABELS.get(p.x, p.x)
-    xaxis = {"title": label, "type": "log" if p.log else "linear", "tickformat": _tickformat(p.x)}
-    return _layout(fig, f"accuracy vs {label}", xaxis, {"title": "accuracy", "tickformat": ".0%"})
+    xaxis = {"title": label, "type": "log" if p.log else "linear", "tickformat": _tickformat(p.x),
+             "range": list(xrange)}
+    fig = _layout(fig, f"accuracy vs {label}", xaxis,
+                  {"title": "accuracy", "tickformat": ".0%", "range": list(yrange)})
+    fig.update_layout(annotations=annotations)
+    return fig
 
 
 def macs_latency_figure(
@@ -245,7 +307,18 @@ def write_png(
     budgets: Budgets = None,
     title: str = "nasl run",
 ) -> None:
-    """Write pareto.png: accuracy vs MACs (and vs latency when measured), baselines labelled."""
+    """Write pareto.png (:func:`pareto_figure`), atomically."""
+    fig = pareto_figure(trials, objectives, budgets, title)
+    tmp = Path(path).with_name(f".{Path(path).stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)  # atomic: a kill never leaves a half-written picture
+
+
+def pareto_figure(
+    trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None, title: str = "nasl run"
+) -> Any:
+    """The matplotlib Figure of pareto.png: accuracy vs MACs (and vs latency when measured),
+    baselines named without overlap."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot, no global backend
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
@@ -255,6 +328,7 @@ def write_png(
     )
     fig = Figure(figsize=(6.4 * len(xs), 5.2), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
+    pending: list[tuple[Any, str, Sequence[Row], Any]] = []  # baselines to label once laid out
     for k, x in enumerate(xs):
         ax, p = fig.add_subplot(1, len(xs), k + 1), panel(trials, objectives, budgets, x)
         for cat in SHOWN:
@@ -276,14 +350,14 @@ def write_png(
                            label=f"{cat} (not trained)")  # fmt: skip
         if p.step:
             ax.step(*zip(*p.step, strict=True), where="post", c=COLORS["front"], lw=1.2, zorder=2)
-        for r, (k, n) in zip(p.baselines, label_stack(p.baselines, x), strict=True):
-            xy = (num(r, x) or 0.0, num(r, "accuracy") or 0.0)
-            ax.scatter(*xy, marker="*", s=160, c="#222", zorder=4)
-            # a cluster's labels form a column beside it, joined to their stars by thin lines
-            ax.annotate(row_baseline(r), xy, xytext=(14, 11 * (k - (n - 1) / 2)),
-                        textcoords="offset points", fontsize=7, va="center",
-                        arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "#888"} if n > 1
-                        else None)
+        if p.baselines:
+            prefix, _ = short_names([row_baseline(r) for r in p.baselines])
+            ax.scatter([num(r, x) or 0.0 for r in p.baselines],
+                       [num(r, "accuracy") or 0.0 for r in p.baselines], marker="*", s=160,
+                       c="#222", zorder=4, label=f"baselines ({prefix}…)" if prefix else "baselines")
+            others = [(num(r, x), num(r, "accuracy")) for rows in p.placed.values() for r in rows
+                      if r not in p.baselines and None not in (num(r, x), num(r, "accuracy"))]
+            pending.append((ax, x, p.baselines, others))
         if p.budget is not None:
             ax.axvline(
                 p.budget, ls="--", c="#555", lw=1, label=f"budget {fmt_budget(x, p.budget)}"
@@ -310,6 +384,5 @@ def write_png(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
     fig.suptitle(f"{title}\n{summary_line(trials, objectives, budgets)}", fontsize=10)
-    tmp = Path(path).with_name(f".{Path(path).stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)  # atomic: a kill never leaves a half-written picture
+    label_baselines(fig, pending)
+    return fig

@@ -58,6 +58,6 @@ def rebuild(path: Path | str) -> results.RunDir:
     run = results.RunDir(Path(path))
     rows, env = results.load_run(run)
     objectives = [(str(m), str(d)) for m, d in env["objectives"]]
-    results.write_tables(run, rows, env.get("choice_names", []), objectives)
+    results.write_tables(run, rows, env.get("choice_names", []), objectives, env.get("answer"))
     write_report(run, rows, objectives, env.get("budgets", {}))
     return run

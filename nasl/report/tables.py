@@ -98,15 +98,14 @@ def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]
         rows[i]["pareto"] = True
     conf = verdict.front_verdict(rows, list(objectives))
     if conf is None:
-        return ["no noise analysis: it needs the objectives accuracy and macs (latency_ms "
-                "optional) and a design trained with two seeds (--seeds, --confirm-seeds)"]
+        return ["search-fidelity screening: one seed per design, no noise estimate (--seeds 2 "
+                "gives one); the answer above is decided at the confirmation fidelity"]
     groups = [verdict.seed_values(r) for r in rows if r.get("state") == "COMPLETE"]
     sd = confidence.pooled_std(groups)
     lines = [f"rule: {conf['rule']}",
              f"pooled seed std of accuracy: {100 * sd:.2f} points "
              f"({confidence.pooled_df(groups)} degrees of freedom)" if sd == sd else
-             "pooled seed std: unknown (no design trained with two seeds; see --seeds and "
-             "--confirm-seeds)"]
+             "pooled seed std: unknown (no design trained with two seeds; see --seeds)"]
     for m in conf["members"]:  # type: ignore[union-attr]
         if not m["confident"]:
             lines.append(f"trial {m['name']} is tied within noise with the cheaper trial "
@@ -118,10 +117,11 @@ def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]
             unbeaten.append(str(b["name"]))
             continue
         lat = " and no slower" if "latency_ms" in conf["objectives"] else ""  # type: ignore[operator]
-        lines.append(f"baseline {b['name']} (trial {b['trial']}): beaten beyond noise on "
-                     f"accuracy at no more MACs{lat} by {who}")
+        lines.append(f"screening (search fidelity, not a claim): baseline {b['name']} (trial "
+                     f"{b['trial']}) ahead beyond seed noise on accuracy at no more MACs{lat}: {who}")
     if unbeaten:
-        lines.append(f"no searched design beats these baselines beyond noise: {', '.join(unbeaten)}")
+        lines.append("screening (search fidelity): no searched design shown ahead of "
+                     f"{', '.join(unbeaten)} (absence of evidence, not a tie)")
     ties = [tuple(p) for p in conf["latency_ties"]]  # type: ignore[union-attr]
     if ties:
         shown = ", ".join(f"{a}~{b}" for a, b in ties[:12]) + (" …" if len(ties) > 12 else "")
@@ -134,6 +134,7 @@ def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]
 # ----------------------------------------------------------------------------- writers
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+    ".answer{background:#eef4fb;border:1px solid #2060b0;padding:.2em 1em;margin-bottom:1em}"
     ".warn{background:#fde2e2;border:1px solid #c03030;padding:.6em;font-weight:bold}"
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}"
 )
@@ -149,8 +150,13 @@ def write_html(
 ) -> None:
     """Write one self-contained report.html (plotly.js embedded once, so it works offline);
     ``extra``: HTML sections appended at the end (pre-screen, fidelity)."""
+    from nasl.report.answer import answer_lines
+
+    run = str(Path(path).parent)
+    answer = "".join(f"<p>{html.escape(line)}</p>" for line in answer_lines(trials, objectives, run))
     parts = [
         f"<h1>{html.escape(title)}</h1>",
+        f'<div class="answer"><h2>Answer</h2>{answer}</div>',
         f"<p>{html.escape(summary_line(trials, objectives, budgets))}</p>",
     ]
     if budgets:

@@ -1,18 +1,22 @@
-"""After the search: confirm the front with extra seeds, and re-time it in interleaved rounds.
+"""After the search: confirm what can change the answer at higher fidelity, decide the claims,
+and re-time the front in interleaved rounds.
 
-In: a finished (or interrupted-and-resumed) :class:`~nasl.search.session.Session`. Out: two
-study user attributes that :func:`nasl.results.load_rows` merges into the rows:
+In: a finished (or interrupted-and-resumed) :class:`~nasl.search.session.Session`. Out: three
+study user attributes that :func:`nasl.results.load_rows` and the outputs read:
 
-- ``confirm`` (:data:`nasl.record.CONFIRM`): trial number → the extra seeds and their final
-  accuracies. The front members are trained again with ``confirm_seeds`` new seeds; then
-  the run's pooled seed std is known and the designs off the front that no front member
-  beats beyond noise (:func:`nasl.verdict.near_front`) get the same, closest first, up to
-  ``confirm_max`` designs in all. Each result is stored as soon as it is known, so a killed
-  confirmation resumes where it stopped (``nasl search --resume``).
-- ``final_latency`` (:data:`nasl.record.FINAL_LATENCY`): the front and the designs tied with
-  it are timed in ``rounds`` interleaved rounds (every design once per round, the order
-  rotated each round), so slow drift of the machine hits all of them alike. Each design
-  keeps its round medians, their median and a 95 % interval.
+- ``decide`` (:data:`nasl.record.DECIDE`): per recipe, trial number → the fresh seeds, their
+  accuracies on the holdout and each image's result (packed bits). The designs that can
+  change the answer (:func:`nasl.decide.priority`: the top of the front, the knee, each
+  baseline with the designs that could beat or match it) are trained again at the
+  confirmation fidelity — ``confirm_epochs`` epochs on the search's training *and* validation
+  images — and scored on the holdout no selection step used, sequentially within
+  ``confirm_budget`` trainings (:func:`nasl.decide.run`). Each result is stored as soon as it
+  is known; a resumed run replays them and goes on.
+- ``final_latency`` (:data:`nasl.record.FINAL_LATENCY`): the front and the confirmed designs
+  timed in ``rounds`` interleaved rounds (every design once per round, the order rotated each
+  round); each keeps its round medians, their median and a 95 % interval.
+- ``answer`` (:data:`nasl.record.ANSWER`): the recommendation and the claims
+  (:mod:`nasl.decide.answer`), decided with the final latencies.
 """
 
 from __future__ import annotations
@@ -21,51 +25,145 @@ import statistics
 import time
 from typing import Any
 
-from nasl import record, results, verdict
+import numpy as np
+
+from nasl import recipes, record, results, verdict
+from nasl.decide import Arm, Plan, Sample, decide, priority, recommend, run
+from nasl.decide.answer import answer as make_answer
 from nasl.search.objective import seed_list
 
 ROUNDS = 5
+#: Index of the first fresh seed of the confirmation (search: 0, --seeds K: 0..K-1).
+FRESH = 1000
+
+
+def recipes_of(session: Any) -> list[tuple[str, recipes.Recipe]]:
+    """(label, recipe) the confirmation trains under: the run's, then ``--confirm-recipe``."""
+    from nasl.search.options import recipe_of
+
+    main = recipe_of(session.space, session.opts)
+    out = [(main.label, main)]
+    second = session.opts.confirm_recipe
+    if second and second != main.label:
+        out.append((second, recipes.resolve(second)))
+    return out
+
+
+def plan_of(session: Any, n_recipes: int) -> Plan:
+    """The confirmation plan of the run's options, the budget and α shared by the recipes."""
+    o = session.opts
+    return Plan(budget=max(0, int(o.confirm_budget) // n_recipes), seeds=max(1, int(o.confirm_seeds)),
+                max_designs=o.confirm_max, margin=o.margin / 100, alpha=o.alpha / n_recipes,
+                correction=o.correction)
+
+
+def arms_of(rows: list[dict[str, Any]], objectives: Any) -> list[Arm]:
+    """Feasible COMPLETE rows as decision arms (latency with its interval when an objective)."""
+    use_lat = "latency_ms" in dict(objectives)
+    out = []
+    for r in rows:
+        if r.get("state") != "COMPLETE" or not r.get("feasible") or r.get("accuracy") is None:
+            continue
+        out.append(Arm(str(r["number"]), float(r["macs"]),
+                       verdict.latency_stats(r) if use_lat else None,
+                       r.get("baseline") or None, float(r["accuracy"])))
+    return out
+
+
+def _unpack(hexes: list[str], n: int) -> np.ndarray | None:
+    if not hexes or any(not h for h in hexes):
+        return None
+    bits = [np.unpackbits(np.frombuffer(bytes.fromhex(h), dtype=np.uint8))[:n] for h in hexes]
+    return np.mean(bits, axis=0)
+
+
+def samples_of(store: dict[str, Any]) -> dict[str, Sample]:
+    """The stored designs of one recipe as Samples (per-image shares when stored)."""
+    return {n: Sample(tuple(d["accuracies"]), _unpack(d.get("correct", []), int(d.get("images", 0))))
+            for n, d in store.get("designs", {}).items() if d.get("accuracies")}
 
 
 def confirm(session: Any) -> list[int]:
-    """Train the front and the designs within noise of it with extra seeds → their numbers."""
+    """Train what can change the answer at higher fidelity → the confirmed trial numbers."""
     opts, log, study = session.opts, session.log, session.study
-    extra = int(opts.confirm_seeds or 0)
-    if extra <= 0:
+    if int(opts.confirm_seeds or 0) <= 0 or int(opts.confirm_budget or 0) <= 0:
         return []
     objectives = session.settings.objectives
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    chosen: list[int] = []
-
-    def train(numbers: list[int]) -> None:
-        for n in numbers:
-            if n in chosen or len(chosen) >= opts.confirm_max:
-                continue
-            chosen.append(n)
-            t = trials[n]
-            done = dict(study.user_attrs.get(record.CONFIRM, {}))
-            have = done.get(str(n), {"seeds": [], "accuracies": []})
-            todo = extra - len(have["accuracies"])
-            if todo <= 0:
-                continue
-            trained = len(t.user_attrs.get("accuracy_seeds") or [None])  # --seeds K: 0..K-1
-            seeds = seed_list(int(t.user_attrs["seed"]), todo, trained + len(have["accuracies"]))
-            for s in seeds:
-                log.progress("confirm", {"number": n, "seed": s})
-                t0 = time.perf_counter()
-                acc = session.evaluator.train_seeds(t.user_attrs["choices"], [s])[0]
-                log.timings["confirm"] = log.timings.get("confirm", 0.0) + time.perf_counter() - t0
-                have = {"seeds": [*have["seeds"], s], "accuracies": [*have["accuracies"], acc]}
-                done[str(n)] = have
-                study.set_user_attr(record.CONFIRM, done)  # stored at once: resumable
-
     rows = results.load_rows(study)
     results.mark_front(rows, objectives)
-    train([r["number"] for r in rows if r["pareto"]])
-    rows = results.load_rows(study)  # now with the pooled seed std
-    results.mark_front(rows, objectives)
-    train([r["number"] for r in verdict.near_front(rows, objectives)])
-    return chosen
+    arms = arms_of(rows, objectives)
+    front = [str(r["number"]) for r in rows if r["pareto"]]
+    knee = verdict.low_fidelity_knee(rows, objectives)
+    which = recipes_of(session)
+    plan = plan_of(session, len(which))
+    order = priority(arms, front, knee, plan.margin)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    epochs = session.confirm_epochs
+    confirmed: list[int] = []
+    for ri, (label, recipe) in enumerate(which):
+        calls: dict[str, int] = {}
+
+        def train(name: str, label: str = label, recipe: recipes.Recipe = recipe, ri: int = ri,
+                  calls: dict[str, int] = calls) -> Sample:
+            store = dict(study.user_attrs.get(record.DECIDE, {}))
+            mine = dict(store.get(label, {"epochs": epochs, "describe": recipe.describe(epochs),
+                                          "designs": {}}))
+            designs = dict(mine["designs"])
+            have = dict(designs.get(name, {"seeds": [], "accuracies": [], "correct": []}))
+            calls[name] = calls.get(name, 0) + 1
+            if calls[name] > len(have["accuracies"]):  # not stored yet: train it now
+                t = trials[int(name)]
+                seed = seed_list(int(t.user_attrs["seed"]), 1, FRESH + 100 * ri + calls[name] - 1)[0]
+                acc, mask = session.evaluator.confirm_train(t.user_attrs["choices"], seed, epochs,
+                                                            recipe)
+                bits = np.packbits(np.asarray(mask, dtype=bool)).tobytes().hex() if mask is not None else ""
+                have = {"seeds": [*have["seeds"], seed], "accuracies": [*have["accuracies"], acc],
+                        "correct": [*have.get("correct", []), bits],
+                        "images": int(len(mask)) if mask is not None else 0}
+                designs[name] = have
+                mine["designs"] = designs
+                store[label] = mine
+                study.set_user_attr(record.DECIDE, store)  # stored at once: resumable
+            return samples_of({"designs": {name: have}})[name]
+
+        def step(name: str, done: int, total: int, label: str = label) -> None:
+            log.progress("confirm", {"number": int(name), "done": done, "total": total,
+                                     "epochs": epochs, "recipe": label})
+
+        t0 = time.perf_counter()
+        d = run(arms, order, train, plan, recipe=label, epochs=epochs, on_step=step)
+        log.timings["confirm"] = log.timings.get("confirm", 0.0) + time.perf_counter() - t0
+        confirmed += [int(n) for n in d.samples]
+    return list(dict.fromkeys(confirmed))
+
+
+def finalize(session: Any) -> dict[str, Any] | None:
+    """Decide the claims and the recommendation on the stored confirmation with the final
+    latencies → the answer (also stored as the study's ``answer`` attribute)."""
+    study = session.study
+    store = study.user_attrs.get(record.DECIDE, {})
+    if not store:
+        return None
+    objectives = session.settings.objectives
+    rows = results.load_rows(study)
+    arms = arms_of(rows, objectives)
+    which = [w for w in recipes_of(session) if w[0] in store] or [(k, None) for k in store]
+    plan = plan_of(session, len(which))
+    names = {str(r["number"]): (r.get("baseline") or f"#{r['number']}") for r in rows}
+    per = []
+    for label, _ in which:
+        samples = samples_of(store[label])
+        confirmed = [a for a in arms if a.name in samples]
+        claims = decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
+                        correction=plan.correction)
+        per.append({"label": label, "describe": store[label].get("describe", label),
+                    "epochs": store[label].get("epochs"), "scored_on": session.scored_on,
+                    "claims": claims, "picks": recommend(confirmed, samples, plan.margin),
+                    "spent": sum(s.n for s in samples.values()), "budget": plan.budget})
+    ans = make_answer(per, names, margin=plan.margin, alpha=session.opts.alpha,
+                      correction=plan.correction)
+    study.set_user_attr(record.ANSWER, ans)
+    return ans
 
 
 def retime(session: Any, numbers: list[int] | None = None, rounds: int = ROUNDS) -> None:
@@ -85,17 +183,19 @@ def retime(session: Any, numbers: list[int] | None = None, rounds: int = ROUNDS)
     p90s: dict[int, list[float]] = {n: [] for n in todo}
     last: dict[int, Any] = {}
     t0 = time.perf_counter()
+    done, total = 0, rounds * len(todo)
     for r in range(rounds):
         order = todo[r % len(todo):] + todo[: r % len(todo)]
         for n in order:
-            if r == 0:
-                log.progress("remeasure", {"number": n})
+            log.progress("remeasure", {"number": n, "done": done, "total": total, "round": r + 1,
+                                       "rounds": rounds})
             lat = session.evaluator.latency(session.space.to_arch(trials[n].user_attrs["choices"]),
                                             repeats=repeats)
             medians[n].append(float(lat.median_ms))
             p10s[n].append(float(lat.p10_ms))
             p90s[n].append(float(lat.p90_ms))
             last[n] = lat
+            done += 1
     log.timings["latency"] += time.perf_counter() - t0
     final = dict(study.user_attrs.get(record.FINAL_LATENCY, {}))
     for n in todo:

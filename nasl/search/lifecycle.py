@@ -203,7 +203,7 @@ class TrialLog:
         self.repeats_in_a_row = 0
         self.record(trial, {**cand.rec, "trained": True})
         costs = {k: cand.rec[k] for k in record.STATIC_FIELDS if k in cand.rec}
-        self.progress("start", {"number": trial.number, "params": cand.params,
+        self.progress("start", {"number": trial.number, "choices": cand.params,
                                 "baseline": trial.user_attrs.get("baseline", ""),
                                 "epochs": self.settings.train.epochs, **costs})
 
@@ -303,7 +303,8 @@ class TrialLog:
     def write_outputs(self, *, report: bool) -> list[dict[str, Any]]:
         """Rewrite trials.csv and pareto.*; with ``report`` also report.html and pareto.png."""
         rows = results.load_rows(self.study)
-        front = results.write_tables(self.run, rows, self.choice_names, self.settings.objectives)
+        front = results.write_tables(self.run, rows, self.choice_names, self.settings.objectives,
+                                     self.study.user_attrs.get(record.ANSWER))
         self.progress("front", {"size": len(front), "rows": rows, "final": report})
         if report:
             from nasl.report import write_report

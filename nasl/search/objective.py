@@ -7,6 +7,7 @@ backends (Optuna, Ray) only decide *which* candidates to evaluate and where.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class Settings:
     subset: int | None
     val_subset: int | None
     train: Any  # nasl.train.TrainConfig
+    holdout_fraction: float = 0.0  # of the training split, set aside for the confirmation's claims
     device: str = "auto"
     latency_batch: int = 1
     dtype: str = "fp32"
@@ -55,6 +57,8 @@ class Settings:
     seeds: int = 1  # seeds each trial trains with (the first one is the trial's seed)
     runtime: str = "torch"  # where latency is measured: torch | onnxruntime | torch.compile
     adapt_threads: bool = True  # 1 thread for the rest of a trial whose threads wait for cores
+    remote: Any = None  # a nasl.latency.remote.RemoteTarget: latency measured there
+    ray_resource: str | None = None  # Ray: latency timed on a node with this custom resource
 
     @property
     def cost_objectives(self) -> tuple[str, ...]:
@@ -104,6 +108,25 @@ def describe_violation(measured: dict[str, Any], budgets: dict[str, float],
     return "over budget: " + "; ".join(parts)
 
 
+def latency_task_options(settings: Settings) -> dict[str, Any] | None:
+    """Ray options that place a latency measurement on the node holding the custom resource
+    ``target.ray_resource`` (one unit: one measurement at a time per unit there); None when
+    there is none or Ray is not running (then latency is measured here)."""
+    if not settings.ray_resource:
+        return None
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return {"resources": {settings.ray_resource: 1}, "num_cpus": 1, "max_retries": 0}
+
+
+def _measure(ev: Evaluator, arch: ArchConfig, repeats: int | None) -> Any:
+    """Module-level (picklable) Ray task: ``ev.latency(arch)`` on the node it runs on."""
+    return ev.latency(arch, repeats=repeats)
+
+
 @dataclass
 class Evaluator:
     """Evaluates candidates of one space under one set of settings (data cached per size)."""
@@ -118,16 +141,22 @@ class Evaluator:
         except ValueError as e:
             raise NaslError(f"{self.space.name}: design {params} cannot be built: {e}") from None
 
-    def data(self, resolution: int) -> Any:
-        """Proxy data at ``resolution`` (loaded once per resolution)."""
-        if resolution not in self._data:
+    def data(self, resolution: int, split: str = "search") -> Any:
+        """Proxy data at ``resolution`` (loaded once per resolution and split). ``split``:
+        ``search`` (train / validation, the holdout set aside) or ``confirm`` (train on both,
+        score on the holdout; without a holdout, the search's split)."""
+        s = self.settings
+        if split == "confirm" and s.holdout_fraction <= 0:
+            split = "search"
+        key = resolution if split == "search" else (resolution, split)
+        if key not in self._data:
             from nasl.data import load_dataset
 
-            s = self.settings
-            self._data[resolution] = load_dataset(
+            self._data[key] = load_dataset(
                 s.data, resolution=resolution, seed=s.seed, val_fraction=s.val_fraction,
-                subset=s.subset, val_subset=s.val_subset, split="search")
-        return self._data[resolution]
+                subset=s.subset, val_subset=s.val_subset, split=split,
+                holdout_fraction=s.holdout_fraction)
+        return self._data[key]
 
     def proxy(self, params: dict[str, Any]) -> tuple[ArchConfig, Any]:
         """The proxy network (proxy resolution × ρ, the data set's classes) and its data."""
@@ -136,11 +165,24 @@ class Evaluator:
         return self.space.proxy_arch(params, data.num_classes, data.in_channels), data
 
     def latency(self, arch: ArchConfig, *, repeats: int | None = None) -> Any:
-        """Latency of the target network on the target device, measured alone."""
+        """Latency of the target network on the target device, measured alone (on the remote
+        target when one is set: ``RemoteUnavailable`` when it cannot be reached)."""
         from nasl.builder import build_model
         from nasl.cost import measure_latency
 
         s = self.settings
+        options = latency_task_options(s)
+        if options is not None:  # a Ray task on the node holding target.ray_resource
+            import ray
+
+            alone = Evaluator(self.space, dataclasses.replace(s, ray_resource=None))
+            return ray.get(ray.remote(**options)(_measure).remote(alone, arch, repeats))
+        if s.remote is not None:
+            return s.remote.measure(build_model(arch, seed=0),
+                                    (arch.in_channels, arch.input_size, arch.input_size),
+                                    batch_size=s.latency_batch, dtype=s.dtype,
+                                    warmup=s.latency_warmup, repeats=repeats or s.latency_repeats,
+                                    threads=s.latency_threads)
         return measure_latency(build_model(arch, seed=0),
                                (arch.in_channels, arch.input_size, arch.input_size),
                                device=s.device, batch_size=s.latency_batch, dtype=s.dtype,
@@ -164,6 +206,30 @@ class Evaluator:
                                threads=self.settings.threads,
                                adapt_threads=self.settings.adapt_threads,
                                epoch_guard=lambda: device_lock("cpu", shared=True))
+
+    def confirm_train(self, params: dict[str, Any], seed: int, epochs: int,
+                      recipe: Any) -> tuple[float, Any]:
+        """Train the proxy network with ``seed`` for ``epochs`` under ``recipe``
+        (:class:`nasl.recipes.Recipe`) on the confirmation split → (holdout accuracy, each
+        holdout image's result as a bool tensor)."""
+        import dataclasses
+
+        from nasl.builder import build_model
+        from nasl.cost import device_lock
+        from nasl.train import ContendedWarning, correct, train_model
+
+        arch, _ = self.proxy(params)
+        data = self.data(self.space.proxy_arch(params, 1, 3).input_size, "confirm")
+        cfg = dataclasses.replace(self.settings.train, epochs=epochs, max_steps=None,
+                                  **recipe.train_kwargs())
+        model = build_model(arch, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ContendedWarning)
+            train_model(model, data, cfg, seed=seed, threads=self.settings.threads,
+                        adapt_threads=self.settings.adapt_threads,
+                        epoch_guard=lambda: device_lock("cpu", shared=True))
+        mask = correct(model, data.val_x, data.val_y, cfg.eval_batch_size)
+        return float(mask.float().mean()), mask
 
     def train_seeds(self, params: dict[str, Any], seeds: list[int]) -> list[float]:
         """Final accuracy of the design trained once per seed in ``seeds`` (no early stop)."""
@@ -237,6 +303,12 @@ class TableEvaluator(Evaluator):
         if on_epoch is not None:
             on_epoch(TableEpoch(1, acc))
         return TableResult(acc, acc)
+
+    def confirm_train(self, params: dict[str, Any], seed: int, epochs: int,
+                      recipe: Any) -> tuple[float, Any]:
+        """The confirmation stage's training, looked up: (accuracy with ``seed``'s noise, None:
+        a table has no per-image results). ``epochs`` and ``recipe`` do not change a lookup."""
+        return float(self.train(params, seed).final_accuracy), None
 
 
 def make_evaluator(space: Any, settings: Settings) -> Evaluator:

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from nasl import results
+from nasl.decide.stats import CORRECTIONS
 from nasl.errors import NaslError
+from nasl.recipes import RECIPES
 from nasl.search.objective import Settings
 from nasl.vocab import (
     DEFAULT_PRESCREEN_PROXY,
@@ -29,7 +31,9 @@ from nasl.vocab import (
 )
 
 #: env.json keys the resume rule re-uses, when the option was not given again.
-RESUMED = ("epochs", "data", "sampler", "seed", "trials", "seeds", "confirm_seeds", "runtime")
+RESUMED = ("epochs", "data", "sampler", "seed", "trials", "seeds", "confirm_seeds", "runtime",
+           "confirm_budget", "confirm_epochs", "confirm_recipe", "recipe",
+           "target_remote", "token_file", "target_required")
 
 
 @dataclass
@@ -51,12 +55,22 @@ class SearchOptions:
     storage: str | None = None
     device: str | None = None
     threads: int | None = None
-    adapt_threads: bool = True  # step down to 1 thread while the machine is busy (see README)
+    adapt_threads: bool = True  # step down to 1 thread while the machine is busy (docs/search.md)
     final_repeats: int = 100
     seeds: int | None = None  # seeds per trial (default: the space's search.seeds, else 1)
-    confirm_seeds: int | None = None  # extra seeds for the front after the search (0: off)
-    confirm_max: int = 6  # designs confirmed at most
+    confirm_seeds: int | None = None  # fresh seeds per confirmed design at first (0: no confirmation)
+    confirm_max: int | None = None  # designs confirmed at most (default: budget // seeds)
+    confirm_budget: int | None = None  # trainings the confirmation may spend (default 12)
+    confirm_epochs: int | None = None  # epochs of a confirmation training (default 3 x --epochs)
+    confirm_recipe: str | None = None  # a second recipe the claims are checked under
+    recipe: str | None = None  # proxy recipe (default: the space's proxy.recipe and its keys)
+    margin: float = 1.0  # non-inferiority margin δ, accuracy points
+    alpha: float = 0.05  # family-wise error (Holm) or false discovery rate (bh) of the claims
+    correction: str = "holm"  # holm | bh
     runtime: str | None = None  # latency runtime (default: the space's target.runtime)
+    target_remote: str | None = None  # HOST:PORT of `nasl latency serve` (default: target.remote)
+    token_file: str | None = None  # its shared secret (default: the space's target.token_file)
+    target_required: bool | None = None  # stop when the remote target is gone (target.required)
     scheduler: str = DEFAULT_SCHEDULER  # auto | none | front | asha | asha-strict (search.schedulers)
     reduction_factor: float | None = None  # asha's eta (default 3)
     grace_period: int | None = None  # asha's first rung, in epochs (default 1)
@@ -127,6 +141,21 @@ def validate(opts: SearchOptions) -> None:
                          ("--confirm-max", opts.confirm_max, 0)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
             raise NaslError(f"{flag} {v}: expected an integer >= {low}")
+    for flag, v, low in (("--confirm-budget", opts.confirm_budget, 0),
+                         ("--confirm-epochs", opts.confirm_epochs, 1)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            raise NaslError(f"{flag} {v}: expected an integer >= {low}")
+    if opts.recipe is not None and opts.recipe not in RECIPES:
+        raise NaslError(f"--recipe {opts.recipe!r}: expected one of {', '.join(RECIPES)}")
+    if opts.confirm_recipe is not None and opts.confirm_recipe not in RECIPES:
+        raise NaslError(f"--confirm-recipe {opts.confirm_recipe!r}: expected one of "
+                        f"{', '.join(RECIPES)}")
+    if not 0 <= opts.margin < 100:
+        raise NaslError(f"--margin {opts.margin}: expected accuracy points in [0, 100), e.g. 1")
+    if not 0 < opts.alpha < 0.5:
+        raise NaslError(f"--alpha {opts.alpha}: expected a level between 0 and 0.5, e.g. 0.05")
+    if opts.correction not in CORRECTIONS:
+        raise NaslError(f"--correction {opts.correction!r}: expected one of {', '.join(CORRECTIONS)}")
     if isinstance(opts.prescreen, bool) or not isinstance(opts.prescreen, int) \
             or opts.prescreen < 0:
         raise NaslError(f"--prescreen {opts.prescreen}: expected an integer >= 0 (candidates "
@@ -165,13 +194,23 @@ def resume_space(space: Any, opts: SearchOptions) -> tuple[Any, SearchOptions]:
     return saved, dataclasses.replace(opts, **fill)
 
 
+def recipe_of(space: Any, opts: SearchOptions) -> Any:
+    """The proxy recipe of a run (:class:`nasl.recipes.Recipe`): ``--recipe`` when given,
+    else the space's ``proxy.recipe`` with the keys its ``proxy:`` section sets."""
+    from nasl.recipes import resolve
+
+    return resolve(opts.recipe) if opts.recipe else space.proxy.recipe_of()
+
+
 def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
     """Space defaults + option overrides → :class:`Settings`."""
     from nasl.train import TrainConfig
 
     proxy, target = space.proxy, space.target
+    remote = remote_target(space, opts)
     seed = opts.seed if opts.seed is not None else space.search.seed
-    train = TrainConfig(**{**proxy.train_kwargs(), **({"epochs": opts.epochs} if opts.epochs else {})})
+    train = TrainConfig(**{**proxy.train_kwargs(), **recipe_of(space, opts).train_kwargs(),
+                           **({"epochs": opts.epochs} if opts.epochs else {})})
     return Settings(
         objectives=objective_pairs(space),
         budgets={**dict(space.budget), **opts.budgets},
@@ -180,6 +219,8 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
         val_fraction=proxy.val_fraction,
         subset=proxy.subset,
         val_subset=proxy.val_subset,
+        holdout_fraction=proxy.holdout_fraction if (opts.confirm_seeds or 0) > 0
+        and (opts.confirm_budget or 0) > 0 else 0.0,
         train=train,
         device=opts.device or target.device,
         latency_batch=target.batch_size,
@@ -190,8 +231,46 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
         early_stop=opts.early_stop,
         early_stop_margin=opts.early_stop_margin,
         seeds=opts.seeds or 1,
-        runtime=opts.runtime or getattr(target, "runtime", "torch"),
+        runtime="onnxruntime" if remote else opts.runtime or getattr(target, "runtime", "torch"),
+        remote=remote,
+        ray_resource=getattr(target, "ray_resource", None),
     )
+
+
+def remote_target(space: Any, opts: SearchOptions) -> Any:
+    """The :class:`nasl.latency.remote.RemoteTarget` of the options (else the space's
+    ``target.remote``), or None; ``NaslError`` naming the flag or key when it is unusable."""
+    target = space.target
+    address = opts.target_remote or getattr(target, "remote", None)
+    if not address:
+        if opts.token_file:
+            raise NaslError("--token-file is only used with --target-remote HOST:PORT (or the "
+                            "space's target.remote)")
+        return None
+    flag = "--target-remote" if opts.target_remote else "target.remote"
+    from nasl.latency.remote import RemoteTarget, parse_address
+    from nasl.latency.wire import read_token
+
+    try:
+        parse_address(address)
+    except ValueError as e:
+        raise NaslError(f"{flag}: {e}") from None
+    token_file = opts.token_file or getattr(target, "token_file", None)
+    if not token_file:
+        raise NaslError(f"{flag} {address}: a token file is required (--token-file F or the "
+                        "space's target.token_file; see docs/remote-latency.md)")
+    if opts.runtime not in (None, "onnxruntime"):
+        raise NaslError(f"--runtime {opts.runtime}: a remote target measures ONNX models with "
+                        "onnxruntime only (drop --runtime or use --runtime onnxruntime)")
+
+    required = opts.target_required if opts.target_required is not None \
+        else bool(getattr(target, "required", False))
+    try:
+        remote = RemoteTarget(address, str(token_file), required=required)
+        read_token(remote.token_file)
+    except ValueError as e:
+        raise NaslError(f"{flag}: {e}") from None
+    return remote
 
 
 def to_json(obj: Any) -> str:

@@ -1,90 +1,242 @@
-"""Live progress of a search in the terminal (rich): one bar, one line per finished trial.
+"""Live progress of a search: one line per finished trial, and word of the stages after it.
 
-In: events from :class:`nasl.search.run.Search` (``start``, ``epoch``, ``complete``,
-``pruned``, ``fail``, ``rejected``, ...). Out: a display of trials done/target, infeasible
-rejected, pruned, failed, ETA, front size and best accuracy under budget.
+In: events from :class:`nasl.search.lifecycle.TrialLog` (``start``, ``epoch``, ``complete``,
+``pruned``, ``fail``, ``rejected``, ``front``, ``confirm``, ``remeasure``, ``prescreen``,
+``timeout``, ``interrupted``). Out: lines on stderr such as::
+
+    trial 7/20 · #12 g=3 w=0.5 r=192 · 31.2 M MACs · 83.1 % in 6 s · ~1 min 40 s left
+    confirm 2/6 · #12 seed 1000012 · ~40 s left
+
+In a terminal a rich bar (trials done/target, rejected, pruned, failed, front, best) sits
+under the lines; when stderr is not a terminal (a log file, CI) the lines are plain text, no
+bar and no boxes, and a heartbeat line says what is running whenever nothing was printed for
+:data:`HEARTBEAT_S` seconds (the confirmation and re-timing stages, long trials).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+#: Longest silence in a plain log before a heartbeat line, in seconds.
+HEARTBEAT_S = 15.0
+#: Short names of common design choices in a trial line (others keep their name).
+SHORT = {"groups": "g", "width_mult": "w", "resolution_mult": "ρ", "resolution": "r",
+         "squeeze_ratio": "sr", "pct3x3": "p3", "middle_blocks": "mid", "shuffle": "shuffle"}
+MAX_DESIGN = 48
 
 
-def _short(n: float) -> str:
+def duration(seconds: float) -> str:
+    """``6 s``, ``1 min 40 s``, ``2 h 5 min``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def macs_text(n: float | None) -> str:
+    """``31.2 M MACs`` (``-`` when unknown)."""
+    if n is None:
+        return "- MACs"
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return f"{n:.0f}"
+            return f"{n / scale:.1f} {unit} MACs"
+    return f"{n:.0f} MACs"
+
+
+def design_text(params: dict[str, Any]) -> str:
+    """A design's choices in a few characters: ``g=3 w=0.5 r=192 rep=4/8/4``."""
+    parts: list[str] = []
+    lists: dict[str, list[str]] = {}
+    for key, value in params.items():
+        if "[" in key:  # stage_repeats[0] ... → one entry
+            base = key.split("[", 1)[0]
+            lists.setdefault(base, []).append(str(value))
+            continue
+        if isinstance(value, bool):
+            parts.append(SHORT.get(key, key) if value else f"no-{SHORT.get(key, key)}")
+            continue
+        if isinstance(value, float):
+            value = f"{value:.3g}"
+        elif isinstance(value, list | tuple):
+            value = "/".join(str(v) for v in value)
+        parts.append(f"{SHORT.get(key, key)}={value}")
+    for base, values in lists.items():
+        parts.append(f"{'rep' if base == 'stage_repeats' else base}={'/'.join(values)}")
+    text = " ".join(parts)
+    return text if len(text) <= MAX_DESIGN else text[: MAX_DESIGN - 1] + "…"
 
 
 class SearchProgress:
-    """Callable progress sink; use as a context manager around the search loop."""
+    """Callable progress sink; use as a context manager around the search.
+
+    Args:
+        total: trained trials wanted in all. done: those trained before (``--resume``).
+        console: where to write (default: stderr). enabled: False prints nothing.
+        plain: plain lines and no bar (default: when the console is not a terminal).
+        heartbeat: seconds of silence before a heartbeat line in plain mode (None: off).
+    """
 
     def __init__(self, total: int, done: int = 0, console: Console | None = None,
-                 enabled: bool = True):
-        self.console = console or Console(stderr=True)
+                 enabled: bool = True, plain: bool | None = None,
+                 heartbeat: float | None = HEARTBEAT_S):
+        self.console = console or Console(stderr=True, log_path=False)
         self.enabled = enabled
-        self.total, self.done = total, done
+        self.plain = (not self.console.is_terminal) if plain is None else plain
+        self.total, self.done, self.done_at_start = total, done, done
         self.rejected = self.pruned = self.failed = 0
         self.best: float | None = None
         self.front_size = 0
         self.current = ""
+        self.trials: dict[int, dict[str, Any]] = {}  # number → params, macs, baseline
+        self.t0 = time.monotonic()
+        self.stage: dict[str, Any] = {}  # confirm / remeasure: name, started, count
+        self.last_line = time.monotonic()
+        self.lock = threading.Lock()
+        self.heartbeat = heartbeat if (enabled and self.plain) else None
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
         self.bar = Progress(
             TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=self.console, disable=not enabled, transient=False)
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console,
+            disable=not enabled or self.plain, transient=False)
         self.task = self.bar.add_task("search", total=total, completed=done, info="")
 
+    # ------------------------------------------------------------------ lifetime
     def __enter__(self) -> SearchProgress:
         self.bar.__enter__()
+        if self.heartbeat:
+            self.thread = threading.Thread(target=self._beat, name="nasl-progress", daemon=True)
+            self.thread.start()
+        left = self.total - self.done
+        if self.done:
+            self.say(f"search: {left} more trials to train ({self.done} of {self.total} done)")
+        else:
+            self.say(f"search: {self.total} trials to train")
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=2)
         self.bar.__exit__(*exc)
 
+    def say(self, line: str) -> None:
+        """Print one line (above the bar in a terminal)."""
+        if not self.enabled:
+            return
+        with self.lock:
+            self.console.print(line, highlight=False, markup=False, soft_wrap=True)
+            self.last_line = time.monotonic()
+
+    def _beat(self) -> None:
+        assert self.heartbeat is not None
+        while not self.stop.wait(min(1.0, self.heartbeat)):
+            self.beat(time.monotonic())
+
+    def beat(self, now: float) -> bool:
+        """Print what is running if nothing was printed for ``heartbeat`` seconds → printed?"""
+        if self.heartbeat is None or now - self.last_line < self.heartbeat or not self.current:
+            return False
+        self.say(f"  … {self.current} ({duration(now - self.stage.get('since', self.t0))} so far)")
+        return True
+
+    # ------------------------------------------------------------------ text
     def _info(self) -> str:
         best = "-" if self.best is None else f"{self.best:.1%}"
         return (f"rejected {self.rejected} · pruned {self.pruned} · failed {self.failed} · "
                 f"front {self.front_size} · best {best}  {self.current}")
 
+    def _left(self) -> str:
+        """Estimated time to the last trial, from this session's pace."""
+        finished = self.done - self.done_at_start
+        if finished <= 0 or self.done >= self.total:
+            return ""
+        per = (time.monotonic() - self.t0) / finished
+        return f" · ~{duration(per * (self.total - self.done))} left"
+
+    def _head(self, n: Any) -> str:
+        t = self.trials.get(n, {})
+        star = f" ★{t['baseline']}" if t.get("baseline") else ""
+        design = design_text(t.get("params") or {})
+        return (f"trial {self.done}/{self.total} · #{n}{star}{' ' + design if design else ''} · "
+                f"{macs_text(t.get('macs'))}")
+
+    def _stage_line(self, kind: str, info: dict[str, Any]) -> str:
+        """A line for one step of the confirmation or re-timing stage (keys read with .get)."""
+        if self.stage.get("kind") != kind:
+            self.stage = {"kind": kind, "since": time.monotonic(), "count": 0}
+            self.say("confirmation: the designs that can change the answer, fresh seeds at higher "
+                     "fidelity, scored on the holdout" if kind == "confirm" else
+                     "re-timing: the front and the confirmed designs, in interleaved rounds")
+        st = self.stage
+        st["count"] += 1
+        done, total = info.get("done"), info.get("total")
+        step = f"{done + 1}/{total}" if isinstance(done, int) and total else f"step {st['count']}"
+        what = f"#{info.get('number')}"
+        if kind == "confirm":
+            if info.get("seed") is not None:
+                what += f" seed {info['seed']}"
+            if info.get("epochs"):
+                what += f" · {info['epochs']} epochs"
+            if info.get("recipe"):
+                what += f" · {info['recipe']}"
+        left = ""
+        if isinstance(done, int) and total and done > 0:
+            per = (time.monotonic() - st["since"]) / done
+            left = f" · ~{duration(per * (total - done))} left"
+        verb = "confirm" if kind == "confirm" else "re-time"
+        self.current = f"{verb} {step} {what}"
+        return f"{verb} {step} · {what}{left}"
+
+    # ------------------------------------------------------------------ events
     def __call__(self, event: str, info: dict[str, Any]) -> None:
         n = info.get("number")
         if event == "start":
-            base = f" [{info['baseline']}]" if info.get("baseline") else ""
-            self.current = f"trial {n}{base}: {_short(info.get('macs', 0))} MACs"
+            choices = info.get("choices")
+            choices = choices if isinstance(choices, dict) else {}
+            self.trials[n] = {"params": choices, "macs": info.get("macs"),
+                              "baseline": info.get("baseline"), "epochs": info.get("epochs")}
+            self.stage = {"since": time.monotonic()}
+            self.current = (f"trial #{n} training: {design_text(choices)}, "
+                            f"{macs_text(info.get('macs'))}")
         elif event == "epoch":
-            self.current = (f"trial {n}: epoch {info['epoch']} acc {info['accuracy']:.1%}")
+            epochs = self.trials.get(n, {}).get("epochs")
+            acc = info.get("accuracy")
+            acc_text = f" {100 * acc:.1f} %" if isinstance(acc, float) else ""
+            self.current = f"trial #{n}: epoch {info.get('epoch')}{'/' + str(epochs) if epochs else ''}" \
+                           f"{acc_text}"
         elif event in ("complete", "pruned", "fail"):
             self.done += 1
             if event == "complete":
                 acc = info["accuracy"]
                 self.best = acc if self.best is None else max(self.best, acc)
-                msg = f"trial {n}: {acc:.1%} in {info['seconds']:.1f}s"
+                tail = f"{100 * acc:.1f} % in {duration(info.get('seconds') or 0)}"
             elif event == "pruned":
                 self.pruned += 1
-                msg = f"trial {n}: stopped — {info['reason']}"
+                tail = f"stopped: {info.get('reason')}"
             else:
                 self.failed += 1
-                msg = f"trial {n}: failed — {info['reason']}"
-            if self.enabled:
-                self.console.log(msg)
+                tail = f"failed: {info.get('reason')}"
+            self.current = ""
+            self.say(f"{self._head(n)} · {tail}{self._left()}")
             self.bar.update(self.task, completed=self.done)
         elif event == "rejected":
             self.rejected += 1
         elif event == "front":
-            self.front_size = info["size"]
-        elif event == "remeasure":
-            self.current = f"re-timing front member {n}"
-        elif event in ("timeout", "interrupted", "exhausted") and self.enabled:
-            self.console.log(f"{event}: finishing and writing the outputs")
+            self.front_size = info.get("size", self.front_size)
+        elif event in ("confirm", "remeasure"):
+            self.say(self._stage_line(event, info))
+        elif event == "prescreen" and info.get("reason"):
+            self.say(f"pre-screen {'on' if info.get('on') else 'off'}: {info['reason']}")
+        elif event in ("timeout", "interrupted", "exhausted"):
+            self.say(f"{event}: finishing and writing the outputs")
+        elif event == "finished":
+            self.current = ""
         self.bar.update(self.task, info=self._info())

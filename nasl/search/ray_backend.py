@@ -6,7 +6,9 @@ trials; ``OptunaSearch`` (Optuna's sampler, the run's Optuna storage) proposes t
 driver keeps everything that must be consistent: candidates are costed and over-budget
 ones rejected in ``suggest`` (never sent to a worker), early stopping is a Tune scheduler
 fed with the driver's front, and only the driver writes to the study. Workers measure
-latency on their own device, train, and report through ``tune.report``.
+latency on their own device (or, with ``target.ray_resource``, in a Ray task on the node
+holding that custom resource; or on a remote target), train, and report through
+``tune.report``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,13 @@ def worker_trial(config: dict[str, Any], *, space: Any, settings: Settings) -> N
     ev = make_evaluator(space, settings)
     rec: dict[str, Any] = {**static, "node": platform.node()}
     if settings.needs_latency:
-        lat = ev.latency(space.to_arch(params))
+        from nasl.latency.remote import RemoteRefused, RemoteUnavailable
+
+        try:
+            lat = ev.latency(space.to_arch(params))
+        except (RemoteUnavailable, RemoteRefused) as e:
+            _report("FAIL", rec, metrics, reason=f"latency not measured: {e}"[:500])
+            return
         rec.update(record.latency_fields(lat, full=False))
         if violations(rec, settings.budgets, ("latency_ms",)):
             _report("INFEASIBLE", rec, metrics, accuracy=0.0)

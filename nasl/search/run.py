@@ -38,6 +38,9 @@ def run_optuna(session: Session) -> SearchOutcome:
             if log.exhausted:  # only designs evaluated before were proposed lately
                 break
             one_trial(session)
+            if session.stop_reason:  # e.g. the remote latency target is gone
+                log.progress("stopped", {"reason": session.stop_reason})
+                break
     except KeyboardInterrupt:
         acknowledge_interrupt()
         interrupted = True
@@ -60,8 +63,14 @@ def one_trial(session: Session) -> bool:
             log.repeat(trial, cand, prev)
             return False
     if not cand.over and session.settings.needs_latency:
+        from nasl.latency.remote import RemoteRefused, RemoteUnavailable
+
         t = time.perf_counter()
-        lat = session.evaluator.latency(session.space.to_arch(cand.params))
+        try:
+            lat = session.evaluator.latency(session.space.to_arch(cand.params))
+        except (RemoteUnavailable, RemoteRefused) as e:
+            session.latency_failed(trial, cand, e)
+            return False
         log.add_latency(cand, lat, time.perf_counter() - t)
     if cand.over:
         log.record(trial, cand.rec)

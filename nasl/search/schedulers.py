@@ -15,7 +15,7 @@ training), ``curve`` the validation accuracy after epoch 1, 2, ... (0..1), ``epo
 Names (:data:`SCHEDULERS`, for ``--scheduler``):
 
 - ``auto`` (the default): ``asha`` when trials train at least
-  :data:`nasl.vocab.AUTO_ASHA_EPOCHS` (9) epochs, else ``front`` (see the README).
+  :data:`nasl.vocab.AUTO_ASHA_EPOCHS` (9) epochs, else ``front`` (see docs/search.md).
 - ``none``: never stops; every candidate trains to the end.
 - ``front``: today's rule, :class:`EarlyStopper` unchanged: stop a trial when a finished
   front member that costs no more was more than ``margin`` more accurate at the same epoch.
@@ -46,7 +46,7 @@ __all__ = ["DEFAULT_SCHEDULER", "SCHEDULERS", "FrontScheduler", "NoScheduler", "
 
 #: Scheduler names accepted by :func:`make_scheduler` (and ``--scheduler``).
 SCHEDULERS: tuple[str, ...] = vocab.SCHEDULERS
-#: The default (see the README and docs/benchmarks.md for the measurement behind it).
+#: The default (see docs/search.md and docs/benchmarks.md for the measurement behind it).
 DEFAULT_SCHEDULER = vocab.DEFAULT_SCHEDULER
 
 

@@ -25,6 +25,7 @@ from nasl.search.options import (
     SearchOutcome,
     choice_names,
     default_name,
+    recipe_of,
     resolve_settings,
     resume_space,
     to_json,
@@ -34,8 +35,13 @@ from nasl.search.study import make_sampler, open_study, trained_count
 from nasl.signals import acknowledge as acknowledge_interrupt
 from nasl.vocab import STATIC_METRICS
 
-#: Extra seeds the confirmation stage trains each front design with, by default.
+#: Fresh seeds the confirmation trains each chosen design with first, by default.
 CONFIRM_SEEDS = 2
+#: Trainings the confirmation may spend, by default (the main job: about as much compute as
+#: its search; docs/benchmarks.md, "Claims").
+CONFIRM_BUDGET = 12
+#: Confirmation epochs = this x the search's epochs, by default.
+CONFIRM_EPOCH_FACTOR = 3
 
 
 class Session:
@@ -50,11 +56,17 @@ class Session:
         opts = _with_yaml_tracking(space, opts)
         if opts.confirm_seeds is None:
             opts = dataclasses.replace(opts, confirm_seeds=CONFIRM_SEEDS)
+        if opts.confirm_budget is None:
+            opts = dataclasses.replace(opts, confirm_budget=CONFIRM_BUDGET)
         self.space, self.opts = space, opts
         self.settings = resolve_settings(space, opts)
         msg = unsatisfiable_budget_message(space, self.settings.budgets)
         if msg:
             raise NaslError(msg)
+        self.confirm_epochs = opts.confirm_epochs or CONFIRM_EPOCH_FACTOR * self.settings.train.epochs
+        self.scored_on = (f"{self.settings.holdout_fraction:.0%} of the training split held out"
+                          if self.settings.holdout_fraction > 0 else
+                          "the search's validation images (no holdout: proxy.holdout_fraction 0)")
         self.trials_target = opts.trials or space.search.trials
         if self.trials_target < 1:
             raise NaslError(f"--trials {self.trials_target}: expected an integer >= 1")
@@ -63,6 +75,7 @@ class Session:
         self.evaluator = make_evaluator(space, self.settings)
         self.evaluator.data(self.settings.proxy_resolution)  # bad data fails here, once
         self.device = _resolve_target_device(self.settings.device)
+        self.remote_fingerprint = self._probe_remote()
         self._check_latency_budget()
         s = self.settings
         table = space.family == "table"  # looked up: no learning curve to stop early on
@@ -91,6 +104,7 @@ class Session:
 
         self.log.listeners.extend([Heartbeat(self.study), *(listeners or [])])
         self.log.predictor = self._predictor()
+        self.stop_reason: str | None = None  # set when the search must start no more trials
         self.prescreen = PreScreen(self, opts.prescreen, opts.prescreen_proxy)
         self.log.load_history()
         if not opts.resume and opts.baselines:
@@ -119,21 +133,39 @@ class Session:
         if self.opts.resume and not self.opts.storage:
             guards.check_sqlite_file(self.run.default_storage, f"--resume {self.run.name}")
 
+    def _probe_remote(self) -> dict[str, Any] | None:
+        """The remote target's fingerprint (one signed request), or None without one;
+        ``NaslError`` when it cannot be reached or refuses: nothing is written then."""
+        remote = self.settings.remote
+        if remote is None or not self.settings.needs_latency:
+            return None
+        from nasl.latency.remote import RemoteRefused, RemoteUnavailable
+
+        try:
+            return remote.info()
+        except (RemoteUnavailable, RemoteRefused, ValueError) as e:
+            raise NaslError(f"remote latency target: {e}") from None
+
     def _check_latency_budget(self) -> None:
         """Stop at once when the cheapest of 64 sampled designs (fewest MACs) takes more than
         twice the latency budget: nothing in the space can meet it (the margin absorbs noise)."""
         limit = self.settings.budgets.get("latency_ms")
         if limit is None:
             return
+        from nasl.latency.remote import RemoteRefused, RemoteUnavailable
         from nasl.space import sample_configs
         from nasl.units import format_budget
 
         cheapest = min(sample_configs(self.space, 64, seed=0), key=lambda c: c["macs"])
-        ms = float(self.evaluator.latency(self.space.to_arch(cheapest["params"])).median_ms)
+        try:
+            ms = float(self.evaluator.latency(self.space.to_arch(cheapest["params"])).median_ms)
+        except (RemoteUnavailable, RemoteRefused) as e:
+            raise NaslError(f"remote latency target: {e}") from None
+        where = self.settings.remote.address if self.settings.remote else self.settings.device
         if ms > 2 * limit:
             raise NaslError(f"latency budget {format_budget('latency_ms', limit)}: the cheapest "
                             f"of 64 sampled designs ({cheapest['macs'] / 1e6:.1f}M MACs) takes "
-                            f"{format_budget('latency_ms', ms)} on {self.settings.device}; "
+                            f"{format_budget('latency_ms', ms)} on {where}; "
                             "nothing in this space can meet it; loosen the budget")
 
     def _write_static(self) -> None:
@@ -149,11 +181,23 @@ class Session:
             "epochs": s.train.epochs, "proxy_resolution": s.proxy_resolution,
             "target_device": s.device, "early_stop": s.early_stop, "seeds": s.seeds,
             "confirm_seeds": self.opts.confirm_seeds, "confirm_max": self.opts.confirm_max,
+            "confirm_budget": self.opts.confirm_budget, "confirm_epochs": self.confirm_epochs,
+            "confirm_recipe": self.opts.confirm_recipe, "margin": self.opts.margin,
+            "alpha": self.opts.alpha, "correction": self.opts.correction,
+            "recipe": self.opts.recipe,  # --recipe as given (resumed)
+            "proxy_recipe": recipe_of(self.space, self.opts).to_dict(),
+            "recipe_describe": recipe_of(self.space, self.opts).describe(s.train.epochs),
+            "holdout_fraction": s.holdout_fraction,
             "runtime": s.runtime, "omp_policy": _omp_policy(), "threads": s.threads,
             "adapt_threads": s.adapt_threads, "scheduler": self.log.stopper.settings(),
             "choice_names": choice_names(self.space),
         })
         env["device"], env["device_name"] = self.device
+        if s.remote is not None:
+            fp = self.remote_fingerprint or {}
+            env.update(target_remote=s.remote.address, token_file=s.remote.token_file,
+                       target_required=s.remote.required, latency_target=fp)
+            env["device"], env["device_name"] = fp.get("device"), fp.get("gpu") or fp.get("cpu")
         results.write_text_atomic(self.run.env_json, to_json(env))
 
     def _enqueue_baselines(self) -> None:
@@ -168,8 +212,9 @@ class Session:
         """The calibrated latency predictor of this space and target, when a latency budget is
         set and ``nasl latency calibrate`` stored one (None otherwise)."""
         s = self.settings
-        if not self.opts.predictor or "latency_ms" not in s.budgets or self.space.family == "table":
-            return None
+        if not self.opts.predictor or "latency_ms" not in s.budgets or s.remote is not None \
+                or self.space.family == "table":
+            return None  # (a predictor is calibrated on this machine; a table needs none)
         from nasl.latency.measure import target_of_space
         from nasl.latency.predictor import Predictor, default_path
 
@@ -177,6 +222,30 @@ class Session:
                                  threads=s.latency_threads)
         path = default_path(self.space.name, target.fingerprint())
         return Predictor.load(path) if path.is_file() else None
+
+    def latency_failed(self, trial: Any, cand: Any, error: Exception) -> None:
+        """A remote target did not measure ``cand``: tell its trial FAIL with the reason.
+
+        Unreachable (``RemoteUnavailable``): the design is queued again (``--resume`` measures
+        it) and the search stops starting trials: with ``required`` at once with one message
+        (:class:`~nasl.latency.remote.TargetGone`), else after the remaining work
+        (``stop_reason``). A wrong token stops the search (NaslError); any other refusal
+        fails this trial only.
+        """
+        from nasl.latency.remote import RemoteUnavailable
+
+        gone = isinstance(error, RemoteUnavailable)
+        reason = f"latency not measured: {error}"
+        self.log.record(trial, cand.rec)
+        self.log.stop(trial, "FAIL", [], reason, rec=cand.rec, requeue=gone)
+        if gone and self.settings.remote.required:
+            raise target_gone(self, str(error))
+        if gone:
+            self.stop_reason = (f"{error}; no new trials are started (the confirmation and the "
+                                f"outputs go on); continue with --resume --name {self.run.name}")
+            warn_once(f"nasl: {self.stop_reason}")
+        elif getattr(error, "status", None) == 401:
+            raise NaslError(f"{error} (check --token-file / target.token_file)")
 
     # ------------------------------------------------------------------ helpers for backends
     @contextlib.contextmanager
@@ -208,9 +277,18 @@ class Session:
         if self.prescreen.n > 0:
             self.prescreen.decide(force=True)  # the decision on every completed trial
         if not interrupted:
+            from nasl.latency.remote import RemoteUnavailable
+
             try:
                 confirmed = confirm.confirm(self)
-                confirm.retime(self, confirmed)
+                try:
+                    confirm.retime(self, confirmed)
+                except RemoteUnavailable as e:  # the search's own latencies stay in the tables
+                    if self.settings.remote is not None and self.settings.remote.required:
+                        raise target_gone(self, str(e)) from None
+                    if not self.stop_reason:  # else the reason was said already
+                        warn_once(f"nasl: re-timing of the front skipped: {e}")
+                confirm.finalize(self)
             except KeyboardInterrupt:  # what was confirmed is stored; --resume finishes it
                 acknowledge_interrupt()
                 self.log.progress("interrupted", {})
@@ -224,6 +302,27 @@ class Session:
         interrupted = interrupted or getattr(self, "interrupted", False)
         return SearchOutcome(self.run, self.trained(), c["rejected"], c["pruned"], c["failed"],
                              front, self.log.timings["total"], interrupted, dict(self.log.timings))
+
+
+def target_gone(session: Session, message: str) -> NaslError:
+    """The one message that stops a search whose required remote target is gone."""
+    from nasl.latency.remote import TargetGone
+
+    done = session.log.counts["complete"]
+    return TargetGone(f"{message}; the search stops (target.required). {done} completed trial(s) "
+                      f"kept in {session.run.root}; continue with --resume --name {session.run.name}")
+
+
+def warn_once(message: str) -> None:
+    """Print ``message`` on stderr once per process."""
+    import sys
+
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(message, file=sys.stderr, flush=True)
+
+
+_WARNED: set[str] = set()
 
 
 def _omp_policy() -> str:

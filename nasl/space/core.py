@@ -32,6 +32,7 @@ import yaml
 from nasl.arch import ArchConfig
 from nasl.errors import NaslError
 from nasl.families import FAMILIES
+from nasl.recipes import RECIPE_KEYS
 from nasl.space.choices import (
     INDEXED,
     RESOLUTION,
@@ -275,8 +276,11 @@ class SpaceCore:
             "name": self.name,
             "family": self.family,
             "description": self.description,
-            "target": self.target.model_dump(),
-            "proxy": self.proxy.model_dump(),
+            "target": {k: v for k, v in self.target.model_dump().items()  # remote keys when set
+                       if v not in (None, False) or k in ("input_size", "num_classes")},
+            # a recipe key is written only when set: the named recipe supplies the rest
+            "proxy": {k: v for k, v in self.proxy.model_dump().items()
+                      if k not in RECIPE_KEYS or k in self.proxy.model_fields_set},
             "objectives": [o.to_yaml() for o in self.objectives],
             "budget": self.budget.to_texts(),
             "params": params,

@@ -1,7 +1,7 @@
 """SearchSpace, the public space class: the model of :mod:`nasl.space.core` plus building
 from a document and re-validating with overrides.
 
-In: a plain document as read from YAML (see ``nasl/spaces/*.yaml`` and the README for the
+In: a plain document as read from YAML (see ``nasl/spaces/*.yaml`` and docs/spaces.md for the
 schema) and a :class:`~nasl.space.yamlsafe.Locator` naming its source. Out: a frozen
 :class:`SearchSpace` whose ``sample(trial)`` returns a params dict and whose
 ``to_arch(params)`` builds the network; ``with_overrides`` gives a re-validated variant.

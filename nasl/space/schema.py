@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nasl import vocab
+from nasl import recipes, vocab
 from nasl.errors import NaslError
 from nasl.space.yamlsafe import NOVALUE, KeyPath, Locator
 
@@ -55,12 +55,24 @@ class Target(_Section):
     batch_size: int = Field(1, ge=1)
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     runtime: Literal["torch", "onnxruntime", "torch.compile"] = "torch"
+    # a remote target (``nasl latency serve`` on the device; docs/remote-latency.md)
+    remote: str | None = None  # HOST:PORT
+    token_file: str | None = None  # the shared secret (chmod 600)
+    required: bool = False  # the search stops when the remote target is gone
+    ray_resource: str | None = None  # Ray custom resource of the node that times latency
 
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
             raise ValueError("expected auto, cpu, cuda, cuda:<index> or mps")
+        return v
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):\d{1,5}", v):
+            raise ValueError("expected HOST:PORT, e.g. jetson.local:8765")
         return v
 
 
@@ -74,15 +86,18 @@ class Proxy(_Section):
     resolution: int = Field(32, ge=4, le=1024)  # proxy data is held in memory at this size
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
+    recipe: str = recipes.DEFAULT_RECIPE  # named recipe (nasl.recipes); the keys below override it
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float | None = Field(None, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(4e-5, ge=0)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     warmup_epochs: float = Field(0.3, ge=0)
+    augment: str | list[str] | None = None  # none | crop | flip | crop+flip (default: the recipe's)
     subset: int | None = Field(None, ge=1)
     val_subset: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.2, gt=0, lt=1)
+    holdout_fraction: float = Field(0.2, ge=0, lt=1)  # of the training split, for the claims only
 
     @field_validator("dataset")
     @classmethod
@@ -94,11 +109,28 @@ class Proxy(_Section):
                              f"{did_you_mean(kind, DATASET_KINDS)}")
         return v
 
+    @field_validator("recipe")
+    @classmethod
+    def _recipe(cls, v: str) -> str:
+        if v not in recipes.RECIPES:
+            raise ValueError(f"expected one of {', '.join(recipes.RECIPES)}"
+                             f"{did_you_mean(v, list(recipes.RECIPES))}")
+        return v
+
+    @field_validator("augment")
+    @classmethod
+    def _augment(cls, v: Any) -> Any:
+        recipes.parse_augment(v)  # ValueError with the expected values
+        return v
+
+    def recipe_of(self) -> recipes.Recipe:
+        """The named recipe with the keys this section sets explicitly applied."""
+        keys = sorted(self.model_fields_set & set(recipes.RECIPE_KEYS))
+        return recipes.resolve(self.recipe, {k: getattr(self, k) for k in keys})
+
     def train_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``nasl.train.TrainConfig``."""
-        keys = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-                "label_smoothing", "warmup_epochs")
-        return {k: getattr(self, k) for k in keys}
+        """Keyword arguments for ``nasl.train.TrainConfig`` (the resolved recipe + length)."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, **self.recipe_of().train_kwargs()}
 
 
 class SearchDefaults(_Section):

@@ -1,0 +1,225 @@
+"""Re-check a run's claims, "undecided"s and recommendation with an independent training loop
+on the data set's test split, under two recipes (issue 18).
+
+The loop here shares nothing with ``nasl.train`` but the network (built from the run's
+design by ``nasl.builder``): plain PyTorch SGD (nesterov, momentum 0.9) with a one-cycle
+learning-rate schedule, on the whole training split, tested on the test split, under
+
+* ``plain``: no augmentation, weight decay 5e-5;
+* ``augmented``: random crop (zero padding of side/8, per image) and horizontal flip, weight
+  decay 5e-4 — how small vision models are trained to be shipped.
+
+Designs: every design of the run's answer (claims and recommendation), the front and the
+baselines, up to ``--max-designs`` (answer designs first). Then a second seed for both
+designs of every claim whose truth is within ``--contested`` points. Out: one JSON line per
+training (``--out``, appended; a rerun skips what is there) and a Markdown summary: claims
+that hold under the recipe they name, undecided ones, Kendall τ of the search's accuracies
+(before) and of the confirmation's accuracies (after) against each truth, and whether each
+recommendation is within noise of the truly best re-checked design.
+
+    python bench/recheck_claims.py runs/fm10k --data npz:fm10k.npz --out runs/fm10k/recheck.jsonl
+    python bench/recheck_claims.py runs/fm10k --data npz:fm10k.npz --out ... --summarize
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nasl.builder import build_model  # noqa: E402
+from nasl.data import load_dataset  # noqa: E402
+from nasl.results import load_run  # noqa: E402
+from nasl.space import load_space  # noqa: E402
+
+RECIPES = {"plain": {"wd": 5e-5, "augment": False}, "augmented": {"wd": 5e-4, "augment": True}}
+
+
+def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Per-image random crop (zero padding side/8) and horizontal flip, written plainly."""
+    n, _, h, w = x.shape
+    p = max(1, round(h / 8))
+    xp = torch.nn.functional.pad(x, (p, p, p, p))
+    out = torch.empty_like(x)
+    oy = torch.randint(0, 2 * p + 1, (n,), generator=g)
+    ox = torch.randint(0, 2 * p + 1, (n,), generator=g)
+    flip = torch.rand(n, generator=g) < 0.5
+    for i in range(n):
+        img = xp[i, :, oy[i]:oy[i] + h, ox[i]:ox[i] + w]
+        out[i] = img.flip(-1) if flip[i] else img
+    return out
+
+
+def train_eval(model: nn.Module, data: Any, recipe: str, epochs: int, seed: int,
+               batch: int = 128, lr: float = 0.1) -> float:
+    """Train with one-cycle SGD on data.train_*, return test accuracy (0..1)."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    r = RECIPES[recipe]
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=r["wd"])
+    steps = epochs * (len(data.train_y) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(data.train_y), generator=g)
+        for i in range(len(perm) // batch):
+            idx = perm[i * batch:(i + 1) * batch]
+            xb, yb = data.train_x[idx], data.train_y[idx]
+            if r["augment"]:
+                xb = augment(xb, g)
+            loss = loss_fn(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for i in range(0, len(data.test_y), 1000):
+            correct += int((model(data.test_x[i:i + 1000]).argmax(1) == data.test_y[i:i + 1000]).sum())
+    return correct / len(data.test_y)
+
+
+def designs_of(rows: list[dict[str, Any]], answer: dict[str, Any] | None, cap: int) -> list[int]:
+    """Trial numbers to re-check: the answer's designs first, then front and baselines."""
+    order: list[int] = []
+    for r in (answer or {}).get("recipes", []):
+        for p in r["recommendation"]:
+            order += [int(p["design"])] + ([int(p["runner_up"])] if p.get("runner_up") else [])
+        for c in r["claims"]:
+            order += [int(c["design"]), int(c["other"])]
+    ok = [r for r in rows if r["state"] == "COMPLETE" and r.get("feasible")]
+    order += [int(r["number"]) for r in ok if r.get("pareto")]
+    order += [int(r["number"]) for r in ok if r.get("baseline")]
+    return list(dict.fromkeys(order))[:cap]
+
+
+def kendall(a: list[float], b: list[float]) -> float | None:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic) if len(a) >= 3 else None
+
+
+def summarize(run: Path, lines: list[dict[str, Any]]) -> str:
+    rows, env = load_run(run)
+    by = {int(r["number"]): r for r in rows}
+    ans = env.get("answer") or {}
+    truth: dict[str, dict[int, list[float]]] = {}
+    for x in lines:
+        truth.setdefault(x["recipe"], {}).setdefault(int(x["number"]), []).append(x["accuracy"])
+    out = [f"run {run.name}: {len({x['number'] for x in lines})} designs re-checked, "
+           f"{len(lines)} trainings, {lines[0]['epochs']} epochs, test split"]
+    for r in ans.get("recipes", []):
+        rec = r["recipe"].split("+")[0]
+        t = {n: float(np.mean(v)) for n, v in truth.get(rec, {}).items()}
+        held = [c for c in r["claims"] if c["status"] == "holds"]
+        ok = 0
+        checked = 0
+        for c in held:
+            a, b = int(c["design"]), int(c["other"])
+            if a in t and b in t:
+                checked += 1
+                ok += (t[a] - t[b] > 0) if c["kind"] == "superior" else (t[a] - t[b] > -c["margin"])
+        out.append(f"\nunder {r['recipe']}: {len(held)} claims, {checked} re-checked, {ok} hold"
+                   + (f" ({ok / checked:.0%})" if checked else ""))
+        for c in r["claims"]:
+            a, b = int(c["design"]), int(c["other"])
+            tr = (f"truth {100 * t[a]:.1f} vs {100 * t[b]:.1f}" if a in t and b in t else "not re-checked")
+            out.append(f"  [{c['status']}] {c['text']} — {tr}")
+        done = sorted(t)
+        if len(done) >= 3:
+            before = kendall([float(by[n]["accuracy"]) for n in done], [t[n] for n in done])
+            conf = [n for n in done if by[n].get("confirmed_accuracy") is not None]
+            after = kendall([float(by[n]["confirmed_accuracy"]) for n in conf], [t[n] for n in conf])
+            same = kendall([float(by[n]["accuracy"]) for n in conf], [t[n] for n in conf])
+            r2 = lambda x: None if x is None else round(x, 2)  # noqa: E731
+            out.append(f"  Kendall τ vs truth: search accuracies (before) {r2(before)} on "
+                       f"{len(done)} designs; on the {len(conf)} confirmed: search {r2(same)} → "
+                       f"confirmed (after) {r2(after)}")
+            best = max(done, key=lambda n: t[n])
+            sd = np.sqrt(np.mean([np.var(v, ddof=1) for v in truth[rec].values() if len(v) > 1] or [np.nan]))
+            for p in r["recommendation"]:
+                n = int(p["design"])
+                if n in t:
+                    gap = 100 * (t[best] - t[n])
+                    noise = 2 * math.sqrt(2) * 100 * sd if sd == sd else float("nan")
+                    out.append(f"  {p['label']}: {p['name']} truth {100 * t[n]:.1f} %, truly best "
+                               f"re-checked #{best} {100 * t[best]:.1f} % (gap {gap:.1f} points; "
+                               f"2-se noise of a difference {noise:.1f})")
+    return "\n".join(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path)
+    p.add_argument("--data", required=True)
+    p.add_argument("--epochs", type=int, default=None, help="default: 10 x the run's epochs")
+    p.add_argument("--recipes", nargs="+", default=["augmented", "plain"])
+    p.add_argument("--max-designs", type=int, default=12)
+    p.add_argument("--contested", type=float, default=1.0, help="points")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--summarize", action="store_true")
+    a = p.parse_args()
+    lines = [json.loads(x) for x in a.out.read_text().splitlines()] if a.out.exists() else []
+    if a.summarize:
+        print(summarize(a.run, lines))
+        return
+    rows, env = load_run(a.run)
+    space = load_space(a.run / "space.yaml")
+    epochs = a.epochs or 10 * int(env["epochs"])
+    from nasl.results import RunDir, open_run_study
+
+    study, _ = open_run_study(RunDir(a.run))
+    choices = {t.number: t.user_attrs["choices"] for t in study.get_trials() if "choices" in t.user_attrs}
+    todo = designs_of(rows, env.get("answer"), a.max_designs)
+    cache: dict[int, Any] = {}
+    done = {(x["recipe"], x["number"], x["seed"]) for x in lines}
+
+    def one(recipe: str, n: int, seed: int) -> None:
+        if (recipe, n, seed) in done:
+            return
+        params = choices[n]
+        res = space.proxy_arch(params, 1, 3).input_size
+        if res not in cache:
+            cache[res] = load_dataset(a.data, resolution=res, seed=0, split="final")
+        data = cache[res]
+        model = build_model(space.proxy_arch(params, data.num_classes, data.in_channels), seed=seed)
+        t0, c0 = time.perf_counter(), time.process_time()
+        acc = train_eval(model, data, recipe, epochs, seed)
+        wall = time.perf_counter() - t0
+        line = {"recipe": recipe, "number": n, "seed": seed, "accuracy": acc, "epochs": epochs,
+                "seconds": round(wall, 1), "cpu_wall": round((time.process_time() - c0) / wall, 2),
+                "date": time.strftime("%Y-%m-%d %H:%M")}
+        with a.out.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        lines.append(line)
+        done.add((recipe, n, seed))
+        print(f"{recipe} #{n} seed {seed}: {100 * acc:.1f} % in {wall:.0f} s", flush=True)
+
+    for n in todo:
+        for recipe in a.recipes:
+            one(recipe, n, 0)
+    for r in (env.get("answer") or {}).get("recipes", []):
+        rec = r["recipe"].split("+")[0]
+        t = {x["number"]: x["accuracy"] for x in lines if x["recipe"] == rec}
+        for c in r["claims"]:
+            d, o = int(c["design"]), int(c["other"])
+            if d in t and o in t and abs(t[d] - t[o]) < a.contested / 100:
+                one(rec, d, 1)
+                one(rec, o, 1)
+    print(summarize(a.run, lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The run's answer as data and as text: recommendation first, then the claims.
+
+In: per recipe, the confirmation's claims and picks, plus what the reader needs to weigh
+them (recipe, fidelity, images scored on, rule). Out: :func:`answer` — a JSON-ready dict
+(``pareto.json``'s first key, the report's opening) — and :func:`lines`, the terminal text.
+Where a claim holds under one recipe and not another, the answer says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nasl.decide.claims import Claim, sentence
+from nasl.decide.recommend import Pick
+
+LABELS = {"accurate": "most accurate within budget", "fast": "fastest within δ of the best",
+          "knee": "knee (balanced)"}
+
+
+def rule_text(margin: float, alpha: float, correction: str, recipes: int) -> str:
+    """How claims are decided, in one sentence (stored in pareto.json)."""
+    corr = {"holm": "Holm (family-wise error)", "bh": "Benjamini-Hochberg (false discovery rate)"}
+    per = f", α split over {recipes} recipes" if recipes > 1 else ""
+    return (f"one-sided t-tests on fresh-seed accuracies at the confirmation fidelity, scored on "
+            f"held-out images (seed std pooled, image sampling error added); superiority and "
+            f"non-inferiority within δ = {100 * margin:g} accuracy points; {corr[correction]} at "
+            f"α = {alpha:g}{per}; a claim not shown is undecided, not false")
+
+
+def answer(per_recipe: Sequence[Mapping[str, Any]], names: Mapping[str, str], *, margin: float,
+           alpha: float, correction: str) -> dict[str, Any]:
+    """The answer dict. ``per_recipe``: dicts with ``label``, ``describe``, ``epochs``,
+    ``scored_on``, ``claims`` (Claim list), ``picks`` (Pick list), ``spent``, ``budget``;
+    ``names``: trial number → display name (baseline name or ``#12``)."""
+    recipes = []
+    for r in per_recipe:
+        claims: list[Claim] = list(r["claims"])
+        picks: list[Pick] = list(r["picks"])
+        recipes.append({
+            "recipe": r["label"], "describe": r["describe"], "epochs": r["epochs"],
+            "scored_on": r["scored_on"], "spent": r["spent"], "budget": r["budget"],
+            "recommendation": [{**p.to_dict(), "name": names.get(p.design, f"#{p.design}"),
+                                "runner_up_name": names.get(p.runner_up or "", None)
+                                if p.runner_up else None, "label": LABELS[p.tradeoff]}
+                               for p in picks],
+            "claims": [{**c.to_dict(), "name": names.get(c.design, f"#{c.design}"),
+                        "text": sentence(c, names)} for c in claims],
+        })
+    agree = _agreement(recipes)
+    return _json_safe({"recommendation": recipes[0]["recommendation"] if recipes else [],
+                       "recipes": recipes, "agreement": agree,
+                       "rule": rule_text(margin, alpha, correction, len(recipes)),
+                       "margin": margin, "alpha": alpha, "correction": correction})
+
+
+def _json_safe(x: Any) -> Any:
+    """The same structure with every non-finite float as None (strict JSON has no NaN)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def _agreement(recipes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Lines saying where the recipes disagree (a claim holds under one, not another; the
+    most accurate pick differs)."""
+    if len(recipes) < 2:
+        return []
+    out = []
+    keyed = [{(c["kind"], c["design"], c["other"]): c for c in r["claims"]} for r in recipes]
+    for key in dict.fromkeys(k for d in keyed for k in d):
+        status = [d[key]["status"] if key in d else "untested" for d in keyed]
+        if len(set(status)) > 1:
+            c = next(d[key] for d in keyed if key in d)
+            said = ", ".join(f"{s} under {r['recipe']}" for s, r in zip(status, recipes, strict=True))
+            out.append(f"recipes disagree: {c['name']} {c['kind']} vs {c['other_name']}: {said}")
+    best = [next((p["name"] for p in r["recommendation"] if p["tradeoff"] == "accurate"), None)
+            for r in recipes]
+    if len(set(best)) > 1:
+        out.append("recipes disagree on the most accurate design: " + ", ".join(
+            f"{b} under {r['recipe']}" for b, r in zip(best, recipes, strict=True)))
+    return out
+
+
+def _pts(x: float | None) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{100 * x:.1f}"
+
+
+def lines(ans: Mapping[str, Any]) -> list[str]:
+    """The answer as terminal lines (recommendation, claims, undecided, disagreements, rule)."""
+    if not ans or not ans.get("recipes"):
+        return []
+    out = []
+    for r in ans["recipes"]:
+        out.append(f"Answer under {r['describe']} (scored on {r['scored_on']}; "
+                   f"{r['spent']}/{r['budget']} trainings):")
+        for p in r["recommendation"]:
+            vs = ""
+            if p.get("runner_up_name"):
+                gap = (f"{100 * p['diff']:+.1f} [{_pts(p['diff_low'])}, {_pts(p['diff_high'])}]"
+                       if p.get("diff") is not None else "")
+                verdict = {True: "ahead beyond noise", False: "undecided", None: "undecided"}[p["ahead"]]
+                vs = f"; vs {p['runner_up_name']} {gap} points, {verdict}"
+            out.append(f"  {p['label']}: {p['name']} {_pts(p['accuracy'])} % "
+                       f"[{_pts(p['low'])}, {_pts(p['high'])}] ({p['n']} seeds){vs}")
+        held = [c for c in r["claims"] if c["status"] == "holds"]
+        open_ = [c for c in r["claims"] if c["status"] != "holds"]
+        for c in held:
+            out.append(f"  claim: {c['text']}")
+        if open_:
+            out.append(f"  {len(open_)} undecided: " + "; ".join(
+                c["text"].removeprefix("undecided: ") for c in open_[:4])
+                + (" …" if len(open_) > 4 else ""))
+        if not r["claims"]:
+            out.append("  no claim tested: no baseline with a searched challenger was confirmed")
+    out += [f"  {a}" for a in ans.get("agreement", [])]
+    out.append(f"  rule: {ans['rule']}")
+    return out

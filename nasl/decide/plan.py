@@ -1,0 +1,124 @@
+"""The confirmation plan: which designs to train again at higher fidelity, and in what order.
+
+In: the arms (every design the search completed within budget, with its low-fidelity
+accuracy), the low-fidelity front and knee, a budget in trainings, and ``train(name)``,
+a callable that trains one more fresh seed of a design at the confirmation fidelity and
+returns its :class:`~nasl.decide.stats.Sample` contribution. Out: :class:`Decision` (samples,
+claims, recommendation, what was spent).
+
+Order of the candidates that can change the answer: the most accurate front member, the
+knee, then per baseline (strongest first) the baseline, its superiority challenger and its
+non-inferiority challenger (:func:`nasl.decide.claims.family`), then the rest of the front.
+Phase 1 gives each of the first ``max_designs`` ``seeds`` fresh seeds; phase 2 spends what
+is left one training at a time on the undecided claim that is cheapest to decide (the arm
+with fewer seeds of its pair), until every claim is decided or nothing can be decided within
+the budget. The same data always give the same plan, so a resumed run replays the trainings
+it stored and continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from nasl.decide.claims import Arm, Claim, decide, family
+from nasl.decide.recommend import Pick, recommend
+from nasl.decide.stats import Sample, pooled
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to confirm: ``budget`` trainings, ``seeds`` per design first (>= 2),
+    ``max_designs`` (None: budget // seeds), margin δ and level α (fractions), correction."""
+
+    budget: int = 12
+    seeds: int = 2
+    max_designs: int | None = None
+    margin: float = 0.01
+    alpha: float = 0.05
+    correction: str = "holm"
+    sequential: bool = True
+
+
+@dataclass
+class Decision:
+    """What the confirmation found under one recipe at one fidelity."""
+
+    recipe: str
+    epochs: int
+    samples: dict[str, Sample]
+    claims: list[Claim]
+    picks: list[Pick]
+    spent: int
+    budget: int
+    order: list[str] = field(default_factory=list)
+
+    @property
+    def pooled_sd(self) -> float:
+        return pooled(list(self.samples.values()))[0]
+
+
+def priority(arms: Sequence[Arm], front: Sequence[str], knee: str | None, margin: float) -> list[str]:
+    """Names of the arms in the order they should be confirmed (no repeats)."""
+    by = {a.name: a for a in arms}
+    on_front = sorted((by[n] for n in front if n in by), key=lambda a: -a.low_accuracy)
+    order: list[str] = []
+    if on_front:
+        order.append(on_front[0].name)
+    if knee in by:
+        order.append(str(knee))
+    hyps = family(arms, margin)
+    for b in sorted((a for a in arms if a.baseline is not None), key=lambda a: -a.low_accuracy):
+        mine = [h.design for h in hyps if h.other == b.name]
+        if mine:
+            order += [b.name, *mine]
+    order += [a.name for a in on_front]
+    return list(dict.fromkeys(order))
+
+
+def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample],
+        plan: Plan, *, recipe: str = "", epochs: int = 0,
+        on_step: Callable[[str, int, int], None] | None = None) -> Decision:
+    """Spend ``plan.budget`` trainings on ``order`` → Decision.
+
+    ``train(name)`` returns the design's sample after one more fresh seed (all its seeds so
+    far). ``on_step(name, done, budget)`` is called before each training."""
+    if plan.seeds < 1 or plan.budget < 0:
+        raise ValueError("plan: seeds >= 1 and budget >= 0 expected")
+    samples: dict[str, Sample] = {}
+    spent = 0
+    cap = plan.max_designs if plan.max_designs is not None else plan.budget // plan.seeds
+    chosen = [n for n in order if n in {a.name for a in arms}][: max(0, min(cap, plan.budget // plan.seeds))]
+
+    def step(name: str) -> None:
+        nonlocal spent
+        if on_step is not None:
+            on_step(name, spent, plan.budget)
+        samples[name] = train(name)
+        spent += 1
+
+    for name in chosen:
+        while samples.get(name, Sample(())).n < plan.seeds and spent < plan.budget:
+            step(name)
+    confirmed = [a for a in arms if a.name in samples]
+    while plan.sequential and spent < plan.budget:
+        claims = decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
+                        correction=plan.correction)
+        open_ = [c for c in claims if not c.holds and math.isfinite(c.to_decide)
+                 and c.to_decide <= plan.budget - spent]
+        if open_:
+            c = min(open_, key=lambda c: (c.to_decide, c.p))
+            step(c.design if samples[c.design].n <= samples[c.other].n else c.other)
+            continue
+        # every claim decided (or out of reach): sharpen the most accurate pick vs its runner-up
+        pick = next((p for p in recommend(confirmed, samples, plan.margin)
+                     if p.tradeoff == "accurate"), None)
+        if pick is None or pick.runner_up is None or pick.ahead is not False:
+            break
+        a, b = samples[pick.design], samples[pick.runner_up]
+        step(pick.design if a.n <= b.n else pick.runner_up)
+    claims = decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
+                    correction=plan.correction)
+    return Decision(recipe, epochs, samples, claims, recommend(confirmed, samples, plan.margin),
+                    spent, plan.budget, list(chosen))

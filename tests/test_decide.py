@@ -1,0 +1,186 @@
+"""Claims that hold beyond the proxy (nasl.decide): the tests, the family-wise correction,
+which hypotheses a run makes, the sequential plan and the recommendation, on constructed
+data and on synthetic runs with known truth (the simulation harness)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nasl.decide import Arm, Plan, Sample, adjust, decide, family, pair_test, pooled, priority, run
+from nasl.decide.answer import answer, lines
+from nasl.decide.recommend import recommend
+from nasl.decide.simulate import World, simulate, summary
+from nasl.decide.stats import image_var, trainings_to_decide
+from nasl.latency_stats import latency_summary
+
+
+def test_pooled_std_and_one_sided_test():
+    a, b = Sample((0.80, 0.82)), Sample((0.70, 0.72))
+    sd, dof = pooled([a, b])
+    assert dof == 2 and sd == pytest.approx(math.sqrt(0.0002 * 2 / 2))
+    t = pair_test(a, b, sd, dof)
+    assert t.diff == pytest.approx(0.10) and t.p < 0.01 and t.low < 0.10 < t.high
+    # the reverse direction is not significant; a margin makes non-inferiority easier
+    assert pair_test(b, a, sd, dof).p > 0.99
+    assert pair_test(b, a, sd, dof, margin=0.2).p < pair_test(b, a, sd, dof).p
+    # without a pooled std nothing can be tested
+    assert pair_test(Sample((0.8,)), Sample((0.7,)), *pooled([Sample((0.8,))])).p == 1.0
+
+
+def test_image_noise_widens_the_test():
+    rng = np.random.default_rng(0)
+    ca, cb = rng.random(400) < 0.8, rng.random(400) < 0.78
+    a = Sample((0.80, 0.81), ca.astype(float))
+    b = Sample((0.78, 0.79), cb.astype(float))
+    assert image_var(a, b) > 0
+    sd, dof = pooled([a, b])
+    plain = pair_test(Sample(a.values), Sample(b.values), sd, dof)
+    assert pair_test(a, b, sd, dof).se > plain.se
+
+
+def test_holm_and_bh_adjustments():
+    p = [0.01, 0.04, 0.03, 0.005]
+    holm = adjust(p, "holm")
+    assert holm == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    bh = adjust(p, "bh")
+    assert bh == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert all(h >= q for h, q in zip(holm, p, strict=True))
+    with pytest.raises(ValueError, match="expected one of holm, bh"):
+        adjust(p, "bonf")
+
+
+def test_trainings_to_decide_grows_as_the_effect_shrinks():
+    a, b = Sample((0.81, 0.80)), Sample((0.80, 0.795))
+    sd, dof = pooled([a, b])
+    small = trainings_to_decide(pair_test(a, b, sd, dof), a, b, sd, 0.05)
+    big = trainings_to_decide(pair_test(Sample((0.83, 0.84)), b, sd, dof), Sample((0.83, 0.84)), b,
+                              sd, 0.05)
+    assert 0 <= big < small < math.inf
+    assert trainings_to_decide(pair_test(b, a, sd, dof), b, a, sd, 0.05) == math.inf
+
+
+def _arms() -> list[Arm]:
+    return [Arm("0", 30e6, None, "paper_a", 0.80), Arm("1", 20e6, None, "paper_b", 0.78),
+            Arm("2", 28e6, None, None, 0.83), Arm("3", 14e6, None, None, 0.795),
+            Arm("4", 50e6, None, None, 0.90), Arm("5", 10e6, None, None, 0.70)]
+
+
+def test_family_is_chosen_from_costs_and_low_fidelity_only():
+    hyps = {(h.kind, h.design, h.other) for h in family(_arms(), margin=0.01)}
+    # #4 is more accurate but costlier than every baseline: never a challenger
+    assert not any(d == "4" for _, d, _ in hyps)
+    assert ("superior", "2", "0") in hyps and ("superior", "3", "1") in hyps
+    # non-inferiority: the cheapest strictly cheaper design rated within δ of the baseline
+    assert ("noninferior", "3", "0") in hyps and ("noninferior", "3", "1") in hyps
+
+
+def test_decide_claims_hold_only_with_evidence_and_say_so():
+    arms = _arms()
+    s = {"0": Sample((0.800, 0.802, 0.798)), "1": Sample((0.780, 0.781, 0.779)),
+         "2": Sample((0.850, 0.851, 0.849)), "3": Sample((0.781, 0.779, 0.780))}
+    claims = {(c.kind, c.design, c.other): c for c in decide(arms, s, margin=0.01)}
+    assert claims[("superior", "2", "0")].holds  # +5 points, tiny noise
+    assert claims[("noninferior", "3", "1")].holds  # equal, 1.4x cheaper
+    assert not claims[("superior", "3", "1")].holds  # equal: undecided, not "tied"
+    c = claims[("superior", "3", "1")]
+    assert c.status == "undecided" and c.p_adjusted >= c.p
+    assert claims[("noninferior", "3", "1")].macs_factor == pytest.approx(20 / 14)
+
+
+def test_latency_enters_the_cost_conditions():
+    fast = latency_summary([1.0, 1.01, 0.99, 1.0, 1.02])
+    slow = latency_summary([3.0, 3.1, 2.9, 3.0, 3.05])
+    arms = [Arm("0", 30e6, fast, "paper", 0.80), Arm("1", 20e6, slow, None, 0.85)]
+    assert family(arms, 0.01) == []  # fewer MACs but slower beyond noise: no claim is made
+
+
+def test_plan_spends_its_budget_in_priority_order_and_replays():
+    arms = _arms()
+    order = priority(arms, front=["2", "3", "5"], knee="3", margin=0.01)
+    assert order[:2] == ["2", "3"] and "0" in order and "1" in order
+    truth = {"0": 0.80, "1": 0.78, "2": 0.85, "3": 0.78, "4": 0.9, "5": 0.7}
+    rng = np.random.default_rng(0)
+    seen: dict[str, list[float]] = {}
+    calls = []
+
+    def train(name: str) -> Sample:
+        calls.append(name)
+        seen.setdefault(name, []).append(truth[name] + float(rng.normal(0, 0.004)))
+        return Sample(tuple(seen[name]))
+
+    d = run(arms, order, train, Plan(budget=10, seeds=2, max_designs=4))
+    assert d.spent == len(calls) <= 10
+    assert calls[:8] == [n for n in order[:4] for _ in range(2)]  # phase 1: 2 seeds each
+    assert any(c.holds for c in d.claims)
+    assert d.picks[0].tradeoff == "accurate" and d.picks[0].design == "2"
+    # the same stored results give the same plan (a resumed run replays, then goes on)
+    stored = {k: list(v) for k, v in seen.items()}
+    replay_calls = []
+
+    def replay(name: str) -> Sample:
+        k = sum(1 for c in replay_calls if c == name)
+        replay_calls.append(name)
+        return Sample(tuple(stored[name][: k + 1]))
+
+    d2 = run(arms, order, replay, Plan(budget=10, seeds=2, max_designs=4))
+    assert replay_calls == calls and [c.holds for c in d2.claims] == [c.holds for c in d.claims]
+
+
+def test_recommendation_picks_and_runner_up():
+    arms = _arms()
+    s = {"0": Sample((0.800, 0.802)), "2": Sample((0.850, 0.851)), "3": Sample((0.845, 0.846)),
+         "5": Sample((0.70, 0.71))}
+    picks = {p.tradeoff: p for p in recommend(arms, s, margin=0.01)}
+    assert picks["accurate"].design == "2" and picks["accurate"].runner_up == "3"
+    assert picks["fast"].design == "3"  # within 1 point of the best and cheaper
+    assert picks["accurate"].low < picks["accurate"].accuracy < picks["accurate"].high
+    ans = answer([{"label": "plain", "describe": "plain: sgd", "epochs": 6, "scored_on": "holdout",
+                   "claims": decide(arms, s, margin=0.01), "picks": list(picks.values()),
+                   "spent": 8, "budget": 12}], {"0": "paper_a"}, margin=0.01, alpha=0.05,
+                 correction="holm")
+    text = lines(ans)
+    assert text[0].startswith("Answer under plain: sgd") and "most accurate within budget: #2" in text[1]
+    assert text[-1].startswith("  rule: one-sided t-tests")
+
+
+def test_recipes_that_disagree_are_named():
+    arms = _arms()
+    a = {"0": Sample((0.80, 0.801)), "2": Sample((0.85, 0.851))}
+    b = {"0": Sample((0.80, 0.801)), "2": Sample((0.79, 0.80))}
+    per = [{"label": lab, "describe": lab, "epochs": 6, "scored_on": "holdout",
+            "claims": decide(arms, s, margin=0.01), "picks": recommend(arms, s, 0.01), "spent": 4,
+            "budget": 4} for lab, s in (("plain", a), ("augmented", b))]
+    ans = answer(per, {}, margin=0.01, alpha=0.05, correction="holm")
+    assert any("recipes disagree" in x and "holds under plain" in x for x in ans["agreement"])
+
+
+# ------------------------------------------------------------------------- simulation harness
+@pytest.mark.parametrize("scenario", ["null", "ni_null"])
+def test_null_rate_of_false_claims_stays_within_its_bound(scenario: str):
+    """No design truly better: runs with any false claim <= 5 % (+ 2 binomial se of 300 runs)."""
+    s = summary(simulate(World(scenario=scenario), Plan(budget=24, max_designs=6), runs=300, seed=3))
+    assert s["any_false"] <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 300)
+
+
+def test_simulated_power_and_recommendation_beat_chance():
+    s = summary(simulate(World(scenario="superior", designs=15, baselines=6),
+                         Plan(budget=24, max_designs=6), runs=150, seed=4))
+    assert s["power"] > 0.2 and s["best_picked"] > 0.4  # well above chance (1 / 21 designs)
+
+
+def test_one_seed_each_leaves_everything_undecided_and_the_answer_is_strict_json():
+    import json
+
+    arms = _arms()
+    s = {"0": Sample((0.80,)), "2": Sample((0.85,)), "3": Sample((0.78,))}
+    claims = decide(arms, s, margin=0.01)
+    assert claims and not any(c.holds for c in claims)
+    assert all(c.to_decide == math.inf for c in claims)  # the noise is unknown
+    ans = answer([{"label": "plain", "describe": "plain", "epochs": 6, "scored_on": "holdout",
+                   "claims": claims, "picks": recommend(arms, s, 0.01), "spent": 3, "budget": 3}],
+                 {}, margin=0.01, alpha=0.05, correction="holm")
+    text = json.dumps(ans, allow_nan=False)  # no NaN or Infinity anywhere
+    assert '"low": null' in text and lines(ans)
