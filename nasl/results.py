@@ -111,6 +111,8 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     # trials.csv says what it is
     state = "INFEASIBLE" if t.state.name == "COMPLETE" and ua.get("feasible") is False \
         else t.state.name
+    if state == "COMPLETE" and ua.get("repeat_of") is not None:
+        state = "REPEAT"  # a tabular space's design proposed again: told its values, not evaluated
     row: dict[str, Any] = {"number": t.number, "state": state,
                            "baseline": ua.get("baseline", "")}
     row.update(ua.get("choices", {}))

@@ -139,17 +139,22 @@ def test_main_job_samples_have_the_current_format() -> None:
         assert any("knee among the confident members" in ln for ln in lines)
 
 
-def test_excerpt_picks_trials_stages_and_the_front() -> None:
+def test_excerpt_picks_trials_stages_the_answer_and_the_front() -> None:
     script = _samples_script()
     log = "\n".join([*(f"trial {i}/4 · #{i} g=1 · 1.0 M MACs · 80.0 % in 1 s" for i in range(1, 5)),
-                     "confirmation: training the front", "confirm step 1 · #1 seed 3",
-                     "re-timing: the front", "Pareto front (2 of 4 trials)", " #  trial", " 1      1",
-                     "4 trained (0 pruned, 0 failed), front 2", "  pooled seed std of accuracy: 1 point",
-                     "  knee among the confident members: trial 1", "  /tmp/x/trials.csv"])
+                     "confirmation: the designs that can change the answer",
+                     "confirm 1/12 · #1 · 6 epochs · plain", "re-timing: the front",
+                     "Answer under plain: sgd (scored on the holdout; 12/12 trainings):",
+                     "  most accurate within budget: #1 85.0 % [84.0, 86.0] (2 seeds)",
+                     "  fastest within δ of the best: #2", "  knee (balanced): #1 85.0 %",
+                     "  claim: #1 is more accurate than b", "Pareto front (2 of 4 trials)",
+                     " #  trial", " 1      1", "4 trained (0 pruned, 0 failed), front 2",
+                     "  /tmp/x/trials.csv"])
     lines = script.excerpt(log)
     assert len(lines) == 10 and lines[0].startswith("trial 1/4") and lines[3].startswith("trial 4/4")
-    assert lines[4:6] == ["confirmation: training the front", "re-timing: the front"]
-    assert lines[6] == "Pareto front (2 of 4 trials)" and lines[-1].endswith("trial 1")
+    assert lines[4:6] == ["confirmation: the designs that can change the answer", "re-timing: the front"]
+    assert lines[6].startswith("Answer under plain") and "most accurate" in lines[7]
+    assert "knee" in lines[8] and lines[9] == "Pareto front (2 of 4 trials)"
 
 
 def test_annotated_space_file_loads() -> None:

@@ -143,7 +143,7 @@ def test_missing_file_lists_shipped() -> None:
     msg = str(e.value)
     assert msg.startswith(f"no such space file 'nope.yaml' (looked for "
                           f"{Path('nope.yaml').absolute()}), and no shipped space is named "
-                          "'nope' (shipped spaces: hybrid, mobilenet, shufflenet")
+                          "'nope' (shipped spaces: hybrid, mobilenet, nb201, shufflenet")
     assert "did you mean" not in msg and "\n" not in msg
     with pytest.raises(NaslError, match="did you mean 'shufflenet'"):
         load_space("shufflenett")

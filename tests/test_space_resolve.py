@@ -20,7 +20,7 @@ from nasl.space import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ["hybrid", "mobilenet", "shufflenet", "squeezenet", "xception"]
+SHIPPED = ["hybrid", "mobilenet", "nb201", "shufflenet", "squeezenet", "xception"]
 FORMS = ("{}", "{}.yaml", "{}.yml", "spaces/{}.yaml", "search_spaces/{}.yaml",
          "nasl/spaces/{}.yaml", "spaces/{}")
 MINE = "name: mine\nfamily: shufflenet\nparams: {groups: {choices: [3, 8]}}\n"
@@ -34,7 +34,7 @@ def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_shipped_names_are_the_five() -> None:
+def test_shipped_names_are_the_six() -> None:
     assert shipped_names() == SHIPPED
 
 
@@ -128,7 +128,7 @@ def test_not_found_says_what_was_tried_and_what_exists(outside: Path, arg: str,
     msg = str(e.value)
     assert msg.startswith(f"no such space file {arg!r} (looked for "
                           f"{(outside / arg).absolute()})")
-    assert "shipped spaces: hybrid, mobilenet, shufflenet, squeezenet, xception" in msg
+    assert "shipped spaces: hybrid, mobilenet, nb201, shufflenet, squeezenet, xception" in msg
     assert "\n" not in msg
     for part in parts:
         assert part in msg

@@ -261,6 +261,9 @@ def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | Non
     study, env = open_run_study(run)
     t = choose_trial(study, env, str(run.root), trial=trial, pick=pick)
     space = _load_space(run)
+    from nasl.space.table import require_network
+
+    require_network(space, f"nasl export {run.root}")
     ua = t.user_attrs
     target = space.to_arch(ua["choices"])
     facts = _target_facts(target)

@@ -118,6 +118,9 @@ def _prepare(run: RunDir, opts: FidelityOptions) -> tuple[Any, Any, dict[str, An
         raise NaslError(f"{run.root}: no completed feasible trials with an accuracy; "
                         "`nasl fidelity` needs a run where `nasl search` trained designs")
     space = load_space(run.space_yaml)
+    from nasl.space.table import require_network
+
+    require_network(space, "nasl fidelity")
     proxy_epochs = int(env.get("epochs") or space.proxy.epochs)
     epochs = opts.epochs or EPOCH_FACTOR * proxy_epochs
     base = resolve_settings(space, SearchOptions(data=env.get("data"), epochs=epochs,

@@ -38,8 +38,11 @@ def _target(args: argparse.Namespace, space: Any) -> Any:
 
 def _space(name: str) -> Any:
     from nasl.space import load_space
+    from nasl.space.table import require_network
 
-    return load_space(name)
+    space = load_space(name)
+    require_network(space, "nasl latency")
+    return space
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

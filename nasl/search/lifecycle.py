@@ -20,6 +20,7 @@ design is queued again so ``--resume`` runs it first.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Callable
@@ -35,6 +36,17 @@ from nasl.search.objective import Settings, describe_violation, static_costs, tr
 from nasl.vocab import STATIC_METRICS
 
 Listener = Callable[[str, dict[str, Any]], None]
+#: Proposals in a row that repeat an evaluated design after which a search with repeats
+#: skipped (tabular spaces) stops: the sampler finds nothing new.
+REPEATS_IN_A_ROW = 200
+#: What a repeat copies from the trial it repeats (besides the objective values).
+REPEATED_FIELDS = ("accuracy", "accuracy_seeds", "best_accuracy", "epochs", "latency_ms",
+                   "latency_p10_ms", "latency_p90_ms", "device", "device_name")
+
+
+def _design_key(params: Any) -> str:
+    """A design's choices as one comparable text."""
+    return json.dumps(params, sort_keys=True, default=str)
 
 
 @dataclass
@@ -74,6 +86,9 @@ class TrialLog:
         self.timings = {"train": 0.0, "latency": 0.0, "total": 0.0}
         self.rejected_in_a_row = 0
         self.deadline: float | None = None  # time.monotonic() after which running trials stop
+        self.seen: dict[str, tuple[int, list[float], dict[str, Any]]] | None = None  # see repeat_of
+        self.repeats_in_a_row = 0
+        self.exhausted = False  # REPEATS_IN_A_ROW proposals in a row were designs seen before
 
     # ------------------------------------------------------------------ events, records
     def progress(self, event: str, info: dict[str, Any]) -> None:
@@ -114,6 +129,8 @@ class TrialLog:
                                "owner": st.owner(), **static_costs(arch)}
         self.record(trial, rec)
         cand = Candidate(params, seed, rec, violations(rec, self.settings.budgets, STATIC_METRICS))
+        if getattr(arch, "missing", False):  # a design its table lacks (tabular space)
+            cand.over, cand.reason = {"table": 1.0}, "not in the table (rejected, never looked up)"
         budget = self.settings.budgets.get("latency_ms")
         if not cand.over and self.predictor is not None and budget is not None:
             from nasl.latency.predictor import screen
@@ -151,10 +168,39 @@ class TrialLog:
             raise NaslError(f"{self.max_rejections} candidates in a row were over budget "
                             f"{self.settings.budgets}; loosen the budget or narrow the space")
 
+    # ------------------------------------------------------------------ repeats (tables)
+    def repeat_of(self, params: dict[str, Any]) -> tuple[int, list[float], dict[str, Any]] | None:
+        """(number, values, accuracy and latency fields) of a complete, evaluated trial with the
+        design ``params``, or None (the map is built from the study once, so resumes see it)."""
+        if self.seen is None:
+            self.seen = {}
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                ua = t.user_attrs
+                if ua.get("trained") and ua.get("feasible") and t.values and "choices" in ua:
+                    self.seen.setdefault(_design_key(ua["choices"]), (t.number, list(t.values), {
+                        k: ua[k] for k in REPEATED_FIELDS if k in ua}))
+        return self.seen.get(_design_key(params))
+
+    def repeat(self, trial: Any, cand: Candidate, prev: tuple[int, list[float], dict[str, Any]]) -> None:
+        """Tell a design evaluated before (``prev``, from :meth:`repeat_of`) its known values
+        without evaluating it again: not trained, not counted towards ``--trials``. After
+        :data:`REPEATS_IN_A_ROW` in a row, :attr:`exhausted` tells the loop to stop."""
+        number, values, fields = prev
+        self.record(trial, {**cand.rec, **fields, "feasible": True, "trained": False, "repeat_of": number,
+                            "reason": f"repeat of trial {number}: told its values, not evaluated again"})
+        self._constraints(trial, {**cand.rec, **fields})
+        self.study.tell(trial, values)
+        self.counts["repeated"] = self.counts.get("repeated", 0) + 1
+        self.repeats_in_a_row += 1
+        if self.repeats_in_a_row >= REPEATS_IN_A_ROW:
+            self.exhausted = True
+            self.progress("exhausted", {"repeats": self.repeats_in_a_row})
+
     # ------------------------------------------------------------------ training
     def start(self, trial: Any, cand: Candidate) -> None:
         """Mark ``trial`` as going into training (it counts towards ``--trials``)."""
         self.rejected_in_a_row = 0
+        self.repeats_in_a_row = 0
         self.record(trial, {**cand.rec, "trained": True})
         costs = {k: cand.rec[k] for k in record.STATIC_FIELDS if k in cand.rec}
         self.progress("start", {"number": trial.number, "choices": cand.params,
@@ -192,7 +238,11 @@ class TrialLog:
         rec = {**rec, **outcome, "curve": list(curve), "feasible": True, "reason": ""}
         self.record(trial, rec)
         self._constraints(trial, rec)
-        self.study.tell(trial, st.values_for(self.settings.objectives, rec))
+        values = st.values_for(self.settings.objectives, rec)
+        self.study.tell(trial, values)
+        if self.seen is not None:
+            self.seen.setdefault(_design_key(rec["choices"]), (trial.number, values, {
+                k: rec[k] for k in REPEATED_FIELDS if k in rec}))
         if self.stopper is not None:
             self.stopper.add(trial.number, self.costs_of(rec), curve)
         self.counts["complete"] += 1

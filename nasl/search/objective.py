@@ -17,8 +17,9 @@ from nasl.arch import ArchConfig
 from nasl.errors import NaslError
 from nasl.vocab import COST_METRICS, STATIC_METRICS
 
-__all__ = ["COST_METRICS", "STATIC_METRICS", "Evaluator", "Settings", "Stopped", "describe_violation",
-           "seed_list", "static_costs", "trial_seed", "violations"]
+__all__ = ["COST_METRICS", "STATIC_METRICS", "Evaluator", "Settings", "Stopped", "TableEvaluator",
+           "describe_violation", "make_evaluator", "seed_list", "static_costs", "trial_seed",
+           "violations"]
 
 
 class Stopped(Exception):
@@ -79,9 +80,14 @@ def seed_list(seed: int, k: int, start: int = 0) -> list[int]:
     return [seed if i == 0 else (seed + i * 104_729) % (2**31 - 1) for i in range(start, start + k)]
 
 
-def static_costs(arch: ArchConfig) -> dict[str, float]:
-    """MACs, params and size of the target network, analytically (microseconds)."""
+def static_costs(arch: Any) -> dict[str, float]:
+    """MACs, params and size of the target network, analytically (microseconds); for a row
+    of a tabular space (:class:`nasl.space.table.TableRow`) the ones its table gives."""
     from nasl.cost import costs
+    from nasl.space.table import TableRow
+
+    if isinstance(arch, TableRow):
+        return arch.static_costs()
 
     return dict(costs(arch))
 
@@ -228,3 +234,84 @@ class Evaluator:
     def train_seeds(self, params: dict[str, Any], seeds: list[int]) -> list[float]:
         """Final accuracy of the design trained once per seed in ``seeds`` (no early stop)."""
         return [float(self.train(params, s).final_accuracy) for s in seeds]
+
+
+@dataclass(frozen=True)
+class TableLatency:
+    """A latency looked up in a table (duck-types :class:`nasl.cost.Latency` for the record)."""
+
+    median_ms: float
+    device: str
+    device_name: str
+
+    @property
+    def p10_ms(self) -> float:
+        return self.median_ms
+
+    @property
+    def p90_ms(self) -> float:
+        return self.median_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"median_ms": self.median_ms, "device": self.device, "device_name": self.device_name,
+                "source": "table"}
+
+
+@dataclass(frozen=True)
+class TableResult:
+    """What looking a design up gives in place of a ``TrainResult`` (accuracies as fractions)."""
+
+    final_accuracy: float
+    best_accuracy: float
+    epochs: int = 1
+    images_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class TableEpoch:
+    """The one "epoch" of a looked-up design (what ``on_epoch`` callbacks read)."""
+
+    epoch: int
+    val_accuracy: float
+    train_loss: float = float("nan")  # nothing was trained
+
+
+@dataclass
+class TableEvaluator(Evaluator):
+    """Evaluates candidates of a tabular space (``family: table``) by looking them up: the
+    same calls as :class:`Evaluator` (search, confirmation with seeds, re-timing), no data,
+    no training. Accuracy per seed carries the table's seeded noise (``table.noise``)."""
+
+    def data(self, resolution: int) -> Any:
+        return None
+
+    def latency(self, arch: Any, *, repeats: int | None = None) -> Any:
+        spec = self.space.spec
+        if arch.missing or "latency_ms" not in arch.values:
+            raise NaslError(f"{self.space.source}: design {arch.id} has no latency_ms in "
+                            f"{spec.file}; expected a 'latency_ms' column under table.metrics")
+        return TableLatency(float(arch.values["latency_ms"]), f"table:{spec.device or 'latency_ms'}",
+                            f"looked up in {spec.file}")
+
+    def train(self, params: dict[str, Any], seed: int,
+              on_epoch: Callable[[Any], None] | None = None) -> Any:
+        """Look the design up → a :class:`TableResult` (one epoch reported to ``on_epoch``)."""
+        row = self.space.to_arch(params)
+        if row.missing:
+            raise LookupError(f"design not in {self.space.spec.file}")
+        acc = row.accuracy(seed)
+        if on_epoch is not None:
+            on_epoch(TableEpoch(1, acc))
+        return TableResult(acc, acc)
+
+    def confirm_train(self, params: dict[str, Any], seed: int, epochs: int,
+                      recipe: Any) -> tuple[float, Any]:
+        """The confirmation stage's training, looked up: (accuracy with ``seed``'s noise, None:
+        a table has no per-image results). ``epochs`` and ``recipe`` do not change a lookup."""
+        return float(self.train(params, seed).final_accuracy), None
+
+
+def make_evaluator(space: Any, settings: Settings) -> Evaluator:
+    """The evaluator of ``space``: :class:`TableEvaluator` for a tabular space, else
+    :class:`Evaluator` (training)."""
+    return (TableEvaluator if getattr(space, "family", None) == "table" else Evaluator)(space, settings)

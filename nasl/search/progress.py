@@ -235,7 +235,7 @@ class SearchProgress:
             self.say(self._stage_line(event, info))
         elif event == "prescreen" and info.get("reason"):
             self.say(f"pre-screen {'on' if info.get('on') else 'off'}: {info['reason']}")
-        elif event in ("timeout", "interrupted"):
+        elif event in ("timeout", "interrupted", "exhausted"):
             self.say(f"{event}: finishing and writing the outputs")
         elif event == "finished":
             self.current = ""

@@ -23,7 +23,7 @@ from typing import Any
 from nasl import record
 from nasl.errors import NaslError
 from nasl.search.lifecycle import Candidate
-from nasl.search.objective import Evaluator, Settings, seed_list, violations
+from nasl.search.objective import Settings, make_evaluator, seed_list, violations
 from nasl.search.options import SearchOptions, SearchOutcome
 from nasl.search.run import train_health
 from nasl.search.session import Session
@@ -52,7 +52,7 @@ def worker_trial(config: dict[str, Any], *, space: Any, settings: Settings) -> N
     meta = config["nasl"]
     params, seed, static = meta["choices"], meta["seed"], meta["costs"]
     metrics = tuple(m for m, _ in settings.objectives)
-    ev = Evaluator(space, settings)
+    ev = make_evaluator(space, settings)
     rec: dict[str, Any] = {**static, "node": platform.node()}
     if settings.needs_latency:
         from nasl.latency.remote import RemoteRefused, RemoteUnavailable
@@ -131,7 +131,7 @@ def _searcher_class() -> type:
                 self.baseline[trial_id] = bool(ot.user_attrs.get("baseline"))
                 self.curves[trial_id] = []
                 self.log.start(ot, cand)
-                costs = {k: cand.rec[k] for k in record.STATIC_FIELDS}
+                costs = {k: cand.rec[k] for k in record.STATIC_FIELDS if k in cand.rec}
                 return {"nasl": {"choices": cand.params, "seed": cand.seed, "costs": costs,
                                  "number": ot.number}}
 

@@ -35,6 +35,8 @@ def run_optuna(session: Session) -> SearchOutcome:
                 log.progress("timeout", {})
                 break
             check_interrupt()  # a SIGTERM deferred out of a finalizer stops here
+            if log.exhausted:  # only designs evaluated before were proposed lately
+                break
             one_trial(session)
             if session.stop_reason:  # e.g. the remote latency target is gone
                 log.progress("stopped", {"reason": session.stop_reason})
@@ -55,6 +57,11 @@ def one_trial(session: Session) -> bool:
     session.prescreen.before_ask()
     log, trial = session.log, session.study.ask()
     cand = log.propose(trial)
+    if not cand.over and session.skip_repeats:  # tabular: a repeat would look up the same row
+        prev = log.repeat_of(cand.params)
+        if prev is not None:
+            log.repeat(trial, cand, prev)
+            return False
     if not cand.over and session.settings.needs_latency:
         from nasl.latency.remote import RemoteRefused, RemoteUnavailable
 

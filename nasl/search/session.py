@@ -19,7 +19,7 @@ from nasl import results
 from nasl.errors import NaslError
 from nasl.guards import stored_storage
 from nasl.search.lifecycle import Listener, TrialLog
-from nasl.search.objective import Evaluator, static_costs, violations
+from nasl.search.objective import make_evaluator, static_costs, violations
 from nasl.search.options import (
     SearchOptions,
     SearchOutcome,
@@ -72,18 +72,25 @@ class Session:
             raise NaslError(f"--trials {self.trials_target}: expected an integer >= 1")
         self.sampler_name = opts.sampler or space.search.sampler
         self.sampler = make_sampler(self.sampler_name, self.settings.seed)
-        self.evaluator = Evaluator(space, self.settings)
+        self.evaluator = make_evaluator(space, self.settings)
         self.evaluator.data(self.settings.proxy_resolution)  # bad data fails here, once
         self.device = _resolve_target_device(self.settings.device)
         self.remote_fingerprint = self._probe_remote()
         self._check_latency_budget()
         s = self.settings
-        stopper = make_scheduler(opts.scheduler if opts.early_stop else "none",
+        table = space.family == "table"  # looked up: no learning curve to stop early on
+        #: A design evaluated before is told its values instead of being evaluated again
+        #: (tabular spaces: a repeat is the same row; docs/benchmarks.md, issue 23).
+        self.skip_repeats = table
+        stopper = make_scheduler(opts.scheduler if opts.early_stop and not table else "none",
                                  s.cost_objectives, s.train.epochs, margin=s.early_stop_margin,
                                  eta=opts.reduction_factor, r_min=opts.grace_period)
         from nasl.search.prescreen import PreScreen, proxy_names
 
         proxy_names(opts.prescreen_proxy)  # a bad name fails before anything is written
+        if table and opts.prescreen:
+            raise NaslError(f"--prescreen {opts.prescreen}: space {space.name!r} is a table (every "
+                            "design is looked up, nothing to pre-screen); expected 0")
         name = opts.name or default_name(space.name)
         self.run = results.RunDir(Path(opts.runs_dir) / name)
         self._prepare_dir()  # everything above is checked before anything is written
@@ -205,8 +212,9 @@ class Session:
         """The calibrated latency predictor of this space and target, when a latency budget is
         set and ``nasl latency calibrate`` stored one (None otherwise)."""
         s = self.settings
-        if not self.opts.predictor or "latency_ms" not in s.budgets or s.remote is not None:
-            return None  # (a predictor is calibrated on this machine, not on a remote target)
+        if not self.opts.predictor or "latency_ms" not in s.budgets or s.remote is not None \
+                or self.space.family == "table":
+            return None  # (a predictor is calibrated on this machine; a table needs none)
         from nasl.latency.measure import target_of_space
         from nasl.latency.predictor import Predictor, default_path
 

@@ -84,7 +84,7 @@ def validate_space(data: Any, loc: Locator, cls: type[S], *, default_name: str =
     search = parse_section(SearchDefaults, data.get("search"), ("search",), loc)
     tracking = parse_section(Tracking, data.get("tracking"), ("tracking",), loc)
     objectives = parse_objectives(data.get("objectives"), loc)
-    budget = _parse_budget(data.get("budget"), loc)
+    budget = parse_budget_section(data.get("budget"), loc)
     if "params" not in data:
         raise loc.error((), NOVALUE, "missing key 'params' (the design choices to search)")
     params, fixed, order = _parse_params(data["params"], fam, target, loc)
@@ -96,7 +96,8 @@ def validate_space(data: Any, loc: Locator, cls: type[S], *, default_name: str =
     return dataclasses.replace(space, baselines=baselines, tracking=tracking)
 
 
-def _parse_budget(value: Any, loc: Locator) -> Budgets:
+def parse_budget_section(value: Any, loc: Locator) -> Budgets:
+    """The ``budget`` section → Budgets (NaslError naming the key otherwise)."""
     if value is None:
         return Budgets()
     if not isinstance(value, Mapping):

@@ -56,10 +56,17 @@ def shipped_names() -> list[str]:
 
 
 def loads_space(text: str | bytes, source: str = "<string>", *,
-                default_name: str = "space") -> SearchSpace:
-    """Parse and validate YAML text → SearchSpace (NaslError naming ``source``)."""
+                default_name: str = "space", base_dir: Path | None = None) -> SearchSpace:
+    """Parse and validate YAML text → SearchSpace (NaslError naming ``source``); a ``family:
+    table`` document gives a :class:`~nasl.space.table.TableSpace` whose relative
+    ``table.file`` is looked for in ``base_dir`` (default: the working directory)."""
     loc = Locator(source)
-    return build_space(read_yaml(text, loc), loc, default_name=default_name)
+    doc = read_yaml(text, loc)
+    if isinstance(doc, dict) and doc.get("family") == "table":
+        from nasl.space.table import build_table_space
+
+        return build_table_space(doc, loc, base_dir, default_name=default_name)  # type: ignore[return-value]
+    return build_space(doc, loc, default_name=default_name)
 
 
 def _stem(name: str) -> str:
@@ -161,7 +168,8 @@ def load_space(path_or_name: str | os.PathLike[str]) -> SearchSpace:
         data = found.path.read_bytes()
     except OSError as e:
         raise NaslError(f"{found.source}: cannot read ({e.strerror or e})") from None
-    space = loads_space(data, found.source, default_name=found.path.stem)
+    space = loads_space(data, found.source, default_name=found.path.stem,
+                        base_dir=found.path.absolute().parent)
     return dataclasses.replace(space, source_path=str(found.path.absolute()),
                                source_kind=found.kind)
 

@@ -73,6 +73,9 @@ def load_trained(run: Path) -> tuple[Any, dict[str, Any], list[Trained]]:
     except json.JSONDecodeError as e:
         raise NaslError(f"{env_path}: not valid JSON ({e.msg}, line {e.lineno})") from None
     space = load_space(space_path)
+    from nasl.space.table import require_network
+
+    require_network(space, "nasl proxies")
     with csv_path.open(newline="") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []

@@ -1,0 +1,530 @@
+"""Search strategies scored exactly on a tabular space (issue 23): hypervolume regret and IGD.
+
+Usage:
+    nice -n 10 python bench/bench_strategy.py --seeds 10 --n 200 \
+        --strategies random,tpe-default,tpe-nasl --out bench/results/strategy.json
+    python bench/bench_strategy.py --table bench/results/strategy.json   # markdown only
+
+Every run drives Optuna directly, the way ``nasl search`` samples: the sampler comes from
+nasl's factory (``nasl.search.study.make_sampler``) or is built here for the variants, the
+design from ``space.sample(trial)`` of the shipped ``nb201`` space, and its objectives from
+the space's table (``space.to_arch(params)``: the lookup ``nasl search`` uses). One run of N_max
+evaluations per (strategy, device, seed) is scored after 25, 50, 100, 200 evaluations.
+
+Scores (accuracy ↑, latency ↓), on objectives normalised to [0, 1] per device: accuracy
+(acc - 80 %) / (max acc - 80 %), latency (lat - min) / (max - min); the reference point is
+(80 % accuracy, the table's largest latency), as in the table's README. Hypervolume regret
+= 1 - HV(evaluated) / HV(true front of the whole table); IGD = mean distance from each true
+front point to the nearest evaluated point (normalised units). Intervals: 95 % t-interval of
+the mean over seeds; a bootstrap of the difference of means against random search and
+Optuna's default TPE decides "beats beyond noise".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from nasl.search.study import make_sampler
+from nasl.space import load_space
+from nasl.space.table import index
+
+DEVICES = ("raspi4", "pixel3", "gold_6226", "1080ti_1")
+CHECKPOINTS = (25, 50, 100, 200)
+ACC_REF = 0.80
+ACC_TOLD = 1.0  # accuracy is told to Optuna × this (100 with --percent: in %, as the table has it)
+
+
+# ---------------------------------------------------------------- ground truth and scores
+class Truth:
+    """One device's table: design → (accuracy, latency), the normalisation and the true front."""
+
+    def __init__(self, device: str):
+        self.space = load_space("nb201").with_overrides({"table.device": device})
+        rows = index(self.space.spec)
+        self.lookup = {k: (r.values["accuracy"], r.values["latency_ms"]) for k, r in rows.items()}
+        pts = np.array(list(self.lookup.values()))
+        self.acc_max, self.lat_min, self.lat_max = pts[:, 0].max(), pts[:, 1].min(), pts[:, 1].max()
+        self.front = front_of(self.norm(pts))
+        self.hv_true = hv2(self.front)
+
+    def norm(self, pts: np.ndarray) -> np.ndarray:
+        """(accuracy, latency) → loss in [0, 1]²: (1 - acc_n, lat_n); ref point (1, 1)."""
+        acc_n = (pts[:, 0] - ACC_REF) / (self.acc_max - ACC_REF)
+        lat_n = (pts[:, 1] - self.lat_min) / (self.lat_max - self.lat_min)
+        return np.stack([1 - acc_n, lat_n], axis=1)
+
+    def scores(self, evaluated: list[tuple[float, float]]) -> tuple[float, float]:
+        """(hypervolume regret, IGD) of the evaluated points."""
+        loss = self.norm(np.array(evaluated))
+        regret = 1 - hv2(front_of(loss)) / self.hv_true
+        d = np.sqrt(((self.front[:, None, :] - loss[None, :, :]) ** 2).sum(-1)).min(1)
+        return float(regret), float(d.mean())
+
+
+def front_of(loss: np.ndarray) -> np.ndarray:
+    """Non-dominated points of a 2-D loss array (both minimised), sorted by the first."""
+    loss = loss[np.lexsort((loss[:, 1], loss[:, 0]))]
+    keep, best = [], math.inf
+    for p in loss:
+        if p[1] < best:
+            keep.append(p)
+            best = p[1]
+    return np.array(keep)
+
+
+def hv2(front: np.ndarray, ref: tuple[float, float] = (1.0, 1.0)) -> float:
+    """2-D hypervolume of a sorted front (minimised) against ``ref``."""
+    pts = front[(front[:, 0] < ref[0]) & (front[:, 1] < ref[1])]
+    hv, prev = 0.0, ref[1]
+    for x, y in pts:
+        hv += (ref[0] - x) * (prev - y)
+        prev = y
+    return float(hv)
+
+
+# ---------------------------------------------------------------- strategies
+def _quiet(fn: Callable[[], Any]) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn()
+
+
+TPE = optuna.samplers.TPESampler
+STRATEGIES: dict[str, Callable[[int], Any]] = {
+    "random": lambda s: make_sampler("random", s),
+    "tpe-nasl": lambda s: make_sampler("tpe", s),  # multivariate, group, constant liar, 10 start-up
+    "tpe-default": lambda s: TPE(seed=s),
+    "tpe-mv": lambda s: _quiet(lambda: TPE(seed=s, multivariate=True)),
+    "tpe-mv-s5": lambda s: _quiet(lambda: TPE(seed=s, multivariate=True, n_startup_trials=5)),
+    "tpe-mv-s20": lambda s: _quiet(lambda: TPE(seed=s, multivariate=True, n_startup_trials=20)),
+    "tpe-default-s20": lambda s: TPE(seed=s, n_startup_trials=20),
+    "tpe-nasl-s5": lambda s: make_sampler("tpe", s, n_startup=5),
+    "nsga2-p10": lambda s: optuna.samplers.NSGAIISampler(seed=s, population_size=10),
+    "nsga2-p25": lambda s: optuna.samplers.NSGAIISampler(seed=s, population_size=25),
+    "nsga2-p50": lambda s: optuna.samplers.NSGAIISampler(seed=s, population_size=50),
+    "nsga3-p25": lambda s: optuna.samplers.NSGAIIISampler(seed=s, population_size=25),
+    "gp": lambda s: _quiet(lambda: optuna.samplers.GPSampler(seed=s)),
+    # candidates proposed by CostAware below (pool size, kappa); Optuna's sampler only samples
+    # the start-up designs and then takes the enqueued ones
+    "cost-rf": lambda s: make_sampler("random", s),
+    "cost-rf-p2000": lambda s: make_sampler("random", s),
+    "cost-rf-p2000-k0": lambda s: make_sampler("random", s),
+    "cost-rf-p2000-k2": lambda s: make_sampler("random", s),
+    "pls": lambda s: make_sampler("random", s),  # start-up designs; then LocalSearch below
+    "pls-cost": lambda s: make_sampler("random", s),
+    "cost-gp": lambda s: make_sampler("random", s),  # start-up designs; then CostGP below
+    "tpe-strata4": lambda s: None,  # run_stratified: multivariate TPE + free-cost strata
+    "tpe-strata8": lambda s: None,
+}
+LOCAL = {"pls": False, "pls-cost": True}  # Pareto local search; True: neighbour chosen by free costs
+COST_AWARE = {"cost-rf": (500, 1.0), "cost-rf-p2000": (2000, 1.0), "cost-rf-p2000-k0": (2000, 0.0),
+              "cost-rf-p2000-k2": (2000, 2.0)}
+
+
+class CostAware:
+    """Uses what is free before evaluation (the design's latency) to choose what to evaluate:
+    after ``startup`` random designs, draw ``pool`` random candidates, predict each one's
+    accuracy with a random forest on one-hot ops (mean + ``kappa`` × the trees' spread), and
+    evaluate the candidate whose predicted point adds the most hypervolume to the front so far.
+    The chosen design is enqueued, so Optuna samples it through ``space.sample`` like any trial.
+    """
+
+    def __init__(self, truth: Truth, seed: int, startup: int = 10, pool: int = 500, kappa: float = 1.0):
+        self.truth, self.rng = truth, np.random.default_rng(seed)
+        self.startup, self.pool, self.kappa = startup, pool, kappa
+        self.keys = list(truth.lookup)
+        self.ops = sorted({o for k in self.keys for o in k})
+
+    def onehot(self, keys: list[tuple[str, ...]]) -> np.ndarray:
+        idx = {o: i for i, o in enumerate(self.ops)}
+        x = np.zeros((len(keys), len(keys[0]) * len(self.ops)))
+        for r, k in enumerate(keys):
+            for e, o in enumerate(k):
+                x[r, e * len(self.ops) + idx[o]] = 1
+        return x
+
+    def propose(self, done: list[tuple[tuple[str, ...], float, float]]) -> tuple[str, ...] | None:
+        if len(done) < self.startup:
+            return None
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        model = ExtraTreesRegressor(n_estimators=30, min_samples_leaf=2, random_state=0, n_jobs=1)
+        model.fit(self.onehot([d[0] for d in done]), [d[1] for d in done])
+        seen = {d[0] for d in done}
+        cands = [self.keys[i] for i in self.rng.choice(len(self.keys), self.pool, replace=False)]
+        cands = [c for c in cands if c not in seen]
+        x = self.onehot(cands)
+        per_tree = np.stack([t.predict(x) for t in model.estimators_])
+        acc = per_tree.mean(0) + self.kappa * per_tree.std(0)
+        lat = np.array([self.truth.lookup[c][1] for c in cands])  # free: known before training
+        front = front_of(self.truth.norm(np.array([(d[1], d[2]) for d in done])))
+        base = hv2(front)
+        cand_loss = self.truth.norm(np.stack([acc, lat], 1))
+        dominated = ((front[None, :, :] <= cand_loss[:, None, :]).all(-1)).any(1)
+        open_ = np.flatnonzero(~dominated)  # only these can add hypervolume
+        if len(open_) == 0:
+            return cands[int(np.argmin(cand_loss.sum(1)))]
+        gains = [hv2(front_of(np.vstack([front, cand_loss[i][None]]))) - base for i in open_]
+        return cands[int(open_[int(np.argmax(gains))])]
+
+
+class LocalSearch:
+    """Pareto local search (local search is strong on NAS-Bench-201: White et al., 2021): after
+    ``startup`` random designs, evaluate an unseen one-choice neighbour of a front member.
+    ``use_costs``: among all such neighbours, the one whose point — its known (free) latency,
+    its parent's accuracy — would add the most hypervolume; else a random front member's random
+    neighbour."""
+
+    def __init__(self, truth: Truth, seed: int, use_costs: bool, startup: int = 10):
+        self.truth, self.rng = truth, np.random.default_rng(seed)
+        self.use_costs, self.startup = use_costs, startup
+        self.values = [sorted({k[i] for k in truth.lookup}) for i in range(len(next(iter(truth.lookup))))]
+
+    def neighbours(self, key: tuple[str, ...], seen: set[tuple[str, ...]]) -> list[tuple[str, ...]]:
+        return [n for i, vals in enumerate(self.values) for v in vals if v != key[i]
+                for n in [key[:i] + (v,) + key[i + 1:]] if n not in seen]
+
+    def propose(self, done: list[tuple[tuple[str, ...], float, float]]) -> tuple[str, ...] | None:
+        if len(done) < self.startup:
+            return None
+        seen = {d[0] for d in done}
+        loss = self.truth.norm(np.array([(d[1], d[2]) for d in done]))
+        on_front = [i for i in range(len(done))
+                    if not ((loss <= loss[i]).all(1) & (loss < loss[i]).any(1)).any()]
+        if not self.use_costs:
+            for i in self.rng.permutation(on_front):
+                nbs = self.neighbours(done[i][0], seen)
+                if nbs:
+                    return nbs[self.rng.integers(len(nbs))]
+            return None
+        front = front_of(loss)
+        base = hv2(front)
+        best, best_gain = None, 0.0
+        cands = [(n, done[i][1]) for i in on_front for n in self.neighbours(done[i][0], seen)]
+        if not cands:
+            return None
+        pts = self.truth.norm(np.array([(acc, self.truth.lookup[n][1]) for n, acc in cands]))
+        for (n, _), p in zip(cands, pts, strict=True):
+            gain = hv2(front_of(np.vstack([front, p[None]]))) - base
+            if gain > best_gain:
+                best, best_gain = n, gain
+        return best if best is not None else cands[self.rng.integers(len(cands))][0]
+
+
+def expected_gain(front: np.ndarray, y: np.ndarray, mu: np.ndarray, sd: np.ndarray,
+                  samples: int = 32) -> np.ndarray:
+    """Expected hypervolume gain (2-D, ref (1, 1), both minimised) of candidates whose second
+    loss ``y`` is known and whose first is Normal(``mu``, ``sd``), by quadrature.
+
+    Gain of a point (x, y) = ∫_x^1 max(0, h(u) - y) du with h the front's staircase height."""
+    xs = np.concatenate([front[:, 0], [1.0]])  # knots: the front is sorted by x, y falling
+    h = np.concatenate([[1.0], front[:, 1]])  # height on [knot_{k-1}, knot_k): before x_0 it is 1
+    lo = np.concatenate([[-np.inf], front[:, 0]])
+    hi = xs
+    z = np.linspace(-2.5, 2.5, samples)
+    w = np.exp(-z ** 2 / 2)
+    w /= w.sum()
+    x = np.clip(mu[:, None] + sd[:, None] * z[None, :], -1.0, 1.0)  # C × S
+    g = np.maximum(0.0, h[None, :] - y[:, None])  # C × K
+    lo_c = np.maximum(lo[None, None, :], x[:, :, None])  # C × S × K overlap of [x, 1] with [lo, hi)
+    width = np.clip(hi[None, None, :] - lo_c, 0.0, None)
+    gain = (width * g[:, None, :]).sum(-1)  # C × S
+    return gain @ w
+
+
+class CostGP:
+    """Free costs + a Gaussian process: after ``startup`` random designs, fit a GP to accuracy
+    (one-hot ops; accuracies below the reference clipped to it), draw ``pool`` unseen random
+    candidates, and evaluate the one with the largest expected hypervolume gain — its latency
+    is known before training (free), only its accuracy is uncertain. Hyper-parameters are
+    re-fitted every ``refit`` evaluations."""
+
+    def __init__(self, truth: Truth, seed: int, startup: int = 10, pool: int = 2000, refit: int = 10):
+        self.truth, self.rng = truth, np.random.default_rng(seed)
+        self.startup, self.pool, self.refit = startup, pool, refit
+        self.keys = list(truth.lookup)
+        self.ops = sorted({o for k in self.keys for o in k})
+        self.kernel: Any = None
+
+    def onehot(self, keys: list[tuple[str, ...]]) -> np.ndarray:
+        """One-hot ops plus the design's log latency (free), so the GP sees costs too."""
+        idx = {o: i for i, o in enumerate(self.ops)}
+        x = np.zeros((len(keys), len(keys[0]) * len(self.ops) + 1))
+        for r, k in enumerate(keys):
+            for e, o in enumerate(k):
+                x[r, e * len(self.ops) + idx[o]] = 1
+            x[r, -1] = self.cost_weight * np.log(self.truth.lookup[k][1] / self.truth.lat_max)
+        return x
+
+    cost_weight = 0.0  # 0: ops only (a log-latency feature extrapolated badly: see docs)
+
+    def propose(self, done: list[tuple[tuple[str, ...], float, float]]) -> tuple[str, ...] | None:
+        if len(done) < self.startup:
+            return None
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        t = self.truth
+        acc = np.array([d[1] for d in done])  # unclipped: clipping at the reference hid dead cells
+        refit = self.kernel is None or len(done) % self.refit == 0
+        kernel = (ConstantKernel(1.0) * RBF(3.0, (1.0, 30.0)) + WhiteKernel(1e-3, (1e-6, 1e-1))
+                  if refit else self.kernel)
+        gp = GaussianProcessRegressor(kernel, normalize_y=True, optimizer="fmin_l_bfgs_b" if refit else None,
+                                      random_state=0)
+        gp.fit(self.onehot([d[0] for d in done]), acc)
+        self.kernel = gp.kernel_
+        seen = {d[0] for d in done}
+        cands = [self.keys[i] for i in self.rng.choice(len(self.keys), self.pool, replace=False)]
+        cands = [c for c in cands if c not in seen]
+        mu, sd = gp.predict(self.onehot(cands), return_std=True)
+        lat = np.array([t.lookup[c][1] for c in cands])  # free: known before training
+        loss = t.norm(np.stack([mu, lat], 1))
+        scale = 1.0 / (t.acc_max - ACC_REF)  # accuracy std in normalised loss units
+        front = front_of(t.norm(np.array([(d[1], d[2]) for d in done])))
+        gains = expected_gain(front, loss[:, 1], loss[:, 0], sd * scale)
+        return cands[int(np.argmax(gains))]
+
+
+def run_stratified(truth: Truth, seed: int, n: int, strata: int = 4, tries: int = 8
+                   ) -> tuple[list[tuple[tuple[str, ...], float, float]], float]:
+    """Cost-stratified TPE: trial i targets latency stratum i mod ``strata`` (quantiles of
+    the latency of 2,000 random designs: a free cost); multivariate TPE proposes, and a
+    proposal outside the stratum is dropped unevaluated (told FAIL, which TPE ignores) and
+    drawn again, up to ``tries`` times. → the evaluated designs and the seconds spent asking."""
+    space = truth.space
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=STRATEGIES["tpe-mv"](seed))
+    rng = np.random.default_rng(seed)
+    keys = list(truth.lookup)
+    lats = np.array([truth.lookup[keys[i]][1] for i in rng.choice(len(keys), 2000, replace=False)])
+    edges = np.quantile(lats, np.linspace(0, 1, strata + 1))
+    edges[0], edges[-1] = -np.inf, np.inf
+    done: list[tuple[tuple[str, ...], float, float]] = []
+    asking = 0.0
+    for i in range(n):
+        lo, hi = edges[i % strata], edges[i % strata + 1]
+        for attempt in range(tries):
+            t = time.perf_counter()
+            trial = study.ask()
+            params = space.sample(trial)
+            asking += time.perf_counter() - t
+            row = space.to_arch(params)
+            lat = row.values["latency_ms"]
+            if lo <= lat < hi or attempt == tries - 1 or i < 10:
+                break
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        acc = row.accuracy(seed)
+        study.tell(trial, [acc * ACC_TOLD, lat])
+        done.append((tuple(params[k] for k in space.order), acc, lat))
+    return done, asking
+
+
+def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
+    """One search of ``n`` evaluations → scores at each checkpoint and seconds per suggestion."""
+    if strategy.startswith("tpe-strata"):
+        c0, w0 = time.process_time(), time.perf_counter()
+        done, asking = run_stratified(truth, seed, n, strata=int(strategy[len("tpe-strata"):] or 4))
+        out = {"checkpoints": {str(c): dict(zip(("regret", "igd"), truth.scores(
+            [(a, b) for _, a, b in done[:c]]), strict=True)) for c in CHECKPOINTS if c <= n},
+            "seconds_per_suggestion": asking / n}
+        out["cpu_over_wall"] = (time.process_time() - c0) / max(1e-9, time.perf_counter() - w0)
+        return out
+    dedup = strategy.endswith("-dedup")  # a design evaluated before is told its known values
+    strategy = strategy.removesuffix("-dedup")  # again, unevaluated and uncounted, and re-asked
+    space = truth.space
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=STRATEGIES[strategy](seed))
+    aware: Any = None
+    if strategy in COST_AWARE:
+        pool, kappa = COST_AWARE[strategy]
+        aware = CostAware(truth, seed, pool=pool, kappa=kappa)
+    elif strategy == "cost-gp":
+        aware = CostGP(truth, seed)
+    elif strategy in LOCAL:
+        aware = LocalSearch(truth, seed, LOCAL[strategy])
+    done: list[tuple[tuple[str, ...], float, float]] = []
+    out: dict[str, Any] = {"checkpoints": {}}
+    suggest = 0.0
+    c0, w0 = time.process_time(), time.perf_counter()
+    for i in range(1, n + 1):
+        t = time.perf_counter()
+        if aware is not None:
+            key = aware.propose(done)
+            if key is not None:
+                study.enqueue_trial(dict(zip(space.order, key, strict=True)))
+        trial = study.ask()
+        params = space.sample(trial)
+        for _ in range(50 if dedup else 0):
+            key = tuple(params[k] for k in space.order)
+            old = next((d for d in done if d[0] == key), None)
+            if old is None:
+                break
+            study.tell(trial, [old[1] * ACC_TOLD, old[2]])
+            out["repeats"] = out.get("repeats", 0) + 1
+            trial = study.ask()
+            params = space.sample(trial)
+        suggest += time.perf_counter() - t
+        row = space.to_arch(params)
+        acc, lat = row.accuracy(seed), row.values["latency_ms"]
+        study.tell(trial, [acc * ACC_TOLD, lat])
+        done.append((tuple(params[k] for k in space.order), acc, lat))
+        if i in CHECKPOINTS:
+            regret, igd = truth.scores([(a, b) for _, a, b in done])
+            out["checkpoints"][str(i)] = {"regret": regret, "igd": igd}
+    out["seconds_per_suggestion"] = suggest / n
+    out["cpu_over_wall"] = (time.process_time() - c0) / max(1e-9, time.perf_counter() - w0)
+    return out
+
+
+# ---------------------------------------------------------------- statistics and table
+def t_interval(xs: list[float]) -> tuple[float, float, float]:
+    """Mean and its 95 % t-interval."""
+    from scipy import stats
+
+    a = np.array(xs)
+    m = float(a.mean())
+    if len(a) < 2:
+        return m, m, m
+    h = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
+    return m, m - h, m + h
+
+
+def diff_interval(a: list[float], b: list[float], reps: int = 4000) -> tuple[float, float, float]:
+    """Mean(a) - mean(b) and its 95 % bootstrap interval (seeds resampled in each group)."""
+    rng = np.random.default_rng(0)
+    x, y = np.array(a), np.array(b)
+    d = rng.choice(x, (reps, len(x))).mean(1) - rng.choice(y, (reps, len(y))).mean(1)
+    return float(x.mean() - y.mean()), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
+
+
+def verdict(a: list[float], b: list[float]) -> str:
+    _, lo, hi = diff_interval(a, b)
+    return "better" if hi < 0 else "worse" if lo > 0 else "undecided"
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """One table per device: mean regret [95 % CI] at each N, IGD@100, time per suggestion,
+    and the verdicts at N = 100 against random and Optuna's default TPE."""
+    runs = res["runs"]
+    lines = []
+    for dev in res["devices"]:
+        lines += [f"\n**{dev}** (hypervolume regret %, mean [95 % CI] over seeds; IGD ×100 at N = 100; "
+                  "vs: difference at N = 100 beyond noise)\n",
+                  "| strategy | " + " | ".join(f"N={n}" for n in CHECKPOINTS) +
+                  " | IGD@100 | ms/suggestion | vs random | vs tpe-default |",
+                  "|---|" + "---|" * (len(CHECKPOINTS) + 4)]
+        for strat in res["strategies"]:
+            rs = [r for r in runs if r["strategy"] == strat and r["device"] == dev]
+            if not rs:
+                continue
+            cells = []
+            for n in CHECKPOINTS:
+                xs = [100 * r["checkpoints"][str(n)]["regret"] for r in rs if str(n) in r["checkpoints"]]
+                cells.append("–" if not xs else "{:.2f} [{:.2f}, {:.2f}]".format(*t_interval(xs)))
+            igd = [100 * r["checkpoints"]["100"]["igd"] for r in rs if "100" in r["checkpoints"]]
+            ms = 1000 * float(np.mean([r["seconds_per_suggestion"] for r in rs]))
+            mine = [r["checkpoints"]["100"]["regret"] for r in rs if "100" in r["checkpoints"]]
+            vs = []
+            for base in ("random", "tpe-default"):
+                other = [r["checkpoints"]["100"]["regret"] for r in runs
+                         if r["strategy"] == base and r["device"] == dev and "100" in r["checkpoints"]]
+                vs.append("–" if base == strat or not other or not mine else verdict(mine, other))
+            lines.append(f"| {strat} | " + " | ".join(cells) +
+                         f" | {np.mean(igd) if igd else float('nan'):.2f} | {ms:.1f} | {vs[0]} | {vs[1]} |")
+    return "\n".join(lines)
+
+
+def summary(res: dict[str, Any], n: int = 100) -> str:
+    """Per strategy: on how many devices its regret at ``n`` beats random and Optuna's default
+    TPE beyond noise, and its mean regret per device (the default rule of docs/tabular.md)."""
+    runs = res["runs"]
+
+    def regrets(s: str, d: str) -> list[float]:
+        return [r["checkpoints"][str(n)]["regret"] for r in runs
+                if r["strategy"] == s and r["device"] == d and str(n) in r["checkpoints"]]
+
+    lines = [f"\n| strategy (N = {n}) | " + " | ".join(res["devices"]) + " | beats both on |",
+             "|---|" + "---|" * (len(res["devices"]) + 1)]
+    for s in res["strategies"]:
+        cells, wins = [], 0
+        for d in res["devices"]:
+            mine = regrets(s, d)
+            if not mine:
+                cells.append("–")
+                continue
+            v = [verdict(mine, regrets(b, d)) if b != s and regrets(b, d) else "–"
+                 for b in ("random", "tpe-default")]
+            wins += all(x == "better" for x in v)
+            cells.append(f"{100 * np.mean(mine):.2f} ({v[0]}, {v[1]})")
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {wins} of {len(res['devices'])} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--strategies", default="random,tpe-default,tpe-nasl")
+    p.add_argument("--devices", default=",".join(DEVICES))
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--percent", action="store_true", help="tell Optuna accuracy in %% (not a fraction)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
+    p.add_argument("--n", type=int, default=200, help="evaluations per run (scored at 25/50/100/200)")
+    p.add_argument("--out", type=Path, default=Path("bench/results/strategy.json"))
+    p.add_argument("--table", type=Path, nargs="+",
+                   help="print the markdown of existing JSON files (runs pooled) and stop")
+    p.add_argument("--only", help="with --table: these strategies only (comma-separated)")
+    args = p.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    global ACC_TOLD
+    ACC_TOLD = 100.0 if args.percent else 1.0
+    if args.table:
+        parts = [json.loads(f.read_text()) for f in args.table]
+        res = {**parts[0], "runs": [r for part in parts for r in part["runs"]],
+               "strategies": list(dict.fromkeys(x for part in parts for x in part["strategies"]))}
+        if args.only:
+            res["strategies"] = [x for x in res["strategies"] if x in args.only.split(",")]
+        print(markdown(res) + "\n" + summary(res))
+        return
+    res: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
+    strategies = args.strategies.split(",")
+    devices = args.devices.split(",")
+    for s in strategies:
+        if s.removesuffix("-dedup") not in STRATEGIES:
+            raise SystemExit(f"--strategies: unknown {s!r}; expected some of {', '.join(STRATEGIES)}")
+    res["strategies"] = list(dict.fromkeys([*res.get("strategies", []), *strategies]))
+    res["devices"] = list(dict.fromkeys([*res.get("devices", []), *devices]))
+    res["meta"] = {"reference_point": "accuracy 80 %, latency = the table's largest (normalised (1, 1))",
+                   "optuna": optuna.__version__, "python": platform.python_version(),
+                   "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
+                   "date": time.strftime("%Y-%m-%d"), "checkpoints": list(CHECKPOINTS),
+                   "accuracy_told_as": "percent" if args.percent else "fraction"}
+    for dev in devices:
+        truth = Truth(dev)
+        for s in strategies:
+            res["runs"] = [r for r in res["runs"] if not (r["strategy"] == s and r["device"] == dev)]
+            t = time.perf_counter()
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                r = run_one(s, truth, seed, args.n)
+                res["runs"].append({"strategy": s, "device": dev, "seed": seed, "n": args.n, **r})
+            reg = [r["checkpoints"][str(min(100, args.n))]["regret"] for r in res["runs"]
+                   if r["strategy"] == s and r["device"] == dev]
+            print(f"{dev:10s} {s:16s} regret@{min(100, args.n)} median {100 * np.median(reg):.2f} % "
+                  f"({time.perf_counter() - t:.1f} s)", flush=True)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(res, indent=1))
+    print(markdown(res) + "\n" + summary(res))
+
+
+if __name__ == "__main__":
+    main()
