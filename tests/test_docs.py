@@ -136,7 +136,8 @@ def test_main_job_samples_have_the_current_format() -> None:
         assert trials and all(trial.match(ln) for ln in trials), (path.name, trials)
         assert any(" left" in ln for ln in trials)
         assert any(ln.startswith("Pareto front") for ln in lines)
-        assert any("knee among the confident members" in ln for ln in lines)
+        assert any(ln.startswith("Answer under") for ln in lines)  # the answer comes first
+        assert any("knee (balanced)" in ln for ln in lines)
 
 
 def test_excerpt_picks_trials_stages_the_answer_and_the_front() -> None:

@@ -177,7 +177,13 @@ def sentence(c: Claim, by_name: Mapping[str, str] | None = None) -> str:
     verb = {"superior": "more accurate than", "noninferior":
             f"as accurate within {100 * c.margin:g} {pts_word} as"}[c.kind]
     if not c.holds:
-        todo = ("~" + str(int(c.to_decide)) + " more trainings would decide it"
-                if math.isfinite(c.to_decide) else "more seeds would not decide it")
+        if math.isfinite(c.to_decide):
+            todo = f"~{int(c.to_decide)} more trainings would decide it if the effect held"
+        elif c.diff + c.margin <= 0:
+            todo = "the data point the other way"
+        elif not math.isfinite(c.high - c.low):
+            todo = "noise unknown: fewer than 2 seeds"
+        else:
+            todo = "more seeds would not decide it: the holdout's image noise exceeds the effect"
         return f"undecided: {name} {verb} {c.other_name}? {pts} ({todo})"
     return f"{name} is {verb} {c.other_name}: {pts}, {cost} (adjusted p {c.p_adjusted:.3f})"
