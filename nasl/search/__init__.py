@@ -30,6 +30,9 @@ def run_search(space: Any, opts: SearchOptions, *, backend: str = "optuna",
         from nasl.errors import NaslError
 
         raise NaslError(f"--backend {backend!r}: expected optuna or ray")
+    from nasl.search.ray_backend import check_gpus
+
+    check_gpus(gpus_per_trial, address)  # before anything is written, with either backend
     if backend == "ray":
         from nasl.search.ray_backend import run_ray
 
