@@ -33,7 +33,7 @@ from torch import nn
 
 from nasl import accel
 from nasl import contention as _contention
-from nasl.augment import augment_batch
+from nasl.augment import augment_batch, epoch_draws
 from nasl.contention import Meter, Watch
 from nasl.data import DataSplits
 from nasl.errors import NaslError
@@ -271,6 +271,9 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                     model.train()
                     perm = torch.randperm(n, generator=gen).to(device)  # no copy on the CPU
                     losses = _Losses(epoch, step)
+                    drawn = epoch_draws(steps_per_epoch, bs, min(data.train_x.shape[-2:]),
+                                        cfg.augment, gen, device) \
+                        if cfg.augment and device.type != "cpu" else None  # one copy per epoch
                     epoch_steps = 0
                     lr = peak
                     for i in range(steps_per_epoch):
@@ -280,7 +283,8 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                         idx = perm[i * bs:(i + 1) * bs]
                         xb = prepare(data.train_x[idx], device, cfg.channels_last)
                         if cfg.augment:
-                            xb = augment_batch(xb, cfg.augment, gen)
+                            xb = augment_batch(xb, cfg.augment, gen, drawn and
+                                               {k: v[i] for k, v in drawn.items()})
                         yb = data.train_y[idx].to(device, non_blocking=True)
                         lr = peak * _lr_factor(step, warmup, total)
                         for g in opt.param_groups:

@@ -269,3 +269,21 @@ def test_latency_lock_excludes_a_trainer_on_the_same_device(tmp_path: Path,
     t = time.monotonic()
     with device_lock("cuda:0", timeout=10):  # free once the epoch (the process) ended
         assert time.monotonic() - t < 10
+
+
+@pytest.mark.parametrize("kinds", [("crop",), ("flip",), ("crop", "flip")])
+def test_an_epochs_draws_augment_as_the_per_batch_draws_do(kinds: tuple[str, ...]) -> None:
+    """On a GPU the epoch's augmentation draws are made at once and copied once; the images
+    come out the same as with the per-batch draws the CPU path makes."""
+    from nasl.augment import augment_batch, epoch_draws
+
+    x = torch.randn(3, 8, 1, 16, 16).contiguous()
+    g1 = torch.Generator().manual_seed(7)
+    per_batch = [augment_batch(x[i], kinds, g1) for i in range(3)]
+    g2 = torch.Generator().manual_seed(7)
+    drawn = epoch_draws(3, 8, 16, kinds, g2, torch.device("cpu"))
+    at_once = [augment_batch(x[i], kinds, g2, {k: v[i] for k, v in drawn.items()})
+               for i in range(3)]
+    for a, b in zip(per_batch, at_once, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(torch.rand(1, generator=g1), torch.rand(1, generator=g2))  # same state after
