@@ -203,6 +203,12 @@ def add_search(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="N",
                    help="ray: GPUs per trial; 0.25 packs four trials on a GPU, each training on "
                         "the GPU Ray gave it (needs a GPU)")
+    g.add_argument("--trials-per-device", type=int, default=1, metavar="K",
+                   help="optuna: K trials train at once on each device, in worker processes "
+                        "sharing the run's study (docs/gpu.md)")
+    g.add_argument("--devices", default=None, metavar="LIST",
+                   help="optuna: the devices of --trials-per-device, e.g. 0,1 (cuda:0, cuda:1) "
+                        "or cpu (default: the training device)")
     g.add_argument("--storage", metavar="URL",
                    help="Optuna storage URL (default: sqlite in the run folder); e.g. "
                         "postgresql://... to share a study between processes")

@@ -44,6 +44,8 @@ def run_optuna(session: Session) -> SearchOutcome:
         interrupted = True
         log.fail_running(INTERRUPTED)
         log.progress("interrupted", {})
+    for worker in session.workers:  # the other slots' last trials (nasl.search.workers)
+        worker.join()
     log.timings["total"] = time.perf_counter() - t0
     front = session.finish(interrupted)
     log.timings["total"] = time.perf_counter() - t0

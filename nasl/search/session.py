@@ -102,11 +102,15 @@ class Session:
         self.log.load_history()
         if not opts.resume and opts.baselines:
             self._enqueue_baselines()
-        self._write_static()
+        self.workers: list[Any] = []  # worker processes on this study (nasl.search.workers)
+        if not opts.join:
+            self._write_static()
 
     # ------------------------------------------------------------------ setup
     def _prepare_dir(self) -> None:
         root = self.run.root
+        if self.opts.join:  # a worker of the search process that holds the run
+            return
         if root.exists() and any(root.iterdir()) and not self.opts.resume:
             raise NaslError(f"run {str(root)!r} already exists; pass --resume to continue it or "
                             "--name NAME for a new run")
