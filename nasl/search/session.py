@@ -205,7 +205,8 @@ class Session:
         dev = self.evaluator.train_device()
         name = _resolve_target_device(dev)[1] if dev != "mps" else "Apple MPS"
         return {"train_device": dev, "train_device_name": name, "compile": self.settings.train.compile,
-                "precision": resolve_precision(self.settings.train.precision, dev)}
+                "precision": resolve_precision(self.settings.train.precision, dev),
+                "trials_per_device": self.opts.trials_per_device, "devices": self.opts.devices}
 
     def _enqueue_baselines(self) -> None:
         for bname, params in self.space.baselines.items():
