@@ -1,8 +1,9 @@
 """Devices and the per-device latency lock: which device ``auto`` means, and a lock across
 processes so that latency is timed alone (training holds it shared, timing exclusive).
 
-In: a device string (``auto``, ``cpu``, ``cuda[:i]``, ``mps``). Out: the resolved name, and a
-context manager holding the device's lock file under :func:`lock_dir`.
+In: a device string (``auto``, ``cpu``, ``cuda[:i]``, ``mps``). Out: the resolved name, and
+context managers holding the device's lock file under :func:`lock_dir` (:func:`device_lock`;
+:func:`training_lock` is what a training on a device holds, shared, per epoch).
 """
 
 from __future__ import annotations
@@ -108,3 +109,14 @@ def device_lock(device: str, *, shared: bool = False,
     finally:
         os.close(fd)
         os.close(pfd)
+
+
+@contextlib.contextmanager
+def training_lock(device: str) -> Iterator[None]:
+    """Hold what a training on ``device`` holds per epoch: the lock of ``device`` shared and,
+    for an accelerator, the CPU's too (its host thread feeds it). A latency measurement on
+    either (exclusive) waits for the epoch to end; trainings share."""
+    with contextlib.ExitStack() as stack:
+        for name in dict.fromkeys(("cpu", str(device))):
+            stack.enter_context(device_lock(name, shared=True))
+        yield

@@ -77,6 +77,10 @@ FIELDS: tuple[Field, ...] = (
     Field("contended", "bool", "", "the trial trained on a contended machine (cpu_ratio low)"),
     Field("threads", "int", "", "torch threads the training ended with (1 when a busy machine "
           "made nasl step down)"),
+    Field("train_device", "text", "", "where the trial trained (cpu, cuda:0, mps)"),
+    Field("precision", "text", "", "training precision (fp32, bf16, fp16)"),
+    Field("images_per_second", "float", "images/s", "training throughput of the first seed "
+          "(training steps only; compilation excluded)"),
 )
 #: Columns before the design choices.
 BEFORE: tuple[str, ...] = ("number", "state", "baseline")
@@ -101,7 +105,7 @@ STATIC_FIELDS = ("macs", "params", "size_mb", "size_int8_mb")
 #: What a worker reports back about a trial besides its costs (the Ray backend).
 OUTCOME_FIELDS = (*LATENCY_FIELDS, "node", "accuracy", "accuracy_seeds", "best_accuracy", "epochs",
                   "seconds", "reason", "cpu_ratio", "contended", "threads",
-                  "images_per_second")
+                  "images_per_second", "train_device", "precision", "batch_size", "compile_seconds")
 #: Row keys worth a trial's summary in a tracker (W&B).
 SUMMARY_FIELDS = ("macs", "params", "size_mb", "size_int8_mb", *LATENCY_FIELDS[:3], "accuracy",
                   "accuracy_low", "accuracy_high", "n_seeds", "best_accuracy", "epochs", "seconds",

@@ -31,18 +31,23 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasl import accel
 from nasl import contention as _contention
-from nasl.augment import augment_batch
+from nasl.augment import augment_batch, epoch_draws
 from nasl.contention import Meter, Watch
 from nasl.data import DataSplits
 from nasl.errors import NaslError
+from nasl.evaluation import correct, evaluate, model_device, prepare, recalibrate_bn  # noqa: F401
 from nasl.signals import check as check_interrupt
+from nasl.vocab import PRECISIONS
 
 OPTIMIZERS = ("sgd", "adamw")
 CONTENDED_WAIT = _contention.CONTENDED_WAIT
 ADAPT_WINDOW = 1.0
 """Seconds of training between two contention checks of ``adapt_threads``."""
 CONTENDED_CPU = _contention.CONTENDED_CPU
+SYNC_EVERY = 32
+"""Training steps between two NaN/inf checks of the loss (one host sync each, not one per step)."""
 
 
 class ContendedWarning(UserWarning):
@@ -79,6 +84,8 @@ class TrainConfig:
     grad_clip: float | None = None
     eval_batch_size: int = 512
     augment: tuple[str, ...] = ()  # "crop" (zero padding side/8) and/or "flip" (horizontal)
+    precision: str = "fp32"  # auto | fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler)
+    compile: bool = False  # torch.compile the training forward pass (compile time kept apart)
 
     def __post_init__(self) -> None:
         checks = [
@@ -95,6 +102,7 @@ class TrainConfig:
             ("eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1"),
             ("augment", all(a in ("crop", "flip") for a in self.augment),
              "a tuple of 'crop' and/or 'flip'"),
+            ("precision", self.precision in PRECISIONS, f"one of {list(PRECISIONS)}"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -151,90 +159,14 @@ class TrainResult:
     wait_ratio: float | None = None
     contended: bool = False
     adapted_at_step: int | None = None  # the step after which adapt_threads went to 1 thread
+    device: str = "cpu"  # where it trained
+    precision: str = "fp32"  # the resolved precision
+    batch_size: int = 0  # the batch size it trained with
+    compile_seconds: float = 0.0  # torch.compile's first step, not in train_seconds
 
 
 _Meter = Meter  # (the name the tests use)
 sched_times = _contention.sched_times
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def _is_channels_last(model: nn.Module) -> bool:
-    for p in model.parameters():
-        if p.dim() != 4:
-            continue
-        cl, plain = p.is_contiguous(memory_format=torch.channels_last), p.is_contiguous()
-        if cl != plain:  # both hold for 1-channel or 1x1 weights: look further
-            return cl
-    return False
-
-
-def _prepare(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
-             *, channels_last: bool | None = None) -> float:
-    """Eval-mode accuracy (0..1) of ``model`` on images ``x`` and labels ``y``, batched.
-
-    ``channels_last=None`` follows the memory format of the model's weights. The model's
-    train/eval mode is restored afterwards.
-    """
-    return float(correct(model, x, y, batch_size, channels_last=channels_last).float().mean())
-
-
-def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
-            *, channels_last: bool | None = None) -> torch.Tensor:
-    """Per image, whether the eval-mode ``model`` classifies it right (bool, on the CPU)."""
-    if len(y) == 0:
-        raise ValueError("evaluate: no samples")
-    device = _model_device(model)
-    cl = _is_channels_last(model) if channels_last is None else channels_last
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(y), batch_size):
-                logits = model(_prepare(x[start:start + batch_size], device, cl))
-                out.append(logits.argmax(dim=1).cpu() == y[start:start + batch_size])
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
-
-
-def _bn_modules(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int,
-                   channels_last: bool) -> None:
-    """Recompute BN running mean/var as plain averages over the batches of ``x``."""
-    bns = _bn_modules(model)
-    if not bns or len(x) == 0:
-        return
-    device = _model_device(model)
-    momenta = [m.momentum for m in bns]
-    was_training = model.training
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches below
-    model.train()
-    try:
-        for start in range(0, len(x), batch_size):
-            part = x[start:start + batch_size]
-            if len(part) > 1:
-                model(_prepare(part, device, channels_last))
-    finally:
-        for m, mom in zip(bns, momenta, strict=True):
-            m.momentum = mom
-        model.train(was_training)
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -263,6 +195,11 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
 
     ``on_epoch`` gets each EpochResult; whatever it raises propagates unchanged.
     ``threads`` fixes torch's intra-op threads for the call (restored afterwards).
+    The model trains where it is; ``data`` is moved there once (a no-op when it is there
+    already: the search keeps a copy per device). Forward passes run under autocast when
+    ``cfg.precision`` asks (fp16 with a gradient scaler); cuDNN autotunes on CUDA. The loss
+    stays on the device: it is checked for NaN/inf every ``SYNC_EVERY`` steps and at the end
+    of each epoch, not per step.
     ``progress`` is an optional rich ``Progress``; a task advances per step.
     ``epoch_guard``: a context manager factory held around each epoch's training and
     evaluation, not around ``on_epoch`` (the search's shared CPU lock, re-taken per epoch so
@@ -273,17 +210,22 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
     every barrier; see docs/benchmarks.md, "Busy machines"). Off by default here: the thread
     count changes the floating-point sums, so results then depend on the load
     (``TrainResult.adapted_at_step`` says when it happened).
-    Raises TrainingDiverged as soon as a loss is NaN or infinite.
+    Raises TrainingDiverged naming the first step whose loss was NaN or infinite.
     """
     n = len(data.train_y)
     if n == 0 or len(data.val_y) == 0:
         raise NaslError(f"data set {data.name}: empty train or validation split")
     old_threads = torch.get_num_threads()
-    device = _model_device(model)
+    device = model_device(model)
+    try:
+        precision = accel.resolve_precision(cfg.precision, str(device))
+    except ValueError as e:
+        raise NaslError(f"train config: {e}") from None
+    data = accel.on_device(data, device)
     task = None
     # Training draws from a fork of the global RNG: the caller's state is left unchanged.
     cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
+    with torch.random.fork_rng(devices=cuda), accel.cudnn_autotune(device):
         try:
             if threads is not None:
                 torch.set_num_threads(threads)
@@ -306,6 +248,9 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
             else:
                 opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=peak)
             loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+            scaler = accel.grad_scaler(precision, device.type)
+            forward = torch.compile(model) if cfg.compile else model
+            compile_seconds = 0.0
             if progress is not None:
                 task = progress.add_task(f"train {data.name}", total=total)
 
@@ -324,8 +269,11 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                     if watch is not None:
                         watch.restart()
                     model.train()
-                    perm = torch.randperm(n, generator=gen)
-                    loss_sum = torch.zeros((), dtype=torch.float64)
+                    perm = torch.randperm(n, generator=gen).to(device)  # no copy on the CPU
+                    losses = _Losses(epoch, step)
+                    drawn = epoch_draws(steps_per_epoch, bs, min(data.train_x.shape[-2:]),
+                                        cfg.augment, gen, device) \
+                        if cfg.augment and device.type != "cpu" else None  # one copy per epoch
                     epoch_steps = 0
                     lr = peak
                     for i in range(steps_per_epoch):
@@ -333,23 +281,30 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                         if step >= total:
                             break
                         idx = perm[i * bs:(i + 1) * bs]
-                        xb = _prepare(data.train_x[idx], device, cfg.channels_last)
+                        xb = prepare(data.train_x[idx], device, cfg.channels_last)
                         if cfg.augment:
-                            xb = augment_batch(xb, cfg.augment, gen)
+                            xb = augment_batch(xb, cfg.augment, gen, drawn and
+                                               {k: v[i] for k, v in drawn.items()})
                         yb = data.train_y[idx].to(device, non_blocking=True)
                         lr = peak * _lr_factor(step, warmup, total)
                         for g in opt.param_groups:
                             g["lr"] = lr
-                        loss = loss_fn(model(xb), yb)
-                        value = float(loss.detach())
-                        if not math.isfinite(value):
-                            raise TrainingDiverged(f"loss is {value}", epoch=epoch, step=step + 1)
+                        t_step = time.perf_counter() if cfg.compile and step == 0 else 0.0
+                        with accel.autocast(precision, device.type):
+                            loss = loss_fn(forward(xb), yb)
                         opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        if cfg.grad_clip is not None:
-                            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                        opt.step()
-                        loss_sum += value
+                        if scaler is None:
+                            loss.backward()
+                            if cfg.grad_clip is not None:
+                                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                            opt.step()
+                        else:
+                            _scaled_step(scaler, loss, opt, model, cfg.grad_clip)
+                        losses.add(loss)  # checked every SYNC_EVERY steps: no sync per step
+                        if t_step:  # the first step compiled: its time is kept apart
+                            accel.synchronize(device)
+                            compile_seconds = time.perf_counter() - t_step
+                            images -= len(idx)
                         step += 1
                         epoch_steps += 1
                         images += len(idx)
@@ -359,6 +314,7 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                                 and watch.due_and_contended()):
                             torch.set_num_threads(1)  # threads waiting for cores: no barriers
                             adapted_at = step
+                    losses.flush()  # raises TrainingDiverged; waits for the device's work
                     train_seconds += time.perf_counter() - t_epoch
                     epoch_wait = meter.stop()
                     if cfg.bn_recalibrate:
@@ -366,7 +322,7 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                         recalibrate_bn(model, data.train_x[recal], max(bs, 256), cfg.channels_last)
                     acc = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size,
                                    channels_last=cfg.channels_last)
-                    result = EpochResult(epoch=epoch, train_loss=float(loss_sum) / max(1, epoch_steps),
+                    result = EpochResult(epoch=epoch, train_loss=losses.total / max(1, epoch_steps),
                                          val_accuracy=acc, seconds=time.perf_counter() - t_epoch,
                                          steps=epoch_steps, lr=lr)
                     history.append(result)
@@ -383,6 +339,7 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                                                             cpu_limit=CONTENDED_CPU)
             if contended:
                 _warn_contended(data.name, cpu_ratio, wait_ratio, used)
+            train_seconds -= compile_seconds
             return TrainResult(
                 final_accuracy=history[-1].val_accuracy,
                 best_accuracy=max(r.val_accuracy for r in history),
@@ -391,12 +348,52 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
                 images_per_second=images / train_seconds if train_seconds > 0 else 0.0,
                 cpu_wall_ratio=(time.process_time() - cpu0) / wall if wall > 0 else 0.0,
                 threads=used, cpu_ratio=cpu_ratio, wait_ratio=wait_ratio, contended=contended,
-                adapted_at_step=adapted_at,
+                adapted_at_step=adapted_at, device=str(device), precision=precision,
+                batch_size=bs, compile_seconds=compile_seconds,
             )
         finally:
             if task is not None:
                 progress.remove_task(task)
             torch.set_num_threads(old_threads)
+
+
+class _Losses:
+    """An epoch's losses, kept on the device and checked for NaN/inf in groups of
+    ``SYNC_EVERY`` (one host sync per group); ``total`` sums the checked ones."""
+
+    def __init__(self, epoch: int, first_step: int) -> None:
+        self.epoch, self.first, self.total = epoch, first_step, 0.0
+        self.pending: list[torch.Tensor] = []
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.pending.append(loss.detach())
+        if len(self.pending) >= SYNC_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Check the pending losses → TrainingDiverged naming the first bad step (1-based)."""
+        if not self.pending:
+            return
+        values = torch.stack(self.pending).double().cpu()
+        bad = (~torch.isfinite(values)).nonzero()
+        if len(bad):
+            i = int(bad[0, 0])
+            raise TrainingDiverged(f"loss is {float(values[i])}", epoch=self.epoch,
+                                   step=self.first + i + 1)
+        self.total += float(values.sum())
+        self.first += len(self.pending)
+        self.pending = []
+
+
+def _scaled_step(scaler: Any, loss: torch.Tensor, opt: torch.optim.Optimizer, model: nn.Module,
+                 grad_clip: float | None) -> None:
+    """One fp16 optimiser step through the gradient scaler (gradients unscaled before clipping)."""
+    scaler.scale(loss).backward()
+    if grad_clip is not None:
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(opt)
+    scaler.update()
 
 
 def _warn_contended(name: str, cpu_ratio: float, wait_ratio: float | None, threads: int) -> None:

@@ -39,6 +39,12 @@ RUNTIMES = ("torch", "onnxruntime", "torch.compile")
 #: Target dtypes: YAML spelling → the short name used in records and by :mod:`nasl.cost`.
 DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
+#: Training precisions (``proxy.precision`` / ``--precision``): auto = bf16 on a GPU that
+#: supports it, fp32 elsewhere (:mod:`nasl.accel`).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: The form of a device name (``proxy.device``, ``target.device``, ``--train-device``).
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?|mps"
+
 #: Data-set kinds of ``proxy.dataset`` / ``--data``; those in :data:`DATASET_KINDS_WITH_PATH`
 #: need ``KIND:PATH``.
 DATASET_KINDS_WITH_PATH = ("cifar10", "cifar100", "imagefolder", "npz")

@@ -69,3 +69,32 @@ def test_search_command_parses(gpu_check: ModuleType, tmp_path: Path) -> None:
     cmd = gpu_check.search_cmd("cuda", str(tmp_path))
     args = build_parser().parse_args(cmd[3:])
     assert (args.device, args.trials, args.epochs, args.quiet) == ("cuda", 4, 2, True)
+
+
+@pytest.mark.slow
+def test_dry_run_parts_train_concurrently_and_run_the_main_job(gpu_check: ModuleType,
+                                                               tmp_path: Path) -> None:
+    """The code paths --dry-run takes on the CPU (the whole --dry-run is minutes here): K
+    workers started together in bf16, the main job with training on a named device, the
+    comparison of fronts and the report."""
+    import time
+
+    rows = gpu_check.train_rows("cpu", ("bf16",), (2,), epochs=1, subset=128,
+                                deadline=time.monotonic() + 600)
+    assert len(rows) == 1 and rows[0]["failed"] == 0 and "skipped" not in rows[0], rows
+    assert rows[0]["aggregate"] >= rows[0]["per_trial"] > 0 and rows[0]["peak_mb"] is None
+    job = gpu_check.main_job("cpu", "cpu", str(tmp_path), timeout=600, tiny=True)
+    assert job["rc"] == 0 and job["train_devices"] == ["cpu"] and job["front"], job
+    assert "--train-device cpu" in job["command"] and job["images_per_second"]
+    res = {"training": [*rows, {"precision": "fp32", "k": 8, "skipped": "time budget"}],
+           "main_job": {"cuda:0": job, "cpu": job},
+           "fronts": gpu_check.compare_fronts(job["front"], job["front"])}
+    text = "\n".join(gpu_check.render_training(res))
+    assert "| bf16 | 2 |" in text and "| fp32 | 8 | skipped: time budget" in text
+    assert "training on cuda:0" in text and "Jaccard 1.00" in text
+
+
+def test_render_training_without_results(gpu_check: ModuleType) -> None:
+    assert gpu_check.compare_fronts([], [])["shared"] == 0
+    text = "\n".join(gpu_check.render_training({"training_skipped": "no GPU"}))
+    assert "Skipped (no GPU)." in text

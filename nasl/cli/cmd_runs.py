@@ -24,6 +24,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         early_stop_margin=args.early_stop_margin,
         timeout=parse_duration(args.timeout) if args.timeout else None, resume=args.resume,
         storage=args.storage, device=args.device, threads=args.threads,
+        train_device=args.train_device, precision=args.precision, compile=args.compile,
+        trials_per_device=args.trials_per_device, devices=args.devices,
         adapt_threads=args.adapt_threads,
         show_progress=not args.quiet, baselines=not args.no_baselines, wandb=wandb,
         seeds=args.seeds, confirm_seeds=args.confirm_seeds, confirm_max=args.confirm_max,

@@ -13,7 +13,14 @@ from typing import Any
 
 from nasl.errors import NaslError
 from nasl.recipes import RECIPES
-from nasl.vocab import DEFAULT_PRESCREEN_PROXY, DEFAULT_SCHEDULER, RUNTIMES, SAMPLERS, SCHEDULERS
+from nasl.vocab import (
+    DEFAULT_PRESCREEN_PROXY,
+    DEFAULT_SCHEDULER,
+    PRECISIONS,
+    RUNTIMES,
+    SAMPLERS,
+    SCHEDULERS,
+)
 
 #: ``--prescreen-proxy`` values: auto and the zero-cost proxies of :mod:`nasl.zerocost`.
 PRESCREEN_PROXIES = (DEFAULT_PRESCREEN_PROXY, "synflow", "naswot", "grad_norm", "snip", "jacob_cov")
@@ -98,6 +105,16 @@ def add_search(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="proxy-training recipe: plain (no augmentation), augmented (crop + flip, "
                         "weight decay 5e-4) or crop (default: the space's proxy.recipe; "
                         "docs/claims.md)")
+    g.add_argument("--train-device", metavar="DEVICE", default=None,
+                   help="where trials train: auto (the GPU when one is present), cpu, cuda[:i] or "
+                        "mps (default: the space's proxy.device, auto; docs/gpu.md)")
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="training precision: auto (bf16 on a GPU that supports it, fp32 on the "
+                        "CPU), fp32, bf16, or fp16 (GPU only, with a gradient scaler) (default: the "
+                        "space's proxy.precision, auto)")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile each trial's training; the compile time is recorded apart "
+                        "from the training time (pays off for long trainings on a GPU)")
     g.add_argument("--threads", type=int, metavar="N",
                    help="torch threads for training (default: torch's, one per core)")
     g.add_argument("--no-adapt-threads", dest="adapt_threads", action="store_false",
@@ -183,7 +200,15 @@ def add_search(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--address", default=None, help="ray: a running cluster, auto or ray://HOST:PORT "
                                                    "(default: start a local Ray)")
     g.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="N", help="ray: CPUs per trial")
-    g.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="N", help="ray: GPUs per trial")
+    g.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="N",
+                   help="ray: GPUs per trial; 0.25 packs four trials on a GPU, each training on "
+                        "the GPU Ray gave it (needs a GPU)")
+    g.add_argument("--trials-per-device", type=int, default=1, metavar="K",
+                   help="optuna: K trials train at once on each device, in worker processes "
+                        "sharing the run's study (docs/gpu.md)")
+    g.add_argument("--devices", default=None, metavar="LIST",
+                   help="optuna: the devices of --trials-per-device, e.g. 0,1 (cuda:0, cuda:1) "
+                        "or cpu (default: the training device)")
     g.add_argument("--storage", metavar="URL",
                    help="Optuna storage URL (default: sqlite in the run folder); e.g. "
                         "postgresql://... to share a study between processes")

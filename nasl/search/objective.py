@@ -18,8 +18,19 @@ from nasl.errors import NaslError
 from nasl.vocab import COST_METRICS, STATIC_METRICS
 
 __all__ = ["COST_METRICS", "STATIC_METRICS", "Evaluator", "Settings", "Stopped", "TableEvaluator",
-           "describe_violation", "make_evaluator", "seed_list", "static_costs", "trial_seed",
-           "violations"]
+           "TrialOutOfMemory", "describe_violation", "make_evaluator", "seed_list", "static_costs",
+           "trial_seed", "violations"]
+
+
+class TrialOutOfMemory(RuntimeError):
+    """A trial's training ran out of device memory, at its batch size and at half of it."""
+
+    def __init__(self, device: str, batch_sizes: list[int], error: BaseException) -> None:
+        text = str(error).strip()
+        first = text.splitlines()[0][:200] if text else type(error).__name__
+        tried = " and at ".join(str(b) for b in batch_sizes)
+        super().__init__(f"out of memory on {device} at batch size {tried}: {first}")
+        self.device, self.batch_sizes = device, batch_sizes
 
 
 class Stopped(Exception):
@@ -50,6 +61,7 @@ class Settings:
     latency_warmup: int = 5
     latency_repeats: int = 20
     threads: int | None = None
+    train_device: str = "auto"  # where trials train; resolved by each process (nasl.accel)
     latency_threads: int = 1
     seed: int = 0
     early_stop: bool = True
@@ -133,7 +145,8 @@ class Evaluator:
 
     space: Any  # nasl.space.SearchSpace
     settings: Settings
-    _data: dict[int, Any] = field(default_factory=dict)
+    _data: dict[Any, Any] = field(default_factory=dict)
+    _device: str | None = None  # the resolved training device of this process
 
     def target(self, params: dict[str, Any]) -> ArchConfig:
         try:
@@ -189,47 +202,89 @@ class Evaluator:
                                warmup=s.latency_warmup, repeats=repeats or s.latency_repeats,
                                threads=s.latency_threads, runtime=s.runtime)
 
+    def train_device(self) -> str:
+        """Where this process trains: ``settings.train_device`` resolved here (once)."""
+        if self._device is None:
+            from nasl.accel import resolve_train_device
+
+            try:
+                self._device = resolve_train_device(self.settings.train_device)
+            except ValueError as e:
+                raise NaslError(f"--train-device {self.settings.train_device}: {e}") from None
+        return self._device
+
+    def train_data(self, resolution: int, split: str = "search") -> Any:
+        """:meth:`data` on the training device (moved once and kept; the same object on the CPU)."""
+        from nasl.accel import on_device
+
+        key = ("device", resolution, split)
+        if key not in self._data:
+            self._data[key] = on_device(self.data(resolution, split), self.train_device())
+        return self._data[key]
+
     def train(self, params: dict[str, Any], seed: int,
               on_epoch: Callable[[Any], None] | None = None) -> Any:
-        """Build the proxy network with ``seed`` and train it → ``TrainResult``."""
-        from nasl.builder import build_model
-        from nasl.cost import device_lock
-        from nasl.train import ContendedWarning, train_model
-
-        arch, data = self.proxy(params)
-        model = build_model(arch, seed=seed)
-        # Each epoch holds the CPU lock shared: latency (exclusive) never times beside
-        # training, and waits at most one epoch (the lock prefers waiting timers).
-        with warnings.catch_warnings():  # recorded per trial (contended, cpu_ratio) and
-            warnings.simplefilter("ignore", ContendedWarning)  # summed up in the report
-            return train_model(model, data, self.settings.train, seed=seed, on_epoch=on_epoch,
-                               threads=self.settings.threads,
-                               adapt_threads=self.settings.adapt_threads,
-                               epoch_guard=lambda: device_lock("cpu", shared=True))
+        """Build the proxy network with ``seed`` and train it on the training device →
+        ``TrainResult``. Out of memory: once more at half the batch (unless an epoch was
+        already reported), then ``TrialOutOfMemory`` (the trial fails, the search goes on)."""
+        arch, _ = self.proxy(params)
+        data = self.train_data(arch.input_size)
+        return self._fit(arch, data, self.settings.train, seed, on_epoch)
 
     def confirm_train(self, params: dict[str, Any], seed: int, epochs: int,
                       recipe: Any) -> tuple[float, Any]:
         """Train the proxy network with ``seed`` for ``epochs`` under ``recipe``
-        (:class:`nasl.recipes.Recipe`) on the confirmation split → (holdout accuracy, each
-        holdout image's result as a bool tensor)."""
-        import dataclasses
-
-        from nasl.builder import build_model
-        from nasl.cost import device_lock
-        from nasl.train import ContendedWarning, correct, train_model
+        (:class:`nasl.recipes.Recipe`) on the confirmation split, on the same device and in
+        the same precision as :meth:`train` → (holdout accuracy, each holdout image's result
+        as a bool tensor on the CPU)."""
+        from nasl.train import correct
 
         arch, _ = self.proxy(params)
-        data = self.data(self.space.proxy_arch(params, 1, 3).input_size, "confirm")
+        data = self.train_data(self.space.proxy_arch(params, 1, 3).input_size, "confirm")
         cfg = dataclasses.replace(self.settings.train, epochs=epochs, max_steps=None,
                                   **recipe.train_kwargs())
-        model = build_model(arch, seed=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ContendedWarning)
-            train_model(model, data, cfg, seed=seed, threads=self.settings.threads,
-                        adapt_threads=self.settings.adapt_threads,
-                        epoch_guard=lambda: device_lock("cpu", shared=True))
+        model = self._fit(arch, data, cfg, seed, None, keep_model=True)
         mask = correct(model, data.val_x, data.val_y, cfg.eval_batch_size)
         return float(mask.float().mean()), mask
+
+    def _fit(self, arch: ArchConfig, data: Any, cfg: Any, seed: int,
+             on_epoch: Callable[[Any], None] | None, *, keep_model: bool = False) -> Any:
+        """Build and train (the TrainResult, or the trained model with ``keep_model``).
+
+        Each epoch holds the training device's lock shared (and the CPU's): latency
+        (exclusive) never times beside training, and waits at most one epoch."""
+        from nasl.accel import is_out_of_memory, release_memory
+        from nasl.builder import build_model
+        from nasl.devices import training_lock
+        from nasl.train import ContendedWarning, train_model
+
+        device, reported, tried = self.train_device(), [0], []
+
+        def counted(ep: Any) -> None:
+            reported[0] += 1
+            if on_epoch is not None:
+                on_epoch(ep)
+
+        for attempt in (1, 2):
+            tried.append(cfg.batch_size)
+            model = build_model(arch, seed=seed).to(device)
+            try:
+                with warnings.catch_warnings():  # recorded per trial (contended, cpu_ratio)
+                    warnings.simplefilter("ignore", ContendedWarning)  # and summed in the report
+                    result = train_model(model, data, cfg, seed=seed, on_epoch=counted,
+                                         threads=self.settings.threads,
+                                         adapt_threads=self.settings.adapt_threads,
+                                         epoch_guard=lambda: training_lock(device))
+                return model if keep_model else result
+            except Exception as e:
+                if not is_out_of_memory(e):
+                    raise
+                del model
+                release_memory(device)
+                if attempt == 2 or reported[0] or cfg.batch_size < 2:
+                    raise TrialOutOfMemory(device, tried, e) from None
+                cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size // 2)
+        raise AssertionError("unreachable")
 
     def train_seeds(self, params: dict[str, Any], seeds: list[int]) -> list[float]:
         """Final accuracy of the design trained once per seed in ``seeds`` (no early stop)."""

@@ -26,6 +26,7 @@ from nasl.vocab import (
     DEFAULT_SCHEDULER,
     DIRECTIONS,
     DTYPES,
+    PRECISIONS,
     RUNTIMES,
     SAMPLERS,
 )
@@ -55,6 +56,12 @@ class SearchOptions:
     storage: str | None = None
     device: str | None = None
     threads: int | None = None
+    train_device: str | None = None  # auto | cpu | cuda[:i] | mps (default: the space's proxy.device)
+    precision: str | None = None  # auto | fp32 | bf16 | fp16 (default: the space's proxy.precision)
+    compile: bool = False  # torch.compile each trial's training (compile time recorded apart)
+    trials_per_device: int = 1  # trials training at once on each device (Optuna worker processes)
+    devices: str | None = None  # "0,1" or "cpu": the devices of --trials-per-device
+    join: bool = False  # a worker process joining the run's study (nasl.search.workers)
     adapt_threads: bool = True  # step down to 1 thread while the machine is busy (docs/search.md)
     final_repeats: int = 100
     seeds: int | None = None  # seeds per trial (default: the space's search.seeds, else 1)
@@ -162,6 +169,8 @@ def validate(opts: SearchOptions) -> None:
                         "scored per trained trial; 0 = off)")
     if opts.runtime is not None and opts.runtime not in RUNTIMES:
         raise NaslError(f"--runtime {opts.runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    if opts.precision is not None and opts.precision not in PRECISIONS:
+        raise NaslError(f"--precision {opts.precision!r}: expected one of {', '.join(PRECISIONS)}")
     if opts.timeout is not None and not opts.timeout > 0:
         raise NaslError(f"--timeout {opts.timeout}: expected a positive duration")
 
@@ -209,8 +218,10 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
     proxy, target = space.proxy, space.target
     remote = remote_target(space, opts)
     seed = opts.seed if opts.seed is not None else space.search.seed
+    train_device, precision = training_device(space, opts)
     train = TrainConfig(**{**proxy.train_kwargs(), **recipe_of(space, opts).train_kwargs(),
-                           **({"epochs": opts.epochs} if opts.epochs else {})})
+                           **({"epochs": opts.epochs} if opts.epochs else {}),
+                           "precision": precision, "compile": opts.compile})
     return Settings(
         objectives=objective_pairs(space),
         budgets={**dict(space.budget), **opts.budgets},
@@ -226,6 +237,7 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
         latency_batch=target.batch_size,
         dtype=DTYPES.get(target.dtype, target.dtype),
         threads=opts.threads,
+        train_device=train_device,
         adapt_threads=opts.adapt_threads,
         seed=seed,
         early_stop=opts.early_stop,
@@ -235,6 +247,29 @@ def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
         remote=remote,
         ray_resource=getattr(target, "ray_resource", None),
     )
+
+
+def training_device(space: Any, opts: SearchOptions) -> tuple[str, str]:
+    """(device, precision) trials train with, as asked (``--train-device`` / ``--precision``,
+    else the space's ``proxy.device`` / ``proxy.precision``), checked here: ``NaslError`` in one
+    line when the device is not on this machine (e.g. ``cuda`` without a GPU) or the precision
+    cannot run there. Each process resolves ``auto`` again where it trains (a Ray worker: on
+    the GPU Ray gave it)."""
+    from nasl.accel import resolve_precision, resolve_train_device
+
+    device = opts.train_device or space.proxy.device
+    precision = opts.precision or space.proxy.precision
+    where = "--train-device" if opts.train_device else "proxy.device"
+    try:
+        resolved = resolve_train_device(device)
+    except ValueError as e:
+        raise NaslError(f"{where} {device}: {e}") from None
+    try:
+        resolve_precision(precision, resolved)
+    except ValueError as e:
+        where = "--precision" if opts.precision else "proxy.precision"
+        raise NaslError(f"{where} {precision} on {resolved}: {e}") from None
+    return device, precision
 
 
 def remote_target(space: Any, opts: SearchOptions) -> Any:

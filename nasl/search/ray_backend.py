@@ -85,6 +85,19 @@ def worker_trial(config: dict[str, Any], *, space: Any, settings: Settings) -> N
             seconds=round(time.perf_counter() - t0, 3), **train_health(result))
 
 
+def check_gpus(gpus_per_trial: float, address: str | None) -> None:
+    """``--gpus-per-trial`` > 0 on a local Ray needs a CUDA GPU here (``NaslError`` in one line,
+    before anything is written); a cluster (``address``) is checked by Ray itself."""
+    if gpus_per_trial <= 0 or address is not None:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise NaslError(f"--gpus-per-trial {gpus_per_trial:g}: no CUDA GPU is visible on this "
+                        "machine (drop the flag to train on the CPU, or pass --address of a Ray "
+                        "cluster with GPUs)")
+
+
 def _searcher_class() -> type:
     from ray.tune.search import Searcher
     from ray.tune.search.optuna import OptunaSearch
@@ -212,6 +225,7 @@ def run_ray(space: Any, opts: SearchOptions, *, workers: int | None = None,
         raise NaslError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     if workers is not None and workers < 1:
         raise NaslError(f"--workers {workers}: expected an integer >= 1")
+    check_gpus(gpus_per_trial, address)
     threads = max(1, int(cpus_per_trial))
     opts = dataclasses.replace(opts, threads=opts.threads or threads)
     session = Session(space, opts)

@@ -46,6 +46,8 @@ def run_optuna(session: Session) -> SearchOutcome:
         interrupted = True
         log.fail_running(INTERRUPTED)
         log.progress("interrupted", {})
+    for worker in session.workers:  # the other slots' last trials (nasl.search.workers)
+        worker.join()
     log.timings["total"] = time.perf_counter() - t0
     front = session.finish(interrupted)
     log.timings["total"] = time.perf_counter() - t0
@@ -121,7 +123,10 @@ def _train(session: Session, trial: Any, cand: Candidate) -> None:
 def train_health(result: Any) -> dict[str, Any]:
     """Throughput and contention of a training run (the fields a TrainResult has)."""
     out = {"images_per_second": getattr(result, "images_per_second", None)}
-    for key in ("cpu_ratio", "contended", "threads"):
+    if hasattr(result, "device"):
+        out["train_device"] = result.device
+    for key in ("cpu_ratio", "contended", "threads", "precision", "batch_size",
+                "compile_seconds"):
         if getattr(result, key, None) is not None:
             out[key] = getattr(result, key)
     return out

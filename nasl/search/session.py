@@ -109,11 +109,15 @@ class Session:
         self.log.load_history()
         if not opts.resume and opts.baselines:
             self._enqueue_baselines()
-        self._write_static()
+        self.workers: list[Any] = []  # worker processes on this study (nasl.search.workers)
+        if not opts.join:
+            self._write_static()
 
     # ------------------------------------------------------------------ setup
     def _prepare_dir(self) -> None:
         root = self.run.root
+        if self.opts.join:  # a worker of the search process that holds the run
+            return
         if root.exists() and any(root.iterdir()) and not self.opts.resume:
             raise NaslError(f"run {str(root)!r} already exists; pass --resume to continue it or "
                             "--name NAME for a new run")
@@ -190,6 +194,7 @@ class Session:
             "holdout_fraction": s.holdout_fraction,
             "runtime": s.runtime, "omp_policy": _omp_policy(), "threads": s.threads,
             "adapt_threads": s.adapt_threads, "scheduler": self.log.stopper.settings(),
+            **self._training_env(),
             "choice_names": choice_names(self.space),
         })
         env["device"], env["device_name"] = self.device
@@ -199,6 +204,16 @@ class Session:
                        target_required=s.remote.required, latency_target=fp)
             env["device"], env["device_name"] = fp.get("device"), fp.get("gpu") or fp.get("cpu")
         results.write_text_atomic(self.run.env_json, to_json(env))
+
+    def _training_env(self) -> dict[str, Any]:
+        """Where and how this process trains (env.json): device, its name, precision, compile."""
+        from nasl.accel import resolve_precision
+
+        dev = self.evaluator.train_device()
+        name = _resolve_target_device(dev)[1] if dev != "mps" else "Apple MPS"
+        return {"train_device": dev, "train_device_name": name, "compile": self.settings.train.compile,
+                "precision": resolve_precision(self.settings.train.precision, dev),
+                "trials_per_device": self.opts.trials_per_device, "devices": self.opts.devices}
 
     def _enqueue_baselines(self) -> None:
         for bname, params in self.space.baselines.items():

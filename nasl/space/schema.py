@@ -7,38 +7,23 @@ is expected. Sections with fixed keys are pydantic models (unknown keys forbidde
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nasl import recipes, vocab
-from nasl.errors import NaslError
-from nasl.space.yamlsafe import NOVALUE, KeyPath, Locator
+from nasl.space.yamlsafe import KeyPath, Locator, did_you_mean, unknown_key
 
 OBJECTIVE_METRICS = vocab.METRICS
 DEFAULT_OBJECTIVES = (("accuracy", "max"), ("macs", "min"), ("latency_ms", "min"))
 # kept in step with nasl.data (which imports torch; the space must not)
 DATASET_KINDS = vocab.DATASET_KINDS
 SAMPLERS = vocab.SAMPLERS
-
-
-def did_you_mean(word: str, options: Sequence[str]) -> str:
-    """``"; did you mean 'groups'?"`` or ``""``."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def unknown_key(loc: Locator, path: KeyPath, key: str, options: Sequence[str]) -> NaslError:
-    """The error for a key that is not allowed at ``path``."""
-    return loc.error((*path, key), NOVALUE,
-                     f"unknown key{did_you_mean(key, options)} (expected one of: "
-                     f"{', '.join(options)})")
 
 
 class _Section(BaseModel):
@@ -61,12 +46,7 @@ class Target(_Section):
     required: bool = False  # the search stops when the remote target is gone
     ray_resource: str | None = None  # Ray custom resource of the node that times latency
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
-            raise ValueError("expected auto, cpu, cuda, cuda:<index> or mps")
-        return v
+    _device = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
 
     @field_validator("remote")
     @classmethod
@@ -74,6 +54,12 @@ class Target(_Section):
         if v is not None and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):\d{1,5}", v):
             raise ValueError("expected HOST:PORT, e.g. jetson.local:8765")
         return v
+
+
+def _check_device(v: str) -> str:
+    if not re.fullmatch(vocab.DEVICE_PATTERN, v):
+        raise ValueError("expected auto, cpu, cuda, cuda:<index> or mps")
+    return v
 
 
 class Proxy(_Section):
@@ -98,6 +84,9 @@ class Proxy(_Section):
     val_subset: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.2, gt=0, lt=1)
     holdout_fraction: float = Field(0.2, ge=0, lt=1)  # of the training split, for the claims only
+    device: str = "auto"  # where trials train: auto (the accelerator when present) | cpu | cuda[:i] | mps
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU, fp32 on the CPU
+    _device = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
 
     @field_validator("dataset")
     @classmethod
@@ -130,7 +119,8 @@ class Proxy(_Section):
 
     def train_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``nasl.train.TrainConfig`` (the resolved recipe + length)."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size, **self.recipe_of().train_kwargs()}
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "precision": self.precision,
+                **self.recipe_of().train_kwargs()}
 
 
 class SearchDefaults(_Section):

@@ -12,8 +12,9 @@ Dates stay text. Merge keys (``<<: *defaults``) work.
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,3 +209,16 @@ def read_yaml(text: str | bytes, loc: Locator) -> Any:
         return _Builder(loc).build(node, ())
     except RecursionError:
         raise loc.problem("not usable YAML: nested too deeply") from None
+
+
+def did_you_mean(word: str, options: Sequence[str]) -> str:
+    """``"; did you mean 'groups'?"`` or ``""``."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_key(loc: Locator, path: KeyPath, key: str, options: Sequence[str]) -> NaslError:
+    """The error for a key that is not allowed at ``path``."""
+    return loc.error((*path, key), NOVALUE,
+                     f"unknown key{did_you_mean(key, options)} (expected one of: "
+                     f"{', '.join(options)})")

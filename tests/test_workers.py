@@ -1,0 +1,85 @@
+"""--trials-per-device K with the Optuna backend: worker processes on the run's study (CPU)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import COMPLETE_SQL, wait_for_count
+
+from nasl.cli import main
+from nasl.errors import NaslError
+from nasl.search.workers import slots
+
+TrialState = optuna.trial.TrialState
+
+
+def test_slots_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    assert slots(None, "cpu", 2) == ["cpu", "cpu"]
+    assert slots("cpu", "auto", 1) == ["cpu"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert slots("0,1", "auto", 2) == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    with pytest.raises(NaslError, match="only 2 CUDA"):
+        slots("0,2", "auto", 1)
+    with pytest.raises(NaslError, match="--trials-per-device 0"):
+        slots(None, "cpu", 0)
+
+
+def test_devices_with_ray_is_one_line(tiny_space: Path, tmp_path: Path, capsys) -> None:
+    rc = main(["search", str(tiny_space), "--backend", "ray", "--trials-per-device", "2",
+               "--runs-dir", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "are for --backend optuna" in err and len(err.strip().splitlines()) == 1
+
+
+def _owner_pid(owner: str) -> int:
+    return int(owner.split(":")[-2])
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+def test_two_per_device_kill_9_then_resume_loses_nothing(tiny_space: Path, tmp_path: Path) -> None:
+    db = tmp_path / "k2" / "study.db"
+    cmd = [sys.executable, "-m", "nasl.cli", "search", str(tiny_space), "--trials", "4",
+           "--runs-dir", str(tmp_path), "--name", "k2", "--quiet", "--no-early-stop",
+           "--confirm-seeds", "0", "--threads", "1", "--trials-per-device", "2", "--devices", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not wait_for_count(db, COMPLETE_SQL, alive=lambda: proc.poll() is None):
+        proc.kill()
+        pytest.fail(f"no trial completed: {proc.communicate()[1][-3000:]}")
+    study = optuna.load_study(study_name="k2", storage=f"sqlite:///{db}")
+    first = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    owners = {t.user_attrs["owner"] for t in study.trials if t.user_attrs.get("owner")}
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30  # the worker dies with the search process
+    while not all(_gone(_owner_pid(o)) for o in owners) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(_gone(_owner_pid(o)) for o in owners), owners
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name="k2", storage=f"sqlite:///{db}")
+    complete = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    assert all(complete.get(n) == v for n, v in first.items())  # nothing completed was lost
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    trained = [t for t in study.trials if t.user_attrs.get("trained")]
+    assert 4 <= len(trained) <= 4 + 2  # each run's second slot may start one more
+    assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trained)
+    # both slots trained: trials of at least two processes landed in the one study
+    assert len({t.user_attrs["owner"] for t in trained}) >= 2
