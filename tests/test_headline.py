@@ -90,7 +90,7 @@ def test_space_commands_take_every_form_outside_the_repo(tmp_path: Path) -> None
         "nasl: error: no such space file 'spaces/shufflenett.yaml' (looked for "
         f"{tmp_path / 'spaces' / 'shufflenett.yaml'}), and no shipped space is named "
         "'shufflenett'; did you mean 'spaces/shufflenet.yaml'? (shipped spaces: hybrid, "
-        "mobilenet, shufflenet, squeezenet, xception)")
+        "mobilenet, nb201, shufflenet, squeezenet, xception)")
 
 
 def _run_headline(cwd: Path, runs: Path) -> dict[str, Any]:

@@ -341,8 +341,9 @@ def test_proxies_errors(tmp_path: Path, tiny_space: Path) -> None:
 @pytest.mark.slow
 def test_proxies_on_a_real_run(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "nasl.cli", "search", "shufflenet", "--trials", "4",
-                    "--epochs", "1", "--no-baselines", "--runs-dir", str(tmp_path), "--name", "r",
-                    "--quiet"], check=True, capture_output=True, timeout=600)
+                    "--epochs", "1", "--no-baselines", "--confirm-seeds", "0", "--runs-dir",
+                    str(tmp_path), "--name", "r", "--quiet"], check=True, capture_output=True,
+                    timeout=600)
     out = run_proxies(tmp_path / "r", n_boot=200)
     assert out["n"] == 4
     assert {c["metric"] for c in out["correlations"]} == {"synflow", "naswot", "grad_norm", "snip",
