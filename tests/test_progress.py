@@ -82,8 +82,9 @@ def test_main_job_log_piped_to_a_file(tmp_path: Path) -> None:
     log = tmp_path / "log.txt"
     with log.open("w") as f:
         r = subprocess.run([sys.executable, "-m", "nasl.cli", "search", "shufflenet", "--budget",
-                            "40MFLOPs", "--trials", "3", "--epochs", "1", "--data", "digits", "--confirm-budget", "4",
-                            "--runs-dir", str(tmp_path / "runs"), "--name", "p"],
+                            "40MFLOPs", "--trials", "3", "--epochs", "1", "--data", "digits",
+                            "--confirm-budget", "4", "--runs-dir", str(tmp_path / "runs"), "--name",
+                            "p"],
                            stdout=f, stderr=subprocess.STDOUT, timeout=600)
     text = log.read_text()
     assert r.returncode == 0, text[-3000:]
