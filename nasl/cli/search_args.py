@@ -161,7 +161,7 @@ def add_search(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="train each design that can change the answer with K fresh seeds at "
                         "higher fidelity first (default 2; 0 turns the confirmation off)")
     g.add_argument("--confirm-budget", type=int, default=None, metavar="N",
-                   help="trainings the confirmation may spend in all (default 12)")
+                   help="trainings the confirmation may spend in all (default 8)")
     g.add_argument("--confirm-epochs", type=int, default=None, metavar="E",
                    help="epochs of a confirmation training, on the search's train + validation "
                         "images, scored on the holdout (default 3x --epochs)")

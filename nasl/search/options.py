@@ -67,7 +67,7 @@ class SearchOptions:
     seeds: int | None = None  # seeds per trial (default: the space's search.seeds, else 1)
     confirm_seeds: int | None = None  # fresh seeds per confirmed design at first (0: no confirmation)
     confirm_max: int | None = None  # designs confirmed at most (default: budget // seeds)
-    confirm_budget: int | None = None  # trainings the confirmation may spend (default 12)
+    confirm_budget: int | None = None  # trainings the confirmation may spend (default 8)
     confirm_epochs: int | None = None  # epochs of a confirmation training (default 3 x --epochs)
     confirm_recipe: str | None = None  # a second recipe the claims are checked under
     recipe: str | None = None  # proxy recipe (default: the space's proxy.recipe and its keys)

@@ -37,9 +37,9 @@ from nasl.vocab import STATIC_METRICS
 
 #: Fresh seeds the confirmation trains each chosen design with first, by default.
 CONFIRM_SEEDS = 2
-#: Trainings the confirmation may spend, by default (the main job: about as much compute as
-#: its search; docs/benchmarks.md, "Claims").
-CONFIRM_BUDGET = 12
+#: Trainings the confirmation may spend, by default (the main job within about 4 minutes on
+#: 2 cores; docs/benchmarks.md, "Decisions that hold beyond the proxy").
+CONFIRM_BUDGET = 8
 #: Confirmation epochs = this x the search's epochs, by default.
 CONFIRM_EPOCH_FACTOR = 3
 
