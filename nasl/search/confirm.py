@@ -156,8 +156,12 @@ def finalize(session: Any) -> dict[str, Any] | None:
         confirmed = [a for a in arms if a.name in samples]
         claims = decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
                         correction=plan.correction)
-        per.append({"label": label, "describe": store[label].get("describe", label),
-                    "epochs": store[label].get("epochs"), "scored_on": session.scored_on,
+        table = getattr(session.space, "family", None) == "table"  # looked up, not trained
+        per.append({"label": label, "describe": "table lookup" if table else
+                    store[label].get("describe", label),
+                    "epochs": store[label].get("epochs"),
+                    "scored_on": "the table's values (and the space's noise)" if table
+                    else session.scored_on,
                     "claims": claims, "picks": recommend(confirmed, samples, plan.margin),
                     "spent": sum(s.n for s in samples.values()), "budget": plan.budget})
     ans = make_answer(per, names, margin=plan.margin, alpha=session.opts.alpha,
