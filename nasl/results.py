@@ -199,22 +199,18 @@ def confirmed_stats(store: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ``decide`` attribute: mean, 95 % t-interval with the pooled seed std, seeds, epochs."""
     if not store:
         return {}
-    from nasl.decide import pooled
-    from nasl.decide.stats import Sample
+    from nasl.decide.stats import Sample, interval, pooled
 
     first = next(iter(store.values()))
-    designs = {n: d["accuracies"] for n, d in first.get("designs", {}).items() if d.get("accuracies")}
-    sd, dof = pooled([Sample(tuple(v)) for v in designs.values()])
-    from scipy import stats as sps
-
-    q = float(sps.t.ppf(0.975, dof)) * sd if dof > 0 else float("nan")
+    designs = {n: Sample(tuple(d["accuracies"])) for n, d in first.get("designs", {}).items()
+               if d.get("accuracies")}
+    sd, dof = pooled(list(designs.values()))
     out = {}
-    for n, v in designs.items():
-        m = sum(v) / len(v)
-        half = q / len(v) ** 0.5
-        out[n] = {"confirmed_accuracy": m, "confirmed_seeds": len(v),
-                  "confirmed_low": m - half if half == half else None,
-                  "confirmed_high": m + half if half == half else None,
+    for n, s in designs.items():
+        low, high = interval(s, sd, dof)
+        out[n] = {"confirmed_accuracy": s.mean, "confirmed_seeds": s.n,
+                  "confirmed_low": low if low == low else None,
+                  "confirmed_high": high if high == high else None,
                   "confirmed_epochs": first.get("epochs")}
     return out
 

@@ -14,10 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from scipy import stats as sps
-
 from nasl.decide.claims import Arm
-from nasl.decide.stats import Sample, pair_test, pooled
+from nasl.decide.stats import Sample, interval, pair_test, pooled
 
 TRADEOFFS = ("accurate", "fast", "knee")
 
@@ -55,14 +53,13 @@ def _cost(a: Arm) -> tuple[float, float]:
 def _pick(tradeoff: str, best: Arm, runner: Arm | None, samples: Mapping[str, Sample],
           sd: float, dof: int) -> Pick:
     s = samples[best.name]
-    ok = math.isfinite(sd) and dof > 0
-    q = float(sps.t.ppf(0.975, dof)) * sd / math.sqrt(s.n) if ok else math.nan
+    low, high = interval(s, sd, dof)
     diff = lo = hi = None
     if runner is not None:
         t = pair_test(s, samples[runner.name], sd, dof)
         diff = t.diff
         lo, hi = (t.low, t.high) if t.testable else (None, None)
-    return Pick(tradeoff, best.name, s.mean, s.mean - q, s.mean + q, s.n,
+    return Pick(tradeoff, best.name, s.mean, low, high, s.n,
                 runner.name if runner else None, diff, lo, hi)
 
 

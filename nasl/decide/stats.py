@@ -56,6 +56,15 @@ def pooled(samples: Sequence[Sample]) -> tuple[float, int]:
     return math.sqrt(sum(float(((g - g.mean()) ** 2).sum()) for g in groups) / dof), dof
 
 
+def interval(s: Sample, sd: float, dof: int, level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` t-interval of ``s``'s mean with the pooled seed std ``sd`` (``dof``);
+    (nan, nan) when the pool is unknown."""
+    if not s.n or not math.isfinite(sd) or dof <= 0:
+        return float("nan"), float("nan")
+    half = float(sps.t.ppf(0.5 + level / 2, dof)) * sd / math.sqrt(s.n)
+    return s.mean - half, s.mean + half
+
+
 def image_var(a: Sample, b: Sample) -> float:
     """Variance of the mean per-image difference of a and b (0 without per-image results)."""
     if a.correct is None or b.correct is None or len(a.correct) != len(b.correct) \
