@@ -48,6 +48,22 @@ def trials_columns() -> str:
     return "`" + ", ".join(results.AFTER) + "`"
 
 
+def trials_fields() -> str:
+    """Every field of the trial record (nasl.record.TrialRecord) as a Markdown table: column,
+    unit, meaning, and where it goes when it is not a column of its own."""
+    from dataclasses import fields
+
+    from nasl.record import TrialRecord
+
+    out = ["", "| field | unit | meaning |", "|---|---|---|"]
+    for f in fields(TrialRecord):
+        m = f.metadata
+        where = f" ({m['csv']})" if m["csv"] else ""
+        derived = " — derived when rows are written" if not m["stored"] else ""
+        out.append(f"| `{f.name}` | {m['unit']} | {m['doc']}{where}{derived} |")
+    return "\n".join(out) + "\n"
+
+
 def main_job_lines(log: str) -> list[str]:
     """The lines of a main-job log worth showing (no blank lines, no file paths)."""
     return [ln.rstrip() for ln in log.splitlines() if ln.strip() and not ln.startswith("  /")]
@@ -74,7 +90,8 @@ def fenced(lines: list[str], lang: str = "") -> str:
 
 def samples(log: str | None) -> dict[str, str]:
     """Sample name → the text that goes between its markers."""
-    out = {"cost-json": fenced([cost_json()], "json"), "trials-columns": trials_columns()}
+    out = {"cost-json": fenced([cost_json()], "json"), "trials-columns": trials_columns(),
+           "trials-fields": trials_fields()}
     if log is not None:
         out["main-job"] = fenced(excerpt(log))
         out["main-job-full"] = fenced(main_job_lines(log))

@@ -113,12 +113,11 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         else t.state.name
     if state == "COMPLETE" and ua.get("repeat_of") is not None:
         state = "REPEAT"  # a tabular space's design proposed again: told its values, not evaluated
-    row: dict[str, Any] = {"number": t.number, "state": state,
-                           "baseline": ua.get("baseline", "")}
-    row.update(ua.get("choices", {}))
-    for key in AFTER:
-        if key not in record.DERIVED:
-            row[key] = ua.get(key)
+    rec = record.TrialRecord.from_trial(t)
+    row: dict[str, Any] = {"number": t.number, "state": state, "baseline": rec.baseline or ""}
+    row.update(rec.choices or {})
+    stored = rec.__dict__
+    row.update({key: stored[key] for key in AFTER})  # derived ones are None until filled in
     if t.state == optuna.trial.TrialState.RUNNING:
         row["reason"] = row["reason"] or "running"
     row["feasible"] = bool(ua.get("feasible", False))
@@ -208,10 +207,10 @@ def confirmed_stats(store: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
     for n, s in designs.items():
         low, high = interval(s, sd, dof)
-        out[n] = {"confirmed_accuracy": s.mean, "confirmed_seeds": s.n,
-                  "confirmed_low": low if low == low else None,
-                  "confirmed_high": high if high == high else None,
-                  "confirmed_epochs": first.get("epochs")}
+        out[n] = record.TrialRecord.columns(
+            confirmed_accuracy=s.mean, confirmed_seeds=s.n,
+            confirmed_low=low if low == low else None,
+            confirmed_high=high if high == high else None, confirmed_epochs=first.get("epochs"))
     return out
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from nasl import confidence as cf
 from nasl.pareto import finite as _finite
+from nasl.record import TrialRecord
 
 #: Objectives the confidence analysis covers (others: the front is reported without it).
 COVERED = ("accuracy", "macs", "latency_ms")
@@ -44,10 +45,11 @@ def add_seed_stats(rows: Sequence[dict[str, Any]]) -> tuple[float, int]:
     sd, df = cf.pooled_std(groups), cf.pooled_df(groups)
     for i, vals in done.items():
         s = cf.seed_summary(vals, pooled_sd=sd, pooled_dof=df)
-        rows[i].update({"accuracy": s.mean, "accuracy_seeds": vals, "n_seeds": s.n,
-                        "accuracy_std": s.sd_used if math.isfinite(s.sd_used) else None,
-                        "accuracy_low": s.low if math.isfinite(s.low) else None,
-                        "accuracy_high": s.high if math.isfinite(s.high) else None})
+        rows[i].update(TrialRecord.columns(
+            accuracy=s.mean, accuracy_seeds=vals, n_seeds=s.n,
+            accuracy_std=s.sd_used if math.isfinite(s.sd_used) else None,
+            accuracy_low=s.low if math.isfinite(s.low) else None,
+            accuracy_high=s.high if math.isfinite(s.high) else None))
     return sd, df
 
 

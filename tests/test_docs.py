@@ -125,6 +125,14 @@ def test_trials_columns_sample_is_the_real_list() -> None:
     assert script.trials_columns() == "`" + ", ".join(results.AFTER) + "`"
 
 
+def test_trials_fields_table_is_the_record() -> None:
+    """docs/results.md's table of trial fields is generated from nasl.record.TrialRecord."""
+    script = _samples_script()
+    text = (REPO / "docs" / "results.md").read_text()
+    assert _sample(text, "trials-fields") == script.trials_fields()
+    assert "`size_int8_mb`" in script.trials_fields()
+
+
 def test_main_job_samples_have_the_current_format() -> None:
     """The excerpt in README.md and the full output in docs/results.md come from a real log
     in the format the code prints now (per-trial n/N, design, MACs, time left)."""

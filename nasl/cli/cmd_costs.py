@@ -8,6 +8,7 @@ from typing import Any
 
 from nasl.cli.common import MACS_NOTE, console, human, parse_set
 from nasl.errors import NaslError
+from nasl.record import TrialRecord
 
 
 # --------------------------------------------------------------------------- presets / cost
@@ -66,9 +67,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
                                        threads=args.threads)
         except ValueError as e:
             raise NaslError(f"nasl cost --latency: {e}") from None
-        result.update({"latency_ms": lat.median_ms, "latency_p10_ms": lat.p10_ms,
-                       "latency_p90_ms": lat.p90_ms, "latency": lat.to_dict(),
-                       "device": lat.device, "device_name": lat.device_name})
+        result.update(TrialRecord().with_latency(lat).values())
     if args.json:
         print(json.dumps(result))
         return 0

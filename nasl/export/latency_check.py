@@ -10,19 +10,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from nasl.arch import ArchConfig
+from nasl.record import TrialRecord
 
 
-def latency_facts(ua: Mapping[str, Any]) -> dict[str, Any] | None:
-    if ua.get("latency_ms") is None:
+def latency_facts(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The card's "search" latency row from a trial's record (its user attributes with the
+    final re-timing applied) → facts, or None when no latency was measured."""
+    rec = TrialRecord.from_attrs(attrs)
+    if rec.latency_ms is None:
         return None
-    detail = ua.get("latency") or {}
-    return {"median_ms": ua["latency_ms"], "p10_ms": ua.get("latency_p10_ms"),
-            "p90_ms": ua.get("latency_p90_ms"), "device": ua.get("device"),
-            "device_name": ua.get("device_name"), "latency_target": ua.get("latency_target"),
+    detail = rec.latency or {}
+    return {"median_ms": rec.latency_ms, "p10_ms": rec.latency_p10_ms,
+            "p90_ms": rec.latency_p90_ms, "device": rec.device, "device_name": rec.device_name,
+            "latency_target": rec.latency_target,
             **{k: detail.get(k) for k in ("threads", "batch_size", "dtype", "repeats", "clock")},
             "runtime": detail.get("runtime") or "torch",
             "source": ("re-measured at the end of the search"
-                       if ua.get("latency_search_ms") is not None else "measured during the search")}
+                       if rec.latency_search_ms is not None else "measured during the search")}
 
 
 def verify_latency(target: ArchConfig, searched: Mapping[str, Any] | None, *,

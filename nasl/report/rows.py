@@ -23,7 +23,7 @@ TEXT_COLUMNS = record.TEXT_COLUMNS
 #: Columns that are not design choices (extend when the search writes more bookkeeping).
 META_COLUMNS = frozenset(
     (*INT_COLUMNS, *FLOAT_COLUMNS, *BOOL_COLUMNS, *TEXT_COLUMNS)
-    + ("threads", "batch", "dtype", "datetime_start", "datetime_complete")
+    + ("datetime_start", "datetime_complete")
 )
 #: Colour per status; "failed" trials show only in MACs-vs-latency, "running" nowhere.
 COLORS = {

@@ -205,12 +205,10 @@ def retime(session: Any, numbers: list[int] | None = None, rounds: int = ROUNDS)
     for n in todo:
         stats = verdict.latency_stats({"latency_rounds_ms": medians[n]})
         assert stats is not None
-        final[str(n)] = {**record.latency_fields(last[n]),
-                         "latency_ms": statistics.median(medians[n]),
-                         "latency_p10_ms": statistics.median(p10s[n]),
-                         "latency_p90_ms": statistics.median(p90s[n]),
-                         "latency_rounds_ms": medians[n], "latency_low_ms": stats.low,
-                         "latency_high_ms": stats.high,
-                         "latency_search_ms": trials[n].user_attrs.get("latency_ms")}
+        final[str(n)] = record.TrialRecord().with_latency(last[n]).update(
+            latency_ms=statistics.median(medians[n]), latency_p10_ms=statistics.median(p10s[n]),
+            latency_p90_ms=statistics.median(p90s[n]), latency_rounds_ms=medians[n],
+            latency_low_ms=stats.low, latency_high_ms=stats.high,
+            latency_search_ms=trials[n].user_attrs.get("latency_ms")).values()
     # Finished trials are read-only in Optuna: the final timings live on the study.
     study.set_user_attr(record.FINAL_LATENCY, final)

@@ -55,7 +55,7 @@ class Candidate:
 
     params: dict[str, Any]
     seed: int
-    rec: dict[str, Any]
+    rec: record.TrialRecord
     over: dict[str, float]
     reason: str | None = None  # why it is over budget, when not from a measurement
 
@@ -102,9 +102,9 @@ class TrialLog:
                               stacklevel=2)
 
     @staticmethod
-    def record(trial: Any, rec: dict[str, Any]) -> None:
-        """Store ``rec`` as the trial's user attributes (only what changed)."""
-        for k, v in rec.items():
+    def record(trial: Any, rec: record.TrialRecord) -> None:
+        """Store ``rec``'s set fields as the trial's user attributes (only what changed)."""
+        for k, v in rec.to_attrs().items():
             if trial.user_attrs.get(k, object()) != v:
                 trial.set_user_attr(k, v)
 
@@ -112,7 +112,7 @@ class TrialLog:
         """The trials.csv row of a trial, as stored now."""
         return results.trial_row(st.frozen(self.study, trial))
 
-    def _constraints(self, trial: Any, rec: dict[str, Any]) -> None:
+    def _constraints(self, trial: Any, rec: record.TrialRecord) -> None:
         """One Optuna constraint per budget: value - budget (<= 0 is feasible)."""
         for m, b in self.settings.budgets.items():
             v = rec.get(m)
@@ -125,10 +125,10 @@ class TrialLog:
         params = self.space.sample(trial)
         seed = trial_seed(self.settings.seed, trial.number)
         arch = self.space.to_arch(params)
-        rec: dict[str, Any] = {"choices": params, "seed": seed, "arch_id": arch.id,
-                               "owner": st.owner(), **static_costs(arch)}
+        rec = record.TrialRecord(choices=params, seed=seed, arch_id=arch.id).update(static_costs(arch))
         self.record(trial, rec)
-        cand = Candidate(params, seed, rec, violations(rec, self.settings.budgets, STATIC_METRICS))
+        cand = Candidate(params, seed, rec, violations(rec.to_attrs(), self.settings.budgets,
+                                                       STATIC_METRICS))
         if getattr(arch, "missing", False):  # a design its table lacks (tabular space)
             cand.over, cand.reason = {"table": 1.0}, "not in the table (rejected, never looked up)"
         budget = self.settings.budgets.get("latency_ms")
@@ -136,7 +136,7 @@ class TrialLog:
             from nasl.latency.predictor import screen
 
             ms, over = screen(self.predictor, arch, budget)
-            rec["latency_predicted_ms"] = ms
+            rec.latency_predicted_ms = ms
             if over:  # clearly over budget: neither measured nor trained
                 cand.over = {"latency_ms": ms - budget}
                 cand.reason = (f"over budget: predicted latency {ms:.3g} ms > {budget:g} ms x "
@@ -148,19 +148,19 @@ class TrialLog:
                     full: bool = True) -> None:
         """Add a latency measurement to ``cand`` and check the latency budget."""
         self.timings["latency"] += seconds
-        cand.rec.update(record.latency_fields(lat, full=full))
-        cand.over = violations(cand.rec, self.settings.budgets, ("latency_ms",))
+        cand.rec.with_latency(lat, full=full)
+        cand.over = violations(cand.rec.to_attrs(), self.settings.budgets, ("latency_ms",))
 
-    def reject(self, trial: Any, rec: dict[str, Any], over: dict[str, float],
+    def reject(self, trial: Any, rec: record.TrialRecord, over: dict[str, float],
                reason: str | None = None) -> None:
         """Tell an over-budget candidate as infeasible (never trained).
 
         Raises ``NaslError`` when ``max_rejections`` candidates in a row were over budget.
         """
-        reason = reason or describe_violation(rec, self.settings.budgets, over)
-        self.record(trial, {**rec, "feasible": False, "trained": False, "reason": reason})
+        reason = reason or describe_violation(rec.to_attrs(), self.settings.budgets, over)
+        self.record(trial, rec.merged(feasible=False, trained=False, reason=reason))
         self._constraints(trial, rec)
-        self.study.tell(trial, st.values_for(self.settings.objectives, rec))
+        self.study.tell(trial, st.values_for(self.settings.objectives, rec.to_attrs()))
         self.counts["rejected"] += 1
         self.rejected_in_a_row += 1
         self.progress("rejected", {"number": trial.number, "reason": reason, "row": self.row(trial)})
@@ -186,9 +186,10 @@ class TrialLog:
         without evaluating it again: not trained, not counted towards ``--trials``. After
         :data:`REPEATS_IN_A_ROW` in a row, :attr:`exhausted` tells the loop to stop."""
         number, values, fields = prev
-        self.record(trial, {**cand.rec, **fields, "feasible": True, "trained": False, "repeat_of": number,
-                            "reason": f"repeat of trial {number}: told its values, not evaluated again"})
-        self._constraints(trial, {**cand.rec, **fields})
+        rec = cand.rec.merged(**fields)
+        self.record(trial, rec.merged(feasible=True, trained=False, repeat_of=number, reason=(
+            f"repeat of trial {number}: told its values, not evaluated again")))
+        self._constraints(trial, rec)
         self.study.tell(trial, values)
         self.counts["repeated"] = self.counts.get("repeated", 0) + 1
         self.repeats_in_a_row += 1
@@ -201,15 +202,15 @@ class TrialLog:
         """Mark ``trial`` as going into training (it counts towards ``--trials``)."""
         self.rejected_in_a_row = 0
         self.repeats_in_a_row = 0
-        self.record(trial, {**cand.rec, "trained": True})
-        costs = {k: cand.rec[k] for k in record.STATIC_FIELDS if k in cand.rec}
+        self.record(trial, cand.rec.merged(trained=True))
+        costs = cand.rec.pick(record.STATIC_FIELDS)
         self.progress("start", {"number": trial.number, "choices": cand.params,
                                 "baseline": trial.user_attrs.get("baseline", ""),
                                 "epochs": self.settings.train.epochs, **costs})
 
-    def costs_of(self, rec: dict[str, Any]) -> list[float]:
+    def costs_of(self, rec: record.TrialRecord | dict[str, Any]) -> list[float]:
         """The cost-objective values of a record (the stopper's view of a design)."""
-        return [float(rec[m]) for m in self.settings.cost_objectives]
+        return [float(rec.get(m)) for m in self.settings.cost_objectives]
 
     def epoch(self, trial: Any, epoch: int, accuracy: float, loss: float | None,
               costs: list[float]) -> str | None:
@@ -231,39 +232,41 @@ class TrialLog:
             return None
         return self.stopper.check(costs, epoch, accuracy, number)
 
-    def complete(self, trial: Any, rec: dict[str, Any], curve: list[float],
-                 outcome: dict[str, Any]) -> None:
-        """Tell a trial trained to the end (``outcome``: accuracy, best_accuracy, epochs, ...)."""
-        self.timings["train"] += float(outcome.get("seconds") or 0.0)
-        rec = {**rec, **outcome, "curve": list(curve), "feasible": True, "reason": ""}
+    def complete(self, trial: Any, rec: record.TrialRecord, curve: list[float],
+                 outcome: record.Outcome) -> None:
+        """Tell a trial trained to the end with its training ``outcome``."""
+        self.timings["train"] += float(outcome.seconds or 0.0)
+        rec = rec.merged(curve=list(curve), feasible=True, reason="").update(outcome.to_attrs())
         self.record(trial, rec)
         self._constraints(trial, rec)
-        values = st.values_for(self.settings.objectives, rec)
+        values = st.values_for(self.settings.objectives, rec.to_attrs())
         self.study.tell(trial, values)
         if self.seen is not None:
-            self.seen.setdefault(_design_key(rec["choices"]), (trial.number, values, {
-                k: rec[k] for k in REPEATED_FIELDS if k in rec}))
+            self.seen.setdefault(_design_key(rec.choices), (trial.number, values,
+                                                            rec.pick(REPEATED_FIELDS)))
         if self.stopper is not None:
             self.stopper.add(trial.number, self.costs_of(rec), curve)
         self.counts["complete"] += 1
-        self.progress("complete", {"number": trial.number, "accuracy": rec["accuracy"],
-                                   "seconds": outcome.get("seconds", 0.0), "row": self.row(trial)})
+        self.progress("complete", {"number": trial.number, "accuracy": outcome.accuracy,
+                                   "seconds": outcome.seconds, "row": self.row(trial)})
         self.write_outputs(report=False)
 
     def stop(self, trial: Any, state: str, curve: list[float], reason: str, *,
-             seconds: float = 0.0, rec: dict[str, Any] | None = None, requeue: bool = False) -> None:
+             seconds: float = 0.0, rec: record.TrialRecord | None = None,
+             requeue: bool = False) -> None:
         """Tell a trial that ended early: ``state`` "PRUNED" (stopped) or "FAIL" (error).
 
         ``requeue``: interrupted, so not counted as trained and its design queued again.
         """
         self.timings["train"] += seconds
-        self.record(trial, {**(rec or {}), "curve": list(curve), "epochs": len(curve),
-                            "seconds": round(seconds, 3), "reason": reason, "feasible": True,
-                            "trained": not requeue, "accuracy": curve[-1] if curve else None})
+        rec = (rec or record.TrialRecord()).merged(
+            curve=list(curve), epochs=len(curve), seconds=round(seconds, 3), reason=reason,
+            feasible=True, trained=not requeue, accuracy=curve[-1] if curve else None)
+        self.record(trial, rec)
         self.study.tell(trial, state=TrialState[state])
         if state == "PRUNED" and self.stopper is not None and curve:
-            self.stopper.add_partial(trial.number, self.costs_of({**trial.user_attrs,
-                                                                  **(rec or {})}), curve)
+            self.stopper.add_partial(trial.number, self.costs_of(
+                record.TrialRecord.from_trial(trial).update(rec)), curve)
         if requeue:
             self.requeue(trial.params, trial.user_attrs)
         self.counts["pruned" if state == "PRUNED" else "failed"] += 1

@@ -23,11 +23,11 @@ from typing import Any
 from nasl import record
 from nasl.errors import NaslError
 from nasl.search.lifecycle import Candidate
-from nasl.search.objective import Settings, make_evaluator, seed_list, violations
+from nasl.search.objective import Settings, make_evaluator, violations
 from nasl.search.options import SearchOptions, SearchOutcome
-from nasl.search.run import train_health
 from nasl.search.session import Session
 from nasl.search.study import UNMEASURED, storage_of
+from nasl.search.training import train_candidate
 from nasl.signals import acknowledge as acknowledge_interrupt
 
 
@@ -36,11 +36,17 @@ def _define_by_run(space: Any, trial: Any) -> None:
     space.sample(trial)
 
 
-def _report(state: str, rec: dict[str, Any], metrics: tuple[str, ...], **extra: Any) -> None:
+#: What a worker measured besides the training outcome (the driver keeps the rest).
+MEASURED = (*record.LATENCY_FIELDS, "node")
+
+
+def _report(state: str, rec: record.TrialRecord, metrics: tuple[str, ...],
+            outcome: record.Outcome | None = None, **extra: Any) -> None:
+    """One Tune result: the state, what the worker measured, the outcome (flat keys)."""
     from ray import tune
 
-    out = {"nasl_state": state, **{k: v for k, v in rec.items() if k in record.OUTCOME_FIELDS},
-           **extra}
+    out = {"nasl_state": state, **rec.pick(MEASURED),
+           **(outcome.to_attrs() if outcome is not None else {}), **extra}
     for m in metrics:  # Tune wants every searcher metric in every result
         if out.get(m) is None:
             out[m] = rec.get(m, UNMEASURED.get(m, 0.0))
@@ -53,7 +59,7 @@ def worker_trial(config: dict[str, Any], *, space: Any, settings: Settings) -> N
     params, seed, static = meta["choices"], meta["seed"], meta["costs"]
     metrics = tuple(m for m, _ in settings.objectives)
     ev = make_evaluator(space, settings)
-    rec: dict[str, Any] = {**static, "node": platform.node()}
+    rec = record.TrialRecord(node=platform.node()).update(static)
     if settings.needs_latency:
         from nasl.latency.remote import RemoteRefused, RemoteUnavailable
 
@@ -62,8 +68,8 @@ def worker_trial(config: dict[str, Any], *, space: Any, settings: Settings) -> N
         except (RemoteUnavailable, RemoteRefused) as e:
             _report("FAIL", rec, metrics, reason=f"latency not measured: {e}"[:500])
             return
-        rec.update(record.latency_fields(lat, full=False))
-        if violations(rec, settings.budgets, ("latency_ms",)):
+        rec.with_latency(lat, full=False)
+        if violations(rec.to_attrs(), settings.budgets, ("latency_ms",)):
             _report("INFEASIBLE", rec, metrics, accuracy=0.0)
             return
 
@@ -71,18 +77,12 @@ def worker_trial(config: dict[str, Any], *, space: Any, settings: Settings) -> N
         _report("RUNNING", rec, metrics, accuracy=float(ep.val_accuracy), epoch=ep.epoch,
                 loss=float(ep.train_loss))
 
-    t0 = time.perf_counter()
     try:
-        result = ev.train(params, seed, on_epoch)
+        outcome = train_candidate(ev, params, seed, settings.seeds, on_epoch)
     except Exception as e:  # recorded on the trial by the driver
         _report("FAIL", rec, metrics, reason=f"{type(e).__name__}: {e}"[:500])
         return
-    accs = [float(result.final_accuracy)]
-    if settings.seeds > 1:  # the other seeds train to the end (no early stop)
-        accs += ev.train_seeds(params, seed_list(seed, settings.seeds - 1, 1))
-    _report("COMPLETE", rec, metrics, accuracy=sum(accs) / len(accs), accuracy_seeds=accs,
-            best_accuracy=float(result.best_accuracy), epochs=result.epochs,
-            seconds=round(time.perf_counter() - t0, 3), **train_health(result))
+    _report("COMPLETE", rec, metrics, outcome)
 
 
 def check_gpus(gpus_per_trial: float, address: str | None) -> None:
@@ -144,7 +144,7 @@ def _searcher_class() -> type:
                 self.baseline[trial_id] = bool(ot.user_attrs.get("baseline"))
                 self.curves[trial_id] = []
                 self.log.start(ot, cand)
-                costs = {k: cand.rec[k] for k in record.STATIC_FIELDS if k in cand.rec}
+                costs = cand.rec.pick(record.STATIC_FIELDS)
                 return {"nasl": {"choices": cand.params, "seed": cand.seed, "costs": costs,
                                  "number": ot.number}}
 
@@ -165,8 +165,10 @@ def _searcher_class() -> type:
             log, ot = self.log, self._ot_trials[trial_id]
             self._completed_trials.add(trial_id)
             result = result or {}
-            rec = {**self.cands[trial_id].rec,
-                   **{k: result[k] for k in record.OUTCOME_FIELDS if result.get(k) is not None}}
+            rec = self.cands[trial_id].rec.merged().update(
+                {k: result[k] for k in MEASURED if result.get(k) is not None})
+            if result.get("reason"):
+                rec.reason = str(result["reason"])
             curve = self.curves.get(trial_id, [])
             state = result.get("nasl_state")
             if trial_id in self.pruned:
@@ -176,10 +178,10 @@ def _searcher_class() -> type:
                 log.stop(ot, "PRUNED", curve, reason, rec=rec)
             elif state == "INFEASIBLE":
                 self.started -= 1
-                log.reject(ot, rec, violations(rec, log.settings.budgets, ("latency_ms",)))
+                log.reject(ot, rec, violations(rec.to_attrs(), log.settings.budgets,
+                                               ("latency_ms",)))
             elif state == "COMPLETE":
-                log.complete(ot, rec, curve, {k: rec[k] for k in record.OUTCOME_FIELDS
-                                              if k in rec and k not in record.LATENCY_FIELDS})
+                log.complete(ot, rec, curve, record.Outcome.from_attrs(result))
             else:
                 reason = rec.get("reason") or ("the Ray worker died or raised; see the Ray "
                                                "trial logs under runs/<name>/ray")

@@ -12,9 +12,10 @@ from typing import Any
 
 from nasl.errors import NaslError
 from nasl.search.lifecycle import Candidate
-from nasl.search.objective import Stopped, seed_list
+from nasl.search.objective import Stopped
 from nasl.search.options import SearchOutcome
 from nasl.search.session import Session
+from nasl.search.training import train_candidate
 from nasl.signals import acknowledge as acknowledge_interrupt
 from nasl.signals import check as check_interrupt
 
@@ -75,7 +76,6 @@ def one_trial(session: Session) -> bool:
             return False
         log.add_latency(cand, lat, time.perf_counter() - t)
     if cand.over:
-        log.record(trial, cand.rec)
         log.reject(trial, cand.rec, cand.over, cand.reason)
         return False
     _train(session, trial, cand)
@@ -96,7 +96,8 @@ def _train(session: Session, trial: Any, cand: Candidate) -> None:
 
     t = time.perf_counter()
     try:
-        result = session.evaluator.train(cand.params, cand.seed, on_epoch)
+        outcome = train_candidate(session.evaluator, cand.params, cand.seed,
+                                  session.settings.seeds, on_epoch)
     except Stopped as e:
         log.stop(trial, "PRUNED", curve, e.reason, seconds=time.perf_counter() - t)
         return
@@ -109,24 +110,4 @@ def _train(session: Session, trial: Any, cand: Candidate) -> None:
         log.stop(trial, "FAIL", curve, f"{type(e).__name__}: {e}"[:500],
                  seconds=time.perf_counter() - t)
         return
-    accs = [float(result.final_accuracy)]
-    if session.settings.seeds > 1:  # the other seeds train to the end (no early stop)
-        accs += session.evaluator.train_seeds(cand.params,
-                                              seed_list(cand.seed, session.settings.seeds - 1, 1))
-    seconds = time.perf_counter() - t
-    log.complete(trial, cand.rec, curve, {
-        "accuracy": sum(accs) / len(accs), "accuracy_seeds": accs,
-        "best_accuracy": float(result.best_accuracy), "epochs": result.epochs,
-        "seconds": round(seconds, 3), **train_health(result)})
-
-
-def train_health(result: Any) -> dict[str, Any]:
-    """Throughput and contention of a training run (the fields a TrainResult has)."""
-    out = {"images_per_second": getattr(result, "images_per_second", None)}
-    if hasattr(result, "device"):
-        out["train_device"] = result.device
-    for key in ("cpu_ratio", "contended", "threads", "precision", "batch_size",
-                "compile_seconds"):
-        if getattr(result, key, None) is not None:
-            out[key] = getattr(result, key)
-    return out
+    log.complete(trial, cand.rec, curve, outcome)
