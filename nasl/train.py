@@ -13,7 +13,7 @@ Contention: every trial records ``cpu_ratio`` (process CPU time over wall time o
 while the training steps ran) and ``wait_ratio`` (the share of its threads' time spent
 runnable but waiting for a core, from Linux schedstat); ``contended`` is set and a
 ``ContendedWarning`` issued once per trial when the wait ratio exceeds ``CONTENDED_WAIT`` (or,
-without schedstat, when the CPU ratio is below ``CONTENDED_CPU``). ``import nasl`` sets
+without schedstat, when the CPU ratio is below ``CONTENDED_CPU``). ``nasl`` sets (:mod:`nasl.omp`)
 ``OMP_WAIT_POLICY=PASSIVE`` so that a second training process costs a fair share, not 20x.
 """
 
@@ -403,7 +403,7 @@ def _warn_contended(name: str, cpu_ratio: float, wait_ratio: float | None, threa
     if threads > 1 and (os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
                         or _torch_first()):
         hint = ("; OpenMP threads spin while waiting (set OMP_WAIT_POLICY=PASSIVE before torch "
-                "is imported, or import nasl first)")
+                "is imported, or call nasl.omp.choose_wait_policy() first)")
     plural = "s" if threads > 1 else ""
     warnings.warn(f"training on {name} ran contended: {waited}CPU/wall per thread "
                   f"{cpu_ratio:.2f} at {threads} thread{plural}; its timings are inflated{hint}",
@@ -411,6 +411,7 @@ def _warn_contended(name: str, cpu_ratio: float, wait_ratio: float | None, threa
 
 
 def _torch_first() -> bool:
-    import nasl
+    """Whether the OpenMP wait policy was chosen after torch was imported (too late)."""
+    from nasl import omp
 
-    return bool(getattr(nasl, "TORCH_IMPORTED_FIRST", False))
+    return omp.TORCH_IMPORTED_FIRST
