@@ -347,8 +347,8 @@ def export_preset(name: str, overrides: Mapping[str, Any] | None = None, *,
     in ``runtime`` (torch, onnxruntime or torch.compile).
     ``out``: default ``runs/export/<name>`` (``<name>-<arch id>`` with overrides).
     """
-    from nasl.cost import measure_latency
     from nasl.families import preset, preset_choices
+    from nasl.latency.timing import measure_latency
 
     fmts = parse_formats(formats)
     _check_epochs(epochs)
