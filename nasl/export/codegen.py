@@ -43,7 +43,6 @@ def load_model(weights: str | os.PathLike | None = None) -> nn.Module:
 _NOT_EXPORTED = {"_register", "make_block"}
 
 
-
 def format_arch(d: dict[str, Any]) -> str:
     """``arch.to_dict()`` as a readable Python literal: one line per block."""
     lines = ["ARCH = {"]
@@ -76,10 +75,14 @@ def library() -> tuple[list[ast.stmt], dict[str, str]]:
     """nasl.blocks parsed: (its top-level imports, {name: source} of each top-level function
     and class model.py may hold, in the file's order)."""
     src = Path(blocks.__file__).read_text(encoding="utf-8")
+    lines = src.splitlines()
     tree = ast.parse(src)
     imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    defs = {n.name: ast.get_source_segment(src, n) or "" for n in tree.body
-            if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name not in _NOT_EXPORTED}
+    defs = {}
+    for n in tree.body:
+        if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name not in _NOT_EXPORTED:
+            first = min([d.lineno for d in n.decorator_list] + [n.lineno])  # decorators too
+            defs[n.name] = "\n".join(lines[first - 1:n.end_lineno])
     return imports, defs
 
 
@@ -97,7 +100,7 @@ def needed_source(types: Sequence[str]) -> tuple[list[str], list[str]]:
     wanted = {blocks.BLOCKS[t].__name__ for t in types} | {"Network"}  # type: ignore[attr-defined]
     todo = list(wanted)
     while todo:
-        for dep in _names(defs[todo.pop()]) & set(defs) - wanted:
+        for dep in _names(defs[todo.pop()]) & (set(defs) - wanted):
             wanted.add(dep)
             todo.append(dep)
     chosen = [src for name, src in defs.items() if name in wanted]
