@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from nasl import omp
 
 # In a fresh interpreter: the load average says busy, and /proc/stat says all CPUs busy now.
@@ -54,6 +56,7 @@ def test_import_nasl_cli_imports_no_torch():
     assert _python("import sys, nasl.cli, nasl.fidelity; print('torch' in sys.modules)") == "False"
 
 
+@pytest.mark.slow
 def test_the_entry_points_choose_passive_on_a_busy_machine_before_torch():
     cli = "from nasl.cli import main; main(['space', 'list', '--json']); "
     fidelity = ("import runpy, sys; sys.argv = ['nasl.fidelity', '--help']\ntry:\n"
