@@ -9,7 +9,7 @@ for each variant, alternating, ``--repeats`` times:
 - ``spin``: libgomp's default wait policy (threads spin ~300k iterations before sleeping),
   what nasl did before (``GOMP_SPINCOUNT=300000`` is that default, set explicitly so that
   nasl leaves the policy alone);
-- ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (what ``import nasl`` sets when unset);
+- ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` (what the ``nasl`` command sets on a busy machine);
 - ``1thread``: the default policy at 1 thread;
 - ``adapt``: passive, 2 threads, ``adapt_threads=True`` (1 thread after a second of
   training whose threads waited for a core more than a quarter of the time);

@@ -1,4 +1,5 @@
-"""Benchmark of nasl.cost: analytic counts vs thop vs FlopCounterMode, and CPU latency.
+"""Benchmark of nasl.cost (analytic counts vs thop vs FlopCounterMode) and of CPU latency
+(nasl.latency.timing).
 
 In: nothing (options below). Out: a Markdown section ``## Cost model`` written into
 docs/benchmarks.md (replacing an earlier one, keeping other sections), also printed.
@@ -22,9 +23,10 @@ from pathlib import Path
 
 import torch
 
-from nasl import cost
+from nasl import cost, devices
 from nasl.builder import build_model
 from nasl.families import preset
+from nasl.latency import timing
 
 HEADING = "## Cost model"
 COUNT_CASES = {
@@ -85,7 +87,7 @@ def latency_table(repeats: int) -> list[str]:
     rows = ["| network | MMACs | params | median ms | p10–p90 ms | cpu_ratio |",
             "|---|---:|---:|---:|---:|---:|"]
     for label, cfg in LATENCY_CASES.items():
-        lat = cost.measure_latency(build_model(cfg), (3, cfg.input_size, cfg.input_size),
+        lat = timing.measure_latency(build_model(cfg), (3, cfg.input_size, cfg.input_size),
                                    device="cpu", batch_size=1, threads=1, warmup=5,
                                    repeats=repeats)
         rows.append(f"| {label} | {cfg.macs() / 1e6:.1f} | {cfg.params():,} | "
@@ -100,7 +102,7 @@ def section(repeats: int, runs: int) -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     header = [
         HEADING, "",
-        f"Machine: {cost.cpu_name()}, {os.cpu_count()} cores visible, no GPU used; "
+        f"Machine: {devices.cpu_name()}, {os.cpu_count()} cores visible, no GPU used; "
         f"{versions}; Python {sys.version.split()[0]}. "
         f"Date: {datetime.date.today().isoformat()}. Load average at the start (1/5/15 min): "
         f"{load}.",

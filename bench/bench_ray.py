@@ -15,10 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from nasl import results
-from nasl.cost import cpu_name
-from nasl.search import SearchOptions, run_search
-from nasl.space import load_space
+from nasl.omp import choose_wait_policy
+
+choose_wait_policy()  # as the `nasl` command does, before torch is imported
+
+from nasl import results  # noqa: E402
+from nasl.devices import cpu_name  # noqa: E402
+from nasl.search import SearchOptions, run_search  # noqa: E402
+from nasl.space import load_space  # noqa: E402
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from nasl import results
-from nasl.cost import cpu_name
+from nasl.devices import cpu_name
 from nasl.pareto import hypervolume, non_dominated
 from nasl.results import load_run
 from nasl.search import SearchOptions, run_search

@@ -6,7 +6,7 @@ would not fit are skipped and say so):
 
 1. the five paper presets at 224 (Xception 299), batch 1, fp32/fp16/bf16: median, p10-p90
    spread and coefficient of variation over the timed runs, each preset timed ``--rounds``
-   times in a row (CUDA events, cudnn.benchmark, warm-up; :func:`nasl.cost.measure_latency`);
+   times in a row (CUDA events, cudnn.benchmark, warm-up; :func:`nasl.latency.timing.measure_latency`);
 2. a short search, ``nasl search shufflenet --device cuda --trials 4 --epochs 2`` in a
    subprocess (its exit status, time and latency column);
 3. 20 designs of the ShuffleNet space timed on the GPU and on the CPU (1 thread): Spearman
@@ -51,8 +51,8 @@ def preset_rows(device: str, dtypes: Sequence[str], *, rounds: int, repeats: int
                 input_size: int | None, deadline: float) -> list[dict[str, Any]]:
     """One row per (preset, dtype): median of the rounds' medians, p10/p90, CV, or a skip."""
     from nasl.builder import build_model
-    from nasl.cost import measure_latency
     from nasl.families import preset
+    from nasl.latency.timing import measure_latency
 
     rows: list[dict[str, Any]] = []
     for name in PRESETS:
@@ -87,7 +87,7 @@ def rank_rows(device: str, n: int, *, input_size: int | None, repeats: int,
     from scipy.stats import spearmanr
 
     from nasl.builder import build_model
-    from nasl.cost import measure_latency
+    from nasl.latency.timing import measure_latency
     from nasl.space import load_space, sample_params
 
     space = load_space("shufflenet")
@@ -374,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         print(NO_CUDA)
         return 0
-    from nasl.cost import cpu_name, resolve_device
+    from nasl.devices import cpu_name, resolve_device
 
     device = resolve_device(a.device)
     t0 = time.monotonic()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,3 +181,13 @@ class ArchConfig:
 def freeze_choices(choices: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """Design choices as a hashable, ordered tuple of (name, value) with lists as tuples."""
     return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in choices.items())
+
+
+def nchw(input_shape: Sequence[int]) -> tuple[int, int, int, int]:
+    """(N, C, H, W) of an input given as (C, H, W) (batch 1) or (N, C, H, W); ValueError for
+    another length or a size below 1."""
+    shape = tuple(int(s) for s in input_shape)
+    shape = (1, *shape) if len(shape) == 3 else shape
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (C, H, W) or (N, C, H, W), got {input_shape!r}")
+    return shape  # type: ignore[return-value]  # length checked above

@@ -1,12 +1,20 @@
-"""Block library: one ``nn.Module`` per block spec, in one registry.
+"""Block library: one ``nn.Module`` per block type, the classifier head and the network.
 
-In: a spec from :mod:`nasl.arch` and the input channel count. Out: a module whose
-parameter count equals ``spec.cost(...).params`` exactly (tests check this).
+In: a block's arguments (the fields of its spec in :mod:`nasl.specs`, as plain values) and
+its input channel count; a network as the dict of ``ArchConfig.to_dict()``. Out: modules
+whose parameter counts equal the specs' analytic ones exactly (tests check this); each
+module's ``out_channels`` is what it hands on.
+
+Everything above the registry uses only torch and the definitions before it: ``nasl
+export`` copies the ones a network needs into its standalone ``model.py`` verbatim
+(:mod:`nasl.export.codegen`), so this file is the one copy of the blocks. The registry,
+:func:`make_block` (typed specs, checked) and the link to :mod:`nasl.specs` stay here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,11 +32,11 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
-def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
-             relu: bool = True, padding: int | None = None) -> nn.Sequential:
+def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
+            relu: bool = True) -> nn.Sequential:
+    """k×k convolution without bias ("same" padding) → BatchNorm (→ ReLU)."""
     layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, k, stride, k // 2 if padding is None else padding,
-                  groups=groups, bias=False),
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
     ]
     if relu:
@@ -37,44 +45,48 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
 
 
 class Conv(nn.Sequential):
-    """Conv (+BN) (+ReLU): stems and SqueezeNet's conv1."""
+    """Conv (+BN) (+ReLU): stems and SqueezeNet's conv1 (``padding`` None: kernel // 2)."""
 
-    def __init__(self, spec: arch.ConvBN, cin: int):
-        layers: list[nn.Module] = [nn.Conv2d(cin, spec.out, spec.kernel, spec.stride, spec.pad,
-                                             groups=spec.groups, bias=spec.bias)]
-        if spec.bn:
-            layers.append(nn.BatchNorm2d(spec.out))
-        if spec.relu:
+    def __init__(self, cin: int, out: int, kernel: int = 3, stride: int = 1,
+                 padding: int | None = None, groups: int = 1, bn: bool = True,
+                 relu: bool = True, bias: bool = False):
+        pad = kernel // 2 if padding is None else padding
+        layers: list[nn.Module] = [nn.Conv2d(cin, out, kernel, stride, pad, groups=groups,
+                                             bias=bias)]
+        if bn:
+            layers.append(nn.BatchNorm2d(out))
+        if relu:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
+        self.out_channels = out
 
 
 class Pool(nn.Module):
     """Max or average pooling."""
 
-    def __init__(self, spec: arch.Pool, cin: int):
+    def __init__(self, cin: int, kernel: int = 3, stride: int = 2, padding: int = 0,
+                 ceil_mode: bool = False, mode: str = "max"):
         super().__init__()
-        if spec.mode == "max":
-            self.pool: nn.Module = nn.MaxPool2d(spec.kernel, spec.stride, spec.padding,
-                                                ceil_mode=spec.ceil_mode)
-        else:
-            self.pool = nn.AvgPool2d(spec.kernel, spec.stride, spec.padding,
-                                     ceil_mode=spec.ceil_mode)
+        cls = nn.MaxPool2d if mode == "max" else nn.AvgPool2d
+        self.pool = cls(kernel, stride, padding, ceil_mode=ceil_mode)
+        self.out_channels = cin
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(x)
 
 
 class Fire(nn.Module):
-    """SqueezeNet Fire module (names as in the paper and torchvision)."""
+    """SqueezeNet Fire module: squeeze 1×1 → (expand 1×1 ‖ expand 3×3), ReLU after each
+    (names as in the paper and torchvision); ``bypass`` adds the input."""
 
-    def __init__(self, spec: arch.Fire, cin: int):
+    def __init__(self, cin: int, squeeze: int, e1x1: int, e3x3: int, bypass: bool = False):
         super().__init__()
-        self.bypass = spec.bypass
-        self.squeeze = nn.Conv2d(cin, spec.squeeze, 1)
-        self.expand1x1 = nn.Conv2d(spec.squeeze, spec.e1x1, 1)
-        self.expand3x3 = nn.Conv2d(spec.squeeze, spec.e3x3, 3, padding=1)
+        self.bypass = bypass
+        self.squeeze = nn.Conv2d(cin, squeeze, 1)
+        self.expand1x1 = nn.Conv2d(squeeze, e1x1, 1)
+        self.expand3x3 = nn.Conv2d(squeeze, e3x3, 3, padding=1)
         self.relu = nn.ReLU(inplace=True)
+        self.out_channels = e1x1 + e3x3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.relu(self.squeeze(x))
@@ -83,36 +95,43 @@ class Fire(nn.Module):
 
 
 class DepthwiseSeparable(nn.Module):
-    """MobileNet's depthwise-separable conv, or Xception's SeparableConv (see ``arch.DWS``)."""
+    """k×k depthwise conv then 1×1 pointwise conv: MobileNet's (``dw_act``: BN+ReLU between),
+    or Xception's SeparableConv (``pre_relu``: a ReLU first)."""
 
-    def __init__(self, spec: arch.DWS, cin: int):
+    def __init__(self, cin: int, out: int, stride: int = 1, kernel: int = 3,
+                 dw_act: bool = True, relu: bool = True, pre_relu: bool = False):
         super().__init__()
-        self.pre_relu = nn.ReLU() if spec.pre_relu else nn.Identity()
-        dw: list[nn.Module] = [nn.Conv2d(cin, cin, spec.kernel, spec.stride, spec.kernel // 2,
+        self.pre_relu = nn.ReLU() if pre_relu else nn.Identity()
+        dw: list[nn.Module] = [nn.Conv2d(cin, cin, kernel, stride, kernel // 2,
                                          groups=cin, bias=False)]
-        if spec.dw_act:
+        if dw_act:
             dw += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True)]
         self.depthwise = nn.Sequential(*dw)
-        self.pointwise = _conv_bn(cin, spec.out, 1, relu=spec.relu)
+        self.pointwise = conv_bn(cin, out, 1, relu=relu)
+        self.out_channels = out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(self.pre_relu(x)))
 
 
 class ShuffleUnit(nn.Module):
-    """ShuffleNet v1 unit (Fig. 2 b/c of the paper; official megvii layout)."""
+    """ShuffleNet v1 unit (Fig. 2 b/c of the paper; official megvii layout): 1×1 gconv →
+    shuffle → 3×3 depthwise → 1×1 gconv; stride 1 adds the input, stride 2 concatenates a
+    3×3/2 average-pooled input. ``bottleneck`` None: out // 4."""
 
-    def __init__(self, spec: arch.ShuffleUnit, cin: int):
+    def __init__(self, cin: int, out: int, stride: int = 1, groups: int = 3,
+                 shuffle: bool = True, first_group: bool = True, bottleneck: int | None = None):
         super().__init__()
-        self.stride = spec.stride
-        self.groups = spec.groups if spec.shuffle else 1
-        mid, out = spec.mid, spec.branch_out(cin)
-        g1 = spec.groups if spec.first_group else 1
-        self.gconv1 = _conv_bn(cin, mid, 1, groups=g1)
-        self.dwconv = _conv_bn(mid, mid, 3, spec.stride, groups=mid, relu=False)
-        self.gconv2 = _conv_bn(mid, out, 1, groups=spec.groups, relu=False)
-        self.shortcut = nn.AvgPool2d(3, 2, 1) if spec.stride == 2 else nn.Identity()
+        self.stride = stride
+        self.groups = groups if shuffle else 1
+        mid = out // 4 if bottleneck is None else bottleneck
+        branch_out = out - cin if stride == 2 else out
+        self.gconv1 = conv_bn(cin, mid, 1, groups=groups if first_group else 1)
+        self.dwconv = conv_bn(mid, mid, 3, stride, groups=mid, relu=False)
+        self.gconv2 = conv_bn(mid, branch_out, 1, groups=groups, relu=False)
+        self.shortcut = nn.AvgPool2d(3, 2, 1) if stride == 2 else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
+        self.out_channels = out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = channel_shuffle(self.gconv1(x), self.groups)
@@ -128,28 +147,88 @@ class ShuffleUnit(nn.Module):
 
 
 class XceptionModule(nn.Module):
-    """Xception module: (ReLU → SeparableConv → BN) × n, optional max-pool, residual."""
+    """Xception module: (ReLU → SeparableConv → BN) × n, optional 3×3/2 max-pool, residual
+    (1×1 conv with the stride + BN when the shape changes)."""
 
-    def __init__(self, spec: arch.XceptionModule, cin: int):
+    def __init__(self, cin: int, channels: list[int], stride: int = 1, start_relu: bool = True):
         super().__init__()
         layers: list[nn.Module] = []
         c = cin
-        for i, co in enumerate(spec.channels):
-            layers.append(DepthwiseSeparable(
-                arch.DWS(co, dw_act=False, relu=False, pre_relu=spec.start_relu or i > 0), c))
+        for i, co in enumerate(channels):
+            layers.append(DepthwiseSeparable(c, co, dw_act=False, relu=False,
+                                             pre_relu=start_relu or i > 0))
             c = co
-        if spec.stride == 2:
+        if stride == 2:
             layers.append(nn.MaxPool2d(3, 2, 1))
         self.body = nn.Sequential(*layers)
-        self.shortcut: nn.Module = (
-            _conv_bn(cin, spec.out, 1, spec.stride, relu=False)
-            if spec.has_shortcut_conv(cin) else nn.Identity()
-        )
+        out = channels[-1]
+        self.shortcut: nn.Module = (conv_bn(cin, out, 1, stride, relu=False)
+                                    if stride != 1 or cin != out else nn.Identity())
+        self.out_channels = out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + self.shortcut(x)
 
 
+class Head(nn.Module):
+    """Classifier: "linear" = global average pool → dropout → FC; "conv" (SqueezeNet) =
+    dropout → 1×1 conv → ReLU → global average pool."""
+
+    def __init__(self, cin: int, num_classes: int, kind: str = "linear", dropout: float = 0.0,
+                 bias: bool = True):
+        super().__init__()
+        self.kind = kind
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        if kind == "conv":
+            self.classifier: nn.Module = nn.Conv2d(cin, num_classes, 1, bias=bias)
+        else:
+            self.classifier = nn.Linear(cin, num_classes, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "conv":
+            return torch.relu(self.classifier(self.dropout(x))).mean((2, 3))
+        return self.classifier(self.dropout(x.mean((2, 3))))
+
+
+def build_block(spec: dict[str, Any], cin: int) -> nn.Module:
+    """One block from its dict (``{"type": ..., <arguments>}``) taking ``cin`` channels."""
+    args = dict(spec)
+    return BLOCKS[args.pop("type")](cin, **args)
+
+
+class Network(nn.Module):
+    """stem → stages → head, from a network's dict (the form of ``ArchConfig.to_dict()``);
+    ``stages`` is a ModuleDict by stage name. Images (N, C, H, W) → logits (N, classes)."""
+
+    def __init__(self, layout: dict[str, Any]):
+        super().__init__()
+        c = layout["in_channels"]
+        stem = []
+        for spec in layout["stem"]:
+            stem.append(build_block(spec, c))
+            c = stem[-1].out_channels
+        self.stem = nn.Sequential(*stem)
+        stages = {}
+        for stage in layout["stages"]:
+            blocks = []
+            for spec in stage["blocks"]:
+                blocks.append(build_block(spec, c))
+                c = blocks[-1].out_channels
+            stages[stage["name"]] = nn.Sequential(*blocks)
+        self.stages = nn.ModuleDict(stages)
+        self.head = Head(c, layout["num_classes"], **layout["head"])
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages.values():
+            x = stage(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+# ------------------------------------------------------------------ registry (not exported)
 BLOCKS: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -169,4 +248,4 @@ for _name, _cls in (("conv", Conv), ("pool", Pool), ("fire", Fire), ("dws", Dept
 def make_block(spec: arch.BlockSpec, cin: int) -> nn.Module:
     """Build the module for ``spec`` taking ``cin`` channels (``ValueError`` if impossible)."""
     spec.check(cin)
-    return BLOCKS[spec.type](spec, cin)
+    return build_block(spec.to_dict(), cin)

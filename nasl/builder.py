@@ -5,60 +5,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasl import arch
-from nasl.blocks import make_block
+from nasl import arch, blocks
 
 
-class Head(nn.Module):
-    """Classifier head (see :class:`nasl.arch.Head`)."""
-
-    def __init__(self, spec: arch.Head, cin: int, num_classes: int):
-        super().__init__()
-        self.kind = spec.kind
-        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
-        if spec.kind == "conv":
-            self.classifier: nn.Module = nn.Conv2d(cin, num_classes, 1, bias=spec.bias)
-        else:
-            self.classifier = nn.Linear(cin, num_classes, bias=spec.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "conv":
-            x = torch.relu(self.classifier(self.dropout(x)))
-            return x.mean((2, 3))
-        return self.classifier(self.dropout(x.mean((2, 3))))
-
-
-class Network(nn.Module):
-    """A network built from an ArchConfig: ``stem`` → ``stages`` → ``head``."""
+class Network(blocks.Network):
+    """A network built from an ArchConfig (validated first): ``stem`` → ``stages`` → ``head``
+    as :class:`nasl.blocks.Network`; ``arch`` is the config."""
 
     def __init__(self, cfg: arch.ArchConfig):
-        super().__init__()
         cfg.validate()
+        super().__init__(cfg.to_dict())
         self.arch = cfg
-        c = cfg.in_channels
-        stem = []
-        for spec in cfg.stem:
-            stem.append(make_block(spec, c))
-            c = spec.cost(c, cfg.input_size).channels  # channel count is size-independent
-        self.stem = nn.Sequential(*stem)
-        stages = {}
-        for st in cfg.stages:
-            mods = []
-            for spec in st.blocks:
-                mods.append(make_block(spec, c))
-                c = spec.cost(c, cfg.input_size).channels
-            stages[st.name] = nn.Sequential(*mods)
-        self.stages = nn.ModuleDict(stages)
-        self.head = Head(cfg.head, c, cfg.num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for stage in self.stages.values():
-            x = stage(x)
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 def init_weights(model: nn.Module) -> None:

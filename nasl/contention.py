@@ -2,14 +2,18 @@
 
 In: nothing (reads ``time`` and Linux ``/proc/self/task/*/schedstat``). Out: a :class:`Meter`
 whose ``ratios()`` give the CPU/wall ratio per thread, the share of time the threads waited
-for a core, and whether that counts as contended.
+for a core, and whether that counts as contended; :func:`warn_contended` says so once
+(a :class:`ContendedWarning`).
 """
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
+
+from nasl import omp
 
 CONTENDED_WAIT = 0.25
 """A trial is contended when its threads waited for a core more than this share of the time."""
@@ -105,3 +109,22 @@ class Watch:
         if run <= 0:
             return False
         return wait / (run + wait) > self.limit
+
+
+class ContendedWarning(UserWarning):
+    """Training shared its cores with other processes; its timings are inflated."""
+
+
+def warn_contended(name: str, cpu_ratio: float, wait_ratio: float | None, threads: int) -> None:
+    """Issue one ContendedWarning for a trial whose training on ``name`` shared its cores
+    (attributed to the caller of the training function that calls this)."""
+    waited = f"its threads waited for a core {wait_ratio:.0%} of the time, " if wait_ratio else ""
+    hint = ""
+    if threads > 1 and (os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
+                        or omp.TORCH_IMPORTED_FIRST):
+        hint = ("; OpenMP threads spin while waiting (set OMP_WAIT_POLICY=PASSIVE before torch "
+                "is imported, or call nasl.omp.choose_wait_policy() first)")
+    plural = "s" if threads > 1 else ""
+    warnings.warn(f"training on {name} ran contended: {waited}CPU/wall per thread "
+                  f"{cpu_ratio:.2f} at {threads} thread{plural}; its timings are inflated{hint}",
+                  ContendedWarning, stacklevel=3)

@@ -1,7 +1,9 @@
-"""Devices and the per-device latency lock: which device ``auto`` means, and a lock across
-processes so that latency is timed alone (training holds it shared, timing exclusive).
+"""Devices and the per-device latency lock: which device ``auto`` means, the CPU's name, and
+a lock across processes so that latency is timed alone (training holds it shared, timing
+exclusive).
 
-In: a device string (``auto``, ``cpu``, ``cuda[:i]``, ``mps``). Out: the resolved name, and
+In: a device string (``auto``, ``cpu``, ``cuda[:i]``, ``mps``). Out: the resolved name
+(:func:`cpu_name` for the CPU), and
 context managers holding the device's lock file under :func:`lock_dir` (:func:`device_lock`;
 :func:`training_lock` is what a training on a device holds, shared, per epoch).
 """
@@ -9,8 +11,10 @@ context managers holding the device's lock file under :func:`lock_dir` (:func:`d
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
+import platform
 import re
 import tempfile
 import threading
@@ -23,6 +27,16 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: locking is a no-op
     fcntl = None  # type: ignore[assignment]
+
+
+@functools.cache
+def cpu_name() -> str:
+    """CPU model from /proc/cpuinfo ("model name"), else ``platform.processor()``."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def resolve_device(device: str | torch.device = "auto") -> str:

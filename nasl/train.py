@@ -13,7 +13,7 @@ Contention: every trial records ``cpu_ratio`` (process CPU time over wall time o
 while the training steps ran) and ``wait_ratio`` (the share of its threads' time spent
 runnable but waiting for a core, from Linux schedstat); ``contended`` is set and a
 ``ContendedWarning`` issued once per trial when the wait ratio exceeds ``CONTENDED_WAIT`` (or,
-without schedstat, when the CPU ratio is below ``CONTENDED_CPU``). ``import nasl`` sets
+without schedstat, when the CPU ratio is below ``CONTENDED_CPU``). ``nasl`` sets (:mod:`nasl.omp`)
 ``OMP_WAIT_POLICY=PASSIVE`` so that a second training process costs a fair share, not 20x.
 """
 
@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +32,7 @@ from torch import nn
 from nasl import accel
 from nasl import contention as _contention
 from nasl.augment import augment_batch, epoch_draws
-from nasl.contention import Meter, Watch
+from nasl.contention import ContendedWarning, Meter, Watch, warn_contended  # noqa: F401 (re-exported)
 from nasl.data import DataSplits
 from nasl.errors import NaslError
 from nasl.evaluation import correct, evaluate, model_device, prepare, recalibrate_bn  # noqa: F401
@@ -48,10 +46,6 @@ ADAPT_WINDOW = 1.0
 CONTENDED_CPU = _contention.CONTENDED_CPU
 SYNC_EVERY = 32
 """Training steps between two NaN/inf checks of the loss (one host sync each, not one per step)."""
-
-
-class ContendedWarning(UserWarning):
-    """Training shared its cores with other processes; its timings are inflated."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -338,7 +332,7 @@ def train_model(model: nn.Module, data: DataSplits, cfg: TrainConfig, *, seed: i
             cpu_ratio, wait_ratio, contended = meter.ratios(wait_limit=CONTENDED_WAIT,
                                                             cpu_limit=CONTENDED_CPU)
             if contended:
-                _warn_contended(data.name, cpu_ratio, wait_ratio, used)
+                warn_contended(data.name, cpu_ratio, wait_ratio, used)
             train_seconds -= compile_seconds
             return TrainResult(
                 final_accuracy=history[-1].val_accuracy,
@@ -394,23 +388,3 @@ def _scaled_step(scaler: Any, loss: torch.Tensor, opt: torch.optim.Optimizer, mo
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     scaler.step(opt)
     scaler.update()
-
-
-def _warn_contended(name: str, cpu_ratio: float, wait_ratio: float | None, threads: int) -> None:
-    """Issue one ContendedWarning for a trial whose training shared its cores."""
-    waited = f"its threads waited for a core {wait_ratio:.0%} of the time, " if wait_ratio else ""
-    hint = ""
-    if threads > 1 and (os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
-                        or _torch_first()):
-        hint = ("; OpenMP threads spin while waiting (set OMP_WAIT_POLICY=PASSIVE before torch "
-                "is imported, or import nasl first)")
-    plural = "s" if threads > 1 else ""
-    warnings.warn(f"training on {name} ran contended: {waited}CPU/wall per thread "
-                  f"{cpu_ratio:.2f} at {threads} thread{plural}; its timings are inflated{hint}",
-                  ContendedWarning, stacklevel=3)
-
-
-def _torch_first() -> bool:
-    import nasl
-
-    return bool(getattr(nasl, "TORCH_IMPORTED_FIRST", False))

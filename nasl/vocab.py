@@ -36,7 +36,7 @@ AUTO_ASHA_EPOCHS = 9
 #: Runtimes latency can be measured in (``target.runtime`` / ``--runtime``).
 RUNTIMES = ("torch", "onnxruntime", "torch.compile")
 
-#: Target dtypes: YAML spelling → the short name used in records and by :mod:`nasl.cost`.
+#: Target dtypes: YAML spelling → the short name used in records and by :mod:`nasl.latency.timing`.
 DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 #: Training precisions (``proxy.precision`` / ``--precision``): auto = bf16 on a GPU that

@@ -34,7 +34,7 @@ def test_block_shapes_and_exact_params(spec, cin, cout, size):
     x = torch.randn(2, cin, 16, 16, requires_grad=True)
     y = m(x)
     cost = spec.cost(cin, 16)
-    assert y.shape == (2, cout, cost.size, cost.size)
+    assert y.shape == (2, cout, cost.size, cost.size) and m.out_channels == cout
     assert cost.channels == cout and cost.size == size
     assert sum(p.numel() for p in m.parameters()) == cost.params
     y.sum().backward()

@@ -232,3 +232,13 @@ def test_xception_params() -> None:
     assert cfg.input_size == 299
     assert cfg.params() == 22_855_952
     assert cost.count_params(_meta(cfg)) == 22_855_952
+
+
+def test_cost_is_analytic_only():
+    """Timing lives in nasl.latency.timing: importing nasl.cost loads nothing of nasl.latency."""
+    import subprocess
+    import sys
+
+    code = "import sys, nasl.cost; print(sorted(m for m in sys.modules if m.startswith('nasl.latency')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

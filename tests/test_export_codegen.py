@@ -1,17 +1,22 @@
 """model.py generation: every family's generated module has nasl's exact state dict and output;
-the source imports only torch (and safetensors lazily) and holds the ArchConfig as a literal."""
+its code is nasl.blocks' own, copied verbatim; it imports only torch (and safetensors lazily),
+holds the ArchConfig as a literal and runs where nasl cannot be imported."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from nasl import blocks
 from nasl.arch import ArchConfig
-from nasl.blocks import BLOCKS
 from nasl.builder import build_model
-from nasl.export.codegen import TEMPLATES, block_types, generate_source, load_module
+from nasl.export.codegen import block_types, generate_source, load_module
 from nasl.families import get_family, preset
 
 
@@ -56,8 +61,69 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
-def test_every_registered_block_has_a_template() -> None:
-    assert set(BLOCKS) == set(TEMPLATES)
+def _definitions(source: str) -> dict[str, str]:
+    """{name: source} of each top-level function and class of a module's source."""
+    tree = ast.parse(source)
+    return {n.name: ast.get_source_segment(source, n) or "" for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+
+
+@pytest.mark.parametrize("name", list(family_archs()))
+def test_generated_code_is_nasl_blocks_own(name: str) -> None:
+    """Every function and class of model.py is a verbatim copy of one in nasl/blocks.py (the
+    one block library), except ``load_model``; everything else is imports and constants."""
+    src = generate_source(family_archs()[name], mean=[0.5], std=[2.0])
+    library = _definitions(Path(blocks.__file__).read_text(encoding="utf-8"))
+    generated = _definitions(src)
+    assert {"Network", "Head", "build_block", "load_model"} <= set(generated)
+    for def_name, code in generated.items():
+        assert def_name == "load_model" or code == library.get(def_name), def_name
+    others = [n for n in ast.parse(src).body[1:]  # after the docstring
+              if not isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))]
+    assigned = {t.id for n in others if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Name)}
+    assert len(others) == len(assigned) == 7
+    assert assigned == {"INPUT_SHAPE", "NUM_CLASSES", "MEAN", "STD", "WEIGHTS_FILE", "ARCH", "BLOCKS"}
+
+
+STANDALONE = """
+import sys
+
+class NoNasl:  # nasl is installed here: make it unimportable, as on a machine without it
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "nasl":
+            raise ImportError("no nasl here")
+
+sys.meta_path.insert(0, NoNasl())
+import torch
+import model
+
+x = torch.load("x.pt")
+with torch.no_grad():
+    torch.save(model.load_model()(x), "y.pt")
+print(sorted(m for m in sys.modules if m.split(".")[0] == "nasl"))
+"""
+
+
+@pytest.mark.slow
+def test_generated_model_runs_standalone_without_nasl(tmp_path: Path) -> None:
+    """model.py + weights.safetensors in a folder, in a fresh interpreter that cannot import
+    nasl: the exported weights load and the logits are nasl's."""
+    from safetensors.torch import save_file
+
+    arch = family_archs()["hybrid"]
+    model = randomise(build_model(arch, seed=2))
+    (tmp_path / "model.py").write_text(generate_source(arch))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(tmp_path / "weights.safetensors"))
+    x = torch.randn(3, arch.in_channels, arch.input_size, arch.input_size)
+    torch.save(x, tmp_path / "x.pt")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", STANDALONE], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    with torch.no_grad():
+        assert float((torch.load(tmp_path / "y.pt") - model(x)).abs().max()) <= 1e-5
 
 
 @pytest.mark.parametrize("name", list(family_archs()))
@@ -67,7 +133,7 @@ def test_generated_module_matches_nasl(name: str, tmp_path) -> None:
     path = tmp_path / "model.py"
     path.write_text(generate_source(arch, mean=[0.5] * arch.in_channels, std=[2.0] * arch.in_channels))
     mod = load_module(path)
-    net = mod.Network().eval()
+    net = mod.Network(mod.ARCH).eval()
     ref, got = model.state_dict(), net.state_dict()
     assert list(ref) == list(got)
     assert all(ref[k].shape == got[k].shape for k in ref)
@@ -89,10 +155,12 @@ def test_source_imports_only_torch_and_only_needed_blocks(tmp_path) -> None:
     tree = ast.parse(src)
     top = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
     top |= {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
-    assert top == {"__future__", "os", "torch"}
+    assert top == {"__future__", "os", "typing", "torch"}
     nested = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} - top
     assert nested == {"safetensors.torch"}  # lazily, inside load_model
     classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
     assert classes == {"Conv", "DepthwiseSeparable", "Head", "Network"}
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert functions == {"conv_bn", "build_block", "load_model"}  # no channel_shuffle
     assert block_types(arch) == ["conv", "dws"]
     assert "MEAN = None" in src and "pickle" not in src

@@ -1,4 +1,4 @@
-"""Tests for nasl.cost latency: measure_latency, resolve_device and the device lock."""
+"""Tests for nasl.latency.timing and nasl.devices: measure_latency, resolve_device and the device lock."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import torch
 
-from nasl import cost
+from nasl import devices
 from nasl.builder import Network, build_model
 from nasl.families import preset
+from nasl.latency import timing
 
 FAST: dict[str, Any] = {"warmup": 1, "repeats": 5}
 
@@ -37,12 +38,12 @@ def test_cpu_latency_is_sane_and_recorded(model: Network) -> None:
     modes = [m.training for m in model.modules()]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     threads = torch.get_num_threads()
-    lat = cost.measure_latency(model, (3, 64, 64), device="cpu", **FAST)
+    lat = timing.measure_latency(model, (3, 64, 64), device="cpu", **FAST)
     assert 0 < lat.p10_ms <= lat.median_ms <= lat.p90_ms
     assert lat.mean_ms > 0 and lat.std_ms >= 0
     assert (lat.repeats, lat.warmup, lat.device, lat.threads) == (5, 1, "cpu", 1)
     assert (lat.batch_size, lat.dtype, lat.input_shape) == (1, "fp32", (1, 3, 64, 64))
-    assert lat.device_name and lat.device_name == cost.cpu_name()
+    assert lat.device_name and lat.device_name == devices.cpu_name()
     # with 1 thread the timing thread's own CPU time: other threads of this process (OpenMP
     # workers spinning after an earlier 2-thread test, Ray or W&B threads) do not count
     assert lat.cpu_ratio is not None and 0 < lat.cpu_ratio < 1.5
@@ -56,21 +57,21 @@ def test_cpu_latency_is_sane_and_recorded(model: Network) -> None:
 
 
 def test_batch_dtype_threads_and_shape_conventions(model: torch.nn.Module) -> None:
-    lat = cost.measure_latency(model, (4, 3, 64, 64), device="cpu", dtype="bf16", threads=2,
+    lat = timing.measure_latency(model, (4, 3, 64, 64), device="cpu", dtype="bf16", threads=2,
                                channels_last=False, **FAST)
     assert (lat.batch_size, lat.input_shape, lat.dtype) == (4, (4, 3, 64, 64), "bf16")
     assert lat.threads == 2 and not lat.channels_last
-    lat = cost.measure_latency(model, (4, 3, 64, 64), device="cpu", batch_size=2, **FAST)
+    lat = timing.measure_latency(model, (4, 3, 64, 64), device="cpu", batch_size=2, **FAST)
     assert lat.input_shape == (2, 3, 64, 64)
-    lat = cost.measure_latency(model, (3, 64, 64), device="auto", lock=False, threads=None,
+    lat = timing.measure_latency(model, (3, 64, 64), device="auto", lock=False, threads=None,
                                **FAST)
-    assert lat.device == cost.resolve_device("auto")
+    assert lat.device == devices.resolve_device("auto")
     assert next(model.parameters()).dtype == torch.float32
 
 
 def test_fp16_on_cpu_runs_or_says_why(model: torch.nn.Module) -> None:
     try:
-        lat = cost.measure_latency(model, (3, 64, 64), device="cpu", dtype="fp16", **FAST)
+        lat = timing.measure_latency(model, (3, 64, 64), device="cpu", dtype="fp16", **FAST)
     except ValueError as e:
         assert "not supported on CPU" in str(e)
     else:
@@ -89,39 +90,39 @@ def test_fp16_on_cpu_runs_or_says_why(model: torch.nn.Module) -> None:
 def test_bad_arguments(model: torch.nn.Module, kwargs: dict[str, Any], match: str) -> None:
     args = {"input_shape": (3, 64, 64), "device": "cpu", **FAST, **kwargs}
     with pytest.raises(ValueError, match=match):
-        cost.measure_latency(model, **args)
+        timing.measure_latency(model, **args)
 
 
 def test_meta_model_is_refused() -> None:
     with torch.device("meta"):
         meta = build_model(preset("mobilenet_v1", width_mult=0.25, input_size=64), seed=None)
     with pytest.raises(ValueError, match="meta device"):
-        cost.measure_latency(meta, (3, 64, 64), device="cpu")
+        timing.measure_latency(meta, (3, 64, 64), device="cpu")
 
 
 def test_resolve_device() -> None:
-    assert cost.resolve_device("cpu") == "cpu"
-    assert cost.resolve_device(" CPU ") == "cpu"
-    assert cost.resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    assert devices.resolve_device("cpu") == "cpu"
+    assert devices.resolve_device(" CPU ") == "cpu"
+    assert devices.resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="unknown device"):
-        cost.resolve_device("gpu")
+        devices.resolve_device("gpu")
     if not torch.backends.mps.is_available():
         with pytest.raises(ValueError, match="MPS is not available"):
-            cost.resolve_device("mps")
+            devices.resolve_device("mps")
     if torch.cuda.is_available():
-        assert cost.resolve_device("cuda") == "cuda:0"
+        assert devices.resolve_device("cuda") == "cuda:0"
         with pytest.raises(ValueError, match="CUDA device"):
-            cost.resolve_device(f"cuda:{torch.cuda.device_count()}")
+            devices.resolve_device(f"cuda:{torch.cuda.device_count()}")
     else:
         for dev in ("cuda", "cuda:0", "cuda:1"):
             with pytest.raises(ValueError, match="no CUDA GPU is available"):
-                cost.resolve_device(dev)
+                devices.resolve_device(dev)
 
 
 def test_cuda_latency(model: torch.nn.Module) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    lat = cost.measure_latency(model, (3, 64, 64), device="cuda", dtype="fp16", **FAST)
+    lat = timing.measure_latency(model, (3, 64, 64), device="cuda", dtype="fp16", **FAST)
     assert lat.device == "cuda:0" and lat.cpu_ratio is None
     assert lat.device_name == torch.cuda.get_device_name(0)
     assert 0 < lat.p10_ms <= lat.median_ms <= lat.p90_ms
@@ -131,7 +132,7 @@ def test_cuda_latency(model: torch.nn.Module) -> None:
 # -- the cross-process lock -----------------------------------------------------------------
 HOLDER = textwrap.dedent("""
     import sys, time
-    from nasl.cost import device_lock
+    from nasl.devices import device_lock
     with device_lock("cpu", shared=sys.argv[2] == "shared"):
         print("locked", flush=True)
         time.sleep(float(sys.argv[1]))
@@ -148,7 +149,7 @@ def _hold(seconds: float, mode: str = "exclusive") -> subprocess.Popen[str]:
 def test_two_processes_serialise() -> None:
     proc = _hold(0.5)
     t = time.perf_counter()
-    with cost.device_lock("cpu"):
+    with devices.device_lock("cpu"):
         waited = time.perf_counter() - t
     proc.wait(10)
     assert waited >= 0.3
@@ -157,7 +158,7 @@ def test_two_processes_serialise() -> None:
 def test_measure_latency_waits_for_the_lock(model: torch.nn.Module) -> None:
     proc = _hold(0.5)
     t = time.perf_counter()
-    cost.measure_latency(model, (3, 64, 64), device="cpu", warmup=0, repeats=1)
+    timing.measure_latency(model, (3, 64, 64), device="cpu", warmup=0, repeats=1)
     proc.wait(10)
     assert time.perf_counter() - t >= 0.3
 
@@ -165,18 +166,18 @@ def test_measure_latency_waits_for_the_lock(model: torch.nn.Module) -> None:
 def test_shared_holders_coexist_and_keep_timing_out() -> None:
     proc = _hold(0.5, "shared")
     t = time.perf_counter()
-    with cost.device_lock("cpu", shared=True):
+    with devices.device_lock("cpu", shared=True):
         assert time.perf_counter() - t < 0.3
-    with pytest.raises(TimeoutError, match="busy"), cost.device_lock("cpu", timeout=0.05):
+    with pytest.raises(TimeoutError, match="busy"), devices.device_lock("cpu", timeout=0.05):
         pass
     proc.wait(10)
-    with cost.device_lock("cpu", timeout=1.0):
+    with devices.device_lock("cpu", timeout=1.0):
         pass
 
 
 def test_lock_is_reentrant_and_per_device(_lock_dir: Path) -> None:
-    with cost.device_lock("cpu"), cost.device_lock("cpu", timeout=0.1), \
-            cost.device_lock("cuda:1", timeout=0.1):
+    with devices.device_lock("cpu"), devices.device_lock("cpu", timeout=0.1), \
+            devices.device_lock("cuda:1", timeout=0.1):
         pass
     assert {p.name for p in _lock_dir.iterdir()} == {"cpu.lock", "cuda_1.lock", "cpu.pending",
                                                      "cuda_1.pending"}
@@ -191,7 +192,7 @@ def test_waiting_timer_is_preferred_over_new_trainers(_lock_dir: Path) -> None:
 
     def trainer() -> None:
         while not stop.is_set():
-            with cost.device_lock("cpu", shared=True):
+            with devices.device_lock("cpu", shared=True):
                 time.sleep(0.05)
 
     threads = [threading.Thread(target=trainer) for _ in range(2)]
@@ -200,7 +201,7 @@ def test_waiting_timer_is_preferred_over_new_trainers(_lock_dir: Path) -> None:
         time.sleep(0.025)
     try:
         t0 = time.monotonic()
-        with cost.device_lock("cpu", timeout=2.0):
+        with devices.device_lock("cpu", timeout=2.0):
             waited = time.monotonic() - t0
     finally:
         stop.set()

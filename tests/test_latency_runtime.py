@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from nasl import cost
 from nasl.errors import NaslError
+from nasl.latency import timing
 from nasl.latency.runtime import RUNTIMES, RuntimeUnavailable, make_runner, onnx_bytes, ort_providers
 
 FAST = {"warmup": 1, "repeats": 3, "device": "cpu"}
@@ -26,7 +26,7 @@ def _net() -> nn.Module:
 
 
 def test_onnxruntime_latency_is_recorded_and_outputs_match() -> None:
-    lat = cost.measure_latency(_net(), (3, 16, 16), runtime="onnxruntime", **FAST)
+    lat = timing.measure_latency(_net(), (3, 16, 16), runtime="onnxruntime", **FAST)
     assert lat.runtime == "onnxruntime" and lat.threads == 1 and lat.median_ms > 0
     assert lat.channels_last is False and lat.to_dict()["runtime"] == "onnxruntime"
     net = _net().eval()
@@ -39,14 +39,14 @@ def test_onnxruntime_latency_is_recorded_and_outputs_match() -> None:
 
 
 def test_torch_runtime_default_and_bad_runtime() -> None:
-    assert cost.measure_latency(_net(), (3, 16, 16), **FAST).runtime == "torch"
+    assert timing.measure_latency(_net(), (3, 16, 16), **FAST).runtime == "torch"
     with pytest.raises(ValueError, match="runtime must be one of"):
-        cost.measure_latency(_net(), (3, 16, 16), runtime="tensorrt", **FAST)
+        timing.measure_latency(_net(), (3, 16, 16), runtime="tensorrt", **FAST)
 
 
 def test_onnxruntime_rejects_what_it_cannot_run() -> None:
     with pytest.raises(RuntimeUnavailable, match="bf16"):
-        cost.measure_latency(_net(), (3, 16, 16), runtime="onnxruntime", dtype="bf16", **FAST)
+        timing.measure_latency(_net(), (3, 16, 16), runtime="onnxruntime", dtype="bf16", **FAST)
     with pytest.raises(RuntimeUnavailable, match="fp16"):
         make_runner(_net().half().eval(), torch.zeros(1, 3, 8, 8).half(), runtime="onnxruntime")
     if "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers():
@@ -67,12 +67,12 @@ def test_multi_input_runner_in_every_cheap_runtime() -> None:
 
 
 def test_cpu_clock_only_for_one_cpu_thread() -> None:
-    lat = cost.measure_latency(_net(), (3, 16, 16), clock="cpu", **FAST)
+    lat = timing.measure_latency(_net(), (3, 16, 16), clock="cpu", **FAST)
     assert lat.clock == "cpu" and lat.median_ms > 0
     with pytest.raises(ValueError, match="clock"):
-        cost.measure_latency(_net(), (3, 16, 16), clock="cpu", threads=2, **FAST)
+        timing.measure_latency(_net(), (3, 16, 16), clock="cpu", threads=2, **FAST)
     with pytest.raises(ValueError, match="clock"):
-        cost.measure_latency(_net(), (3, 16, 16), clock="gpu", **FAST)
+        timing.measure_latency(_net(), (3, 16, 16), clock="gpu", **FAST)
 
 
 def test_space_target_runtime(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_space_target_runtime(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_torch_compile_runtime() -> None:
     try:
-        lat = cost.measure_latency(_net(), (3, 16, 16), runtime="torch.compile", **FAST)
+        lat = timing.measure_latency(_net(), (3, 16, 16), runtime="torch.compile", **FAST)
     except RuntimeUnavailable as e:  # no compiler on this machine: the message says so
         assert "torch.compile does not work" in str(e)
         return

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -309,76 +307,3 @@ def test_sched_times_sums_threads() -> None:
     sum(i * i for i in range(200_000))
     t2 = train_mod.sched_times()
     assert t2 is not None and t2[0] > t[0] and t2[1] >= t[1]
-
-
-def _policy_after(code: str, **env: str) -> str:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env},
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
-def test_import_nasl_sets_passive_wait_policy_on_a_busy_machine() -> None:
-    show = "import os, nasl; print(os.environ.get('OMP_WAIT_POLICY'), nasl.TORCH_IMPORTED_FIRST)"
-    busy = ("import builtins, io, itertools, os; os.getloadavg = lambda: (64.0, 0.0, 0.0); "
-            "_n, _open = itertools.count(), builtins.open; "  # /proc/stat: all CPUs busy now
-            "builtins.open = lambda f, *a, **k: io.StringIO('cpu %d 0 0 100 0 0 0 0' % "
-            "(1000 * next(_n))) if f == '/proc/stat' else _open(f, *a, **k); ")
-    quiet = "import os; os.getloadavg = lambda: (0.0, 0.0, 0.0); "
-    assert _policy_after(busy + show) == "PASSIVE False"
-    assert _policy_after(quiet + show) == "None False"  # spinning is 2.7x faster when quiet
-    assert _policy_after(busy + show, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE False"  # the user's
-    assert _policy_after(busy + show, GOMP_SPINCOUNT="1000") == "None False"
-    assert _policy_after(busy + "import sys; sys.modules['torch'] = sys; " + show).endswith("True")
-
-
-# ------------------------------------------------------------------ OpenMP wait policy at import
-def _policy(monkeypatch, load: float, busy: float | None) -> tuple[str, str | None]:
-    import nasl
-
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    monkeypatch.setattr(nasl._os, "getloadavg", lambda: (load, load, load))
-    monkeypatch.setattr(nasl._os, "sched_getaffinity", lambda pid: {0, 1})
-
-    def share() -> float:
-        if busy is None:
-            raise OSError("no /proc/stat")
-        return busy
-
-    monkeypatch.setattr(nasl, "_busy_share", share)
-    return nasl._choose_omp_policy(), os.environ.get("OMP_WAIT_POLICY")
-
-
-def test_a_lagging_load_average_alone_does_not_choose_passive(monkeypatch):
-    """Seen in the scheduler benchmark: a search started right after another one ended saw
-    load 1.9 on 2 cores and chose PASSIVE on a machine that was idle (2.7x slower training)."""
-    why, env = _policy(monkeypatch, 1.9, 0.03)
-    assert env is None and why.startswith("default spin") and "3% of the CPUs busy now" in why
-    why, env = _policy(monkeypatch, 1.9, 0.97)
-    assert env == "PASSIVE" and "97% of the CPUs busy now" in why
-    why, env = _policy(monkeypatch, 0.2, 0.97)  # a low load is not measured further
-    assert env is None and why == "default spin (quiet machine: load 0.2 on 2 cores)"
-    why, env = _policy(monkeypatch, 1.9, None)  # no /proc/stat: the load decides, as before
-    assert env == "PASSIVE" and why == "PASSIVE (busy machine: load 1.9 on 2 cores)"
-    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
-    import nasl
-
-    assert nasl._choose_omp_policy() == "set by the user"
-
-
-def test_busy_share_sees_processes_computing_now():
-    import time
-
-    import nasl
-
-    spin = "import time\nt = time.time()\nwhile time.time() - t < 3: pass"
-    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 1)]
-    try:
-        time.sleep(0.5)  # the interpreters have started and spin
-        assert nasl._busy_share(0.5) > 0.6
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()

@@ -14,6 +14,7 @@ from nasl.cli.cmd_runs import cmd_export, cmd_report, cmd_search
 from nasl.cli.common import MACS_NOTE
 from nasl.cli.search_args import Parser, add_search, finish, one_prefix
 from nasl.errors import NaslError
+from nasl.omp import choose_wait_policy
 
 EXAMPLES = """examples:
   nasl search spaces/shufflenet.yaml --budget 40MFLOPs   the main job: search under 40 M MACs
@@ -133,7 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``nasl`` command; returns the exit status."""
+    """Entry point of the ``nasl`` command; returns the exit status.
+
+    The OpenMP wait policy is chosen first (:mod:`nasl.omp`): the parser's sub-commands
+    import torch, and libgomp reads the policy when torch loads."""
+    choose_wait_policy()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

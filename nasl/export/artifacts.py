@@ -56,6 +56,19 @@ class ExportResult:
     card: dict[str, Any] = field(default_factory=dict)
 
 
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape an export."""
+    from importlib import metadata
+
+    from nasl.results import versions as run_versions
+
+    out = run_versions()
+    for pkg in ("onnx", "onnxscript", "safetensors"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[pkg] = metadata.version(pkg)
+    return out
+
+
 def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
     """``"py,onnx"`` or ``["py", "onnx"]`` → a tuple in canonical order (``NaslError`` if unknown)."""
     items = formats.split(",") if isinstance(formats, str) else list(formats)

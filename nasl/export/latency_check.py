@@ -41,8 +41,8 @@ def verify_latency(target: ArchConfig, searched: Mapping[str, Any] | None, *,
     that is gone, gives ``{"error": why}`` instead of failing the export.
     """
     from nasl.builder import build_model
-    from nasl.cost import measure_latency
     from nasl.latency.remote import RemoteRefused, RemoteUnavailable
+    from nasl.latency.timing import measure_latency
 
     s = dict(searched or {})
     rt = s.get("runtime") or runtime

@@ -17,7 +17,6 @@ the trial's exactly).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +25,7 @@ from typing import Any
 
 from nasl.arch import ArchConfig
 from nasl.errors import NaslError
-from nasl.export.artifacts import FORMATS, ExportResult, export_arch, parse_formats, prepare_out
+from nasl.export.artifacts import FORMATS, ExportResult, export_arch, parse_formats, prepare_out, versions
 from nasl.export.latency_check import latency_facts, verify_latency  # noqa: F401
 
 EPOCH_FACTOR = 3
@@ -43,19 +42,6 @@ KNEE_RULE = ("Knee: among the confident front members (a member tied within nois
 def default_epochs(proxy_epochs: int | None) -> int:
     """Export training length: ``3 ×`` the proxy epochs, at least 30."""
     return max(MIN_EPOCHS, EPOCH_FACTOR * int(proxy_epochs or 0))
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries that shape an export."""
-    from importlib import metadata
-
-    from nasl.results import versions as run_versions
-
-    out = run_versions()
-    for pkg in ("onnx", "onnxscript", "safetensors"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[pkg] = metadata.version(pkg)
-    return out
 
 
 # ------------------------------------------------------------------------------ choosing
@@ -347,8 +333,8 @@ def export_preset(name: str, overrides: Mapping[str, Any] | None = None, *,
     in ``runtime`` (torch, onnxruntime or torch.compile).
     ``out``: default ``runs/export/<name>`` (``<name>-<arch id>`` with overrides).
     """
-    from nasl.cost import measure_latency
     from nasl.families import preset, preset_choices
+    from nasl.latency.timing import measure_latency
 
     fmts = parse_formats(formats)
     _check_epochs(epochs)

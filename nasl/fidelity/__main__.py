@@ -2,6 +2,10 @@
 
 import sys
 
-from nasl.fidelity.command import main
+from nasl.omp import choose_wait_policy
+
+choose_wait_policy()  # before nasl.fidelity.command imports torch (nasl.omp)
+
+from nasl.fidelity.command import main  # noqa: E402
 
 sys.exit(main())

@@ -1,7 +1,9 @@
 """Latency where the model will run: deployment runtimes and a calibrated latency model.
 
+- :mod:`nasl.latency.timing`: :func:`measure_latency`, the one timing loop (a
+  :class:`Latency`), for every runtime and device.
 - :mod:`nasl.latency.runtime`: torch / onnxruntime / torch.compile runners that
-  :func:`nasl.cost.measure_latency` times (``runtime=``).
+  :func:`nasl.latency.timing.measure_latency` times (``runtime=``).
 - :mod:`nasl.latency.kernels`: a network as fusion-aware kernels (conv + BN + activation is
   one kernel) with their exact shapes.
 - :mod:`nasl.latency.predictor`: measure kernels and a few designs, fit, save/load keyed by

@@ -2,7 +2,7 @@
 
 In: a :class:`LatencyTarget` (device, runtime, threads, batch, dtype) and ArchConfigs. Out:
 median milliseconds per kernel (keyed by :attr:`nasl.latency.kernels.Kernel.key`) and per
-design (a :class:`nasl.cost.Latency`). Every timing holds :func:`nasl.cost.device_lock`
+design (a :class:`nasl.latency.timing.Latency`). Every timing holds :func:`nasl.devices.device_lock`
 of the device, one design (all its kernels) at a time, so other nasl processes wait at
 most that long. Timings run the way :meth:`Evaluator.latency` runs them (channels-last
 input for torch, the same runtime and thread count).
@@ -22,9 +22,10 @@ from typing import Any
 import torch
 
 from nasl.arch import ArchConfig
-from nasl.cost import DTYPES, Latency, cpu_name, device_lock, measure_latency, resolve_device
+from nasl.devices import cpu_name, device_lock, resolve_device
 from nasl.latency.kernels import Kernel, kernel_module, kernels
 from nasl.latency.runtime import check_runtime, make_runner
+from nasl.latency.timing import DTYPES, Latency, measure_latency
 
 SPACE_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 

@@ -1,7 +1,7 @@
 """A remote latency target: send a candidate as ONNX to ``nasl latency serve``, get its latency.
 
 In: ``HOST:PORT``, a token file and a network (``nn.Module``) with its input shape. Out: a
-:class:`RemoteLatency` (every field of :class:`nasl.cost.Latency`, measured there, plus the
+:class:`RemoteLatency` (every field of :class:`nasl.latency.timing.Latency`, measured there, plus the
 device's fingerprint). The network is exported to ONNX in memory
 (:func:`nasl.latency.runtime.onnx_bytes`); nothing else crosses the wire.
 
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasl.cost import DTYPES, Latency
 from nasl.errors import NaslError
+from nasl.latency.timing import DTYPES, Latency
 from nasl.latency.wire import label, read_token, sign
 
 #: Attempts after the first one, and the first back-off in seconds (doubled each time).

@@ -5,13 +5,13 @@ with two signed endpoints:
 
 - ``GET /info`` → ``{"fingerprint": {...}}`` (host, OS, CPU/GPU, runtime versions, id);
 - ``POST /measure?warmup=W&repeats=R&threads=T&clock=wall`` with an ONNX model as the body →
-  ``{"latency": <nasl.cost.Latency fields>, "fingerprint": {...}}``.
+  ``{"latency": <nasl.latency.timing.Latency fields>, "fingerprint": {...}}``.
 
 Every request is authenticated (:class:`nasl.latency.wire.Verifier`: HMAC, time window,
 nonce once). Refusals (bad or missing signature, replay, oversize body, pickle, not ONNX,
 dynamic shapes, busy past the time limit) are logged and answered with
 ``{"error": "...", "status": N}``; the server keeps serving. Measurements run one at a
-time, each under :func:`nasl.cost.device_lock`, so a nasl search on the same machine
+time, each under :func:`nasl.devices.device_lock`, so a nasl search on the same machine
 never trains beside a timing.
 """
 
@@ -25,7 +25,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from nasl.cost import device_lock, latency_of, resolve_device, time_runner
+from nasl.devices import device_lock, resolve_device
+from nasl.latency.timing import latency_of, time_runner
 from nasl.latency.wire import Refused, Verifier, check_model, fingerprint
 
 log = logging.getLogger("nasl.latency.serve")

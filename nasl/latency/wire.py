@@ -185,7 +185,7 @@ def fingerprint(device: str) -> dict[str, Any]:
 
     import onnxruntime
 
-    from nasl.cost import cpu_name
+    from nasl.devices import cpu_name
 
     gpu = None
     if device.startswith("cuda"):

@@ -181,7 +181,7 @@ class Evaluator:
         """Latency of the target network on the target device, measured alone (on the remote
         target when one is set: ``RemoteUnavailable`` when it cannot be reached)."""
         from nasl.builder import build_model
-        from nasl.cost import measure_latency
+        from nasl.latency.timing import measure_latency
 
         s = self.settings
         options = latency_task_options(s)
@@ -293,7 +293,7 @@ class Evaluator:
 
 @dataclass(frozen=True)
 class TableLatency:
-    """A latency looked up in a table (duck-types :class:`nasl.cost.Latency` for the record)."""
+    """A latency looked up in a table (duck-types :class:`nasl.latency.timing.Latency` for the record)."""
 
     median_ms: float
     device: str
