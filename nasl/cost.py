@@ -164,19 +164,3 @@ def costs(arch: ArchConfig) -> Costs:
     params = sum(r[3].params for r in rows)
     return Costs(macs=macs, params=params, size_mb=size_mb(params),
                  size_int8_mb=size_mb(params, "int8"))
-
-
-def __getattr__(name: str) -> Any:
-    """The names that moved (timing to :mod:`nasl.latency.timing`, the CPU's name and the
-    device to :mod:`nasl.devices`), for the two callers not yet updated: ``cli/cmd_costs.py``
-    (``measure_latency``) and ``search/session.py`` (``cpu_name``, ``resolve_device``).
-    Remove once they import from the new homes."""
-    if name == "measure_latency":
-        from nasl.latency.timing import measure_latency
-
-        return measure_latency
-    if name in ("cpu_name", "resolve_device"):
-        from nasl import devices
-
-        return getattr(devices, name)
-    raise AttributeError(f"module 'nasl.cost' has no attribute {name!r}")

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nasl.events import EpochEnded, Listener, TrialStarted
+
 #: Seconds between two heartbeats of one trial (one storage write each).
 HEARTBEAT_EVERY_S = 60.0
 #: Default lease of a trial of another host without a sign of life.
@@ -107,18 +109,23 @@ def last_seen(trial: Any) -> float | None:
     return max(times) if times else None
 
 
-class Heartbeat:
-    """Progress listener: on ``start``/``epoch`` events, store ``heartbeat`` (Unix time) on the
-    trial, at most every :data:`HEARTBEAT_EVERY_S` per trial. Never raises."""
+class Heartbeat(Listener):
+    """Progress listener: when a trial starts and after each epoch, store ``heartbeat`` (Unix
+    time) on the trial, at most every :data:`HEARTBEAT_EVERY_S` per trial. Never raises."""
 
     def __init__(self, study: Any, every_s: float = HEARTBEAT_EVERY_S):
         self.study, self.every_s = study, every_s
         self._last: dict[int, float] = {}
 
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
-        if event not in ("start", "epoch") or "number" not in info:
-            return
-        number, now = int(info["number"]), time.time()
+    def trial_started(self, event: TrialStarted) -> None:
+        self.beat(event.number)
+
+    def epoch_ended(self, event: EpochEnded) -> None:
+        self.beat(event.number)
+
+    def beat(self, number: int) -> None:
+        """Store the heartbeat of trial ``number`` unless one was stored lately."""
+        now = time.time()
         if now - self._last.get(number, 0.0) < self.every_s:
             return
         self._last[number] = now

@@ -1,7 +1,7 @@
 """The trial record: one definition of a trial's fields, their units, the CSV columns of
 ``trials.csv``/``pareto.csv`` and the status of a trial (no torch, no Optuna).
 
-In: nothing (definitions), a latency result (:func:`latency_fields`) or a row
+In: nothing (definitions), a latency result (:meth:`TrialRecord.with_latency`) or a row
 (:func:`status`). Out: names and small dicts that every layer (the search's lifecycle,
 ``results``, ``report``, ``tracking``, ``export``) uses instead of its own lists.
 

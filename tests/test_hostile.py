@@ -18,6 +18,7 @@ import pytest
 from nasl import guards
 from nasl.cli import main
 from nasl.errors import NaslError
+from nasl.events import EpochEnded
 
 SPACE = """\
 name: tiny
@@ -445,10 +446,10 @@ def test_heartbeat_marks_a_training_trial_alive():
     study = optuna.create_study(directions=["maximize"])
     t = study.ask()
     beat = Heartbeat(study, every_s=0.0)
-    beat("epoch", {"number": t.number, "epoch": 1})
+    EpochEnded(t.number, 1, 0.5).deliver(beat)
     frozen = study._storage.get_trial(t._trial_id)
     assert frozen.user_attrs["heartbeat"] > 0 and last_seen(frozen) >= frozen.user_attrs["heartbeat"]
-    beat("epoch", {"number": 999})  # never raises, whatever the storage says
+    EpochEnded(999, 1, 0.5).deliver(beat)  # never raises, whatever the storage says
 
 
 @pytest.mark.slow

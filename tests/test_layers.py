@@ -11,7 +11,7 @@ import nasl
 ROOT = Path(nasl.__file__).parent
 # Lowest first. A module may import its own layer or lower ones (see docs/architecture.md).
 LAYERS: list[set[str]] = [
-    {"errors", "vocab", "record", "units", "guards", "signals", "owners", "recipes", "omp"},
+    {"errors", "vocab", "record", "units", "guards", "signals", "owners", "recipes", "omp", "events"},
     {"specs", "arch", "pareto", "latency_stats", "confidence", "decide"},
     {"blocks", "families", "space", "spaces", "cifar_io", "data_sources", "data", "datasets"},
     {"contention", "devices", "builder", "cost", "augment", "evaluation", "accel", "train", "zerocost",

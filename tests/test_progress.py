@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from nasl.events import EpochEnded, StageProgress, TrialEnded, TrialStarted
 from nasl.search.progress import SearchProgress, design_text, duration
 
 CHOICES = {"groups": 3, "shuffle": True, "width_mult": 0.5, "resolution": 192,
@@ -36,10 +37,9 @@ def test_trial_lines_say_n_of_total_design_macs_and_time_left() -> None:
     progress, buf = _plain(total=3, heartbeat=None)
     with progress:
         for n in range(2):
-            progress("start", {"number": n + 10, "choices": CHOICES, "macs": 31_234_567,
-                               "params": 700_000, "baseline": "", "epochs": 2})
-            progress("epoch", {"number": n + 10, "epoch": 1, "accuracy": 0.8})
-            progress("complete", {"number": n + 10, "accuracy": 0.831, "seconds": 6.2})
+            TrialStarted(n + 10, CHOICES, "", 2, {"macs": 31_234_567, "params": 700_000}).deliver(progress)
+            EpochEnded(n + 10, 1, 0.8).deliver(progress)
+            TrialEnded(n + 10, "complete", accuracy=0.831, seconds=6.2).deliver(progress)
     lines = buf.getvalue().splitlines()
     assert lines[0] == "search: 3 trials to train"
     assert lines[1].startswith("trial 1/3 · #10 g=3 shuffle w=0.5 r=192 rep=4/8/4 · 31.2 M MACs · "
@@ -52,11 +52,11 @@ def test_trial_lines_say_n_of_total_design_macs_and_time_left() -> None:
 def test_confirm_and_retime_lines_show_steps_and_time_left() -> None:
     progress, buf = _plain(total=1, heartbeat=None)
     with progress:
-        progress("confirm", {"number": 12, "seed": 5})  # a payload without done/total
+        StageProgress("confirm", number=12, seed=5).deliver(progress)  # without done/total
         for i in range(3):
-            progress("confirm", {"number": 12, "seed": 5 + i, "done": i, "total": 6, "epochs": 2,
-                                 "recipe": "proxy"})  # what nasl.search.confirm sends
-        progress("remeasure", {"number": 12, "done": 1, "total": 4})
+            StageProgress("confirm", number=12, seed=5 + i, done=i, total=6, epochs=2,
+                          recipe="proxy").deliver(progress)  # what nasl.search.confirm sends
+        StageProgress("remeasure", number=12, done=1, total=4).deliver(progress)
     text = buf.getvalue()
     assert "confirmation: the designs that can change the answer" in text
     assert "confirm step 1 · #12 seed 5" in text
@@ -66,14 +66,14 @@ def test_confirm_and_retime_lines_show_steps_and_time_left() -> None:
 
 def test_heartbeat_says_what_runs_after_a_silence() -> None:
     progress, buf = _plain(total=1, heartbeat=15.0)
-    progress("confirm", {"number": 3, "seed": 9, "done": 0, "total": 2})
+    StageProgress("confirm", number=3, seed=9, done=0, total=2).deliver(progress)
     quiet = progress.last_line
     assert not progress.beat(quiet + 5)
     assert progress.beat(quiet + 16)
     assert buf.getvalue().splitlines()[-1].startswith("  … confirm 1/2 #3 seed 9 (")
     progress.enabled = False
     progress, buf = _plain(total=1, heartbeat=None)  # off: never prints
-    progress("confirm", {"number": 3, "seed": 9})
+    StageProgress("confirm", number=3, seed=9).deliver(progress)
     assert not progress.beat(progress.last_line + 100)
 
 

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from nasl.errors import NaslError
+from nasl.events import Listener, TrialEnded
 from nasl.latency import remote as rm
 from nasl.latency.remote import RemoteRefused, RemoteTarget, RemoteUnavailable, TargetGone
 from nasl.latency.runtime import onnx_bytes
@@ -233,9 +234,12 @@ def test_server_killed_mid_search(tiny_space, tmp_path, monkeypatch, capsys, req
     token = _token(tmp_path / "token")
     server = Server(tmp_path, token)
 
-    def kill_on_first_complete(event: str, info: dict) -> None:
-        if event == "complete":
-            server.stop()
+    class KillOnFirstComplete(Listener):
+        def trial_ended(self, event: TrialEnded) -> None:
+            if event.state == "complete":
+                server.stop()
+
+    kill_on_first_complete = KillOnFirstComplete()
 
     opts = SearchOptions(name="k", runs_dir=tmp_path, trials=4, epochs=1, confirm_seeds=0,
                          show_progress=False, target_remote=server.address,

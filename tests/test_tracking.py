@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from nasl import results
+from nasl.events import EpochEnded, FrontWritten, TrialEnded, TrialStarted
 from nasl.tracking import (
     WandbTracker,
     has_api_key,
@@ -191,24 +192,20 @@ def drive(tracker: Any, run_dir: Path) -> None:
                                        "latency_p90_ms", "device", "device_name", "seed", "arch_id")}
             rec["latency"] = {"median_ms": row["latency_ms"], "std_ms": 0.1, "threads": 1,
                               "batch_size": 1, "dtype": "float32", "repeats": 10}
-            tracker("start", {"number": n, "params": t["choices"], "baseline": row["baseline"],
-                              "epochs": 2, "choices": t["choices"], **rec})
+            TrialStarted(n, t["choices"], row["baseline"], 2, rec).deliver(tracker)
             for epoch, acc in enumerate(t["curve"], start=1):
-                tracker("epoch", {"number": n, "epoch": epoch, "accuracy": acc, "loss": 2 - acc})
+                EpochEnded(n, epoch, acc, 2 - acc).deliver(tracker)
         rows.append(row)
-        info: dict[str, Any] = {"number": n, "reason": row["reason"], "row": dict(row)}
-        if t["event"] == "complete":
-            info["accuracy"] = row["accuracy"]
-        tracker(t["event"], info)
+        TrialEnded(n, t["event"], dict(row), reason=row["reason"],
+                   accuracy=row["accuracy"] if t["event"] == "complete" else None).deliver(tracker)
         if t["event"] != "rejected":
             snap = [dict(r) for r in rows]
             results.mark_front(snap, OBJECTIVES)
-            tracker("front", {"size": 0, "rows": snap, "final": False})
+            FrontWritten(0, snap).deliver(tracker)
     snap = [dict(r) for r in rows]
     results.mark_front(snap, OBJECTIVES)
-    tracker("front", {"size": 0, "rows": snap, "final": True})
     (run_dir / "report.html").write_text("<html><body>nasl report</body></html>")
-    tracker("finished", {"run": results.RunDir(run_dir), "rows": snap})
+    FrontWritten(0, snap, final=True, run=results.RunDir(run_dir)).deliver(tracker)
 
 
 def make(run_dir: Path, **kw: Any) -> WandbTracker:
@@ -342,7 +339,7 @@ def test_wandb_failure_warns_once_and_never_raises(wandb_env: Path,
     messages = [str(w.message) for w in caught if "W&B" in str(w.message)]
     assert len(messages) == 1 and "no W&B today" in messages[0] and "\n" not in messages[0]
     assert len(calls) == 1 and not tracker.enabled
-    tracker("start", {"number": 99})  # switched off: ignored
+    TrialStarted(99, {}).deliver(tracker)  # switched off: ignored
     assert not list((run_dir / "wandb").glob("offline-run-*"))
 
 
@@ -351,8 +348,8 @@ def test_search_listener_wrapper_survives_a_broken_tracker(wandb_env: Path) -> N
     tracker = make(wandb_env / "run")
     tracker._queue = None  # type: ignore[assignment]
     with pytest.warns(RuntimeWarning, match="switched off"):
-        tracker("start", {"number": 0})
-    tracker("epoch", {"number": 0, "epoch": 1})
+        TrialStarted(0, {}).deliver(tracker)
+    EpochEnded(0, 1, 0.5).deliver(tracker)
     tracker.close()
 
 

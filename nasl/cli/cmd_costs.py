@@ -62,9 +62,11 @@ def cmd_cost(args: argparse.Namespace) -> int:
         check_forward_memory(model, (1, 3, arch.input_size, arch.input_size),
                              f"nasl cost --latency at --input-size {arch.input_size}")
         try:
-            lat = cost.measure_latency(model, (3, arch.input_size, arch.input_size),
-                                       device=args.device, repeats=args.repeats,
-                                       threads=args.threads)
+            from nasl.latency.timing import measure_latency
+
+            lat = measure_latency(model, (3, arch.input_size, arch.input_size),
+                                  device=args.device, repeats=args.repeats,
+                                  threads=args.threads)
         except ValueError as e:
             raise NaslError(f"nasl cost --latency: {e}") from None
         result.update(TrialRecord().with_latency(lat).values())

@@ -2,14 +2,18 @@
 
 Layout (one module per step): :mod:`options` (what was asked, the resume rule),
 :mod:`session` (run folder, study, checks), :mod:`lifecycle` (:class:`TrialLog`: the one
-place a trial's outcome is told and recorded), :mod:`run` (the Optuna loop) and
-:mod:`ray_backend` (the Ray driver), both thin schedulers around the trial log.
+place a trial's outcome is told and recorded), :mod:`training` (one candidate trained, the
+same for every backend), :mod:`backends` (the :class:`~nasl.search.backends.Backend`
+contract: Optuna in this process, Optuna with worker processes, :mod:`ray_backend`), all thin
+schedulers around the trial log; :func:`run_search` owns the session, the deadline, Ctrl-C,
+the timings and the finish for every backend.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from nasl.events import StageProgress
 from nasl.search.lifecycle import TrialLog
 from nasl.search.options import SearchOptions, SearchOutcome
 from nasl.search.session import Session
@@ -24,39 +28,38 @@ def run_search(space: Any, opts: SearchOptions, *, backend: str = "optuna",
     ``backend="optuna"`` runs trials one after another in this process; ``"ray"`` runs
     them on Ray workers (``workers`` at once, ``address`` of a cluster). With
     ``opts.resume`` the run ``opts.runs_dir/opts.name`` continues with its own space and
-    settings (``space`` may then be None). ``listeners(event, info)`` receive progress events.
+    settings (``space`` may then be None). ``listeners`` (:class:`nasl.events.Listener`) receive
+the typed progress events.
     """
-    from nasl.errors import NaslError
+    import time
 
-    if backend not in ("optuna", "ray"):
-        raise NaslError(f"--backend {backend!r}: expected optuna or ray")
+    from nasl.search.backends import make_backend
     from nasl.search.ray_backend import check_gpus
+    from nasl.search.run import INTERRUPTED
+    from nasl.signals import acknowledge as acknowledge_interrupt
 
+    impl = make_backend(backend, opts, workers=workers, address=address,
+                        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
     check_gpus(gpus_per_trial, address)  # before anything is written, with either backend
-    if backend == "ray" and (opts.trials_per_device != 1 or opts.devices):
-        raise NaslError("--trials-per-device and --devices are for --backend optuna; with ray, "
-                        "--gpus-per-trial 0.25 packs four trials on a GPU")
-    if backend == "ray":
-        from nasl.search.ray_backend import run_ray
-
-        return run_ray(space, opts, workers=workers, address=address,
-                       cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                       listeners=listeners)
-    from nasl.search import workers as slots
-    from nasl.search.run import run_optuna
-
-    several = opts.trials_per_device != 1 or bool(opts.devices)
-    if several:
-        import dataclasses
-
-        default = opts.train_device or (space.proxy.device if space is not None else "auto")
-        placed = slots.slots(opts.devices, default, opts.trials_per_device)
-        opts = dataclasses.replace(opts, train_device=placed[0])  # this process: the first slot
-    session = Session(space, opts)
-    if several:
-        session.workers = slots.start(session, placed[1:])
+    session = Session(space, impl.prepare(space, opts))
+    log = session.log
     with session.listening(listeners):
-        return run_optuna(session)
+        t0 = time.perf_counter()
+        session.start_clock()
+        interrupted = False
+        try:
+            impl.run(session)
+        except KeyboardInterrupt:
+            acknowledge_interrupt()
+            interrupted = True
+            log.fail_running(INTERRUPTED)
+            log.progress(StageProgress("interrupted"))
+        finally:
+            impl.close()
+        log.timings["total"] = time.perf_counter() - t0
+        front = session.finish(interrupted)
+    log.timings["total"] = time.perf_counter() - t0
+    return session.outcome(front, interrupted)
 
 
 __all__ = ["SearchOptions", "SearchOutcome", "Session", "TrialLog", "run_search"]

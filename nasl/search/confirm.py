@@ -30,6 +30,7 @@ import numpy as np
 from nasl import recipes, record, results, verdict
 from nasl.decide import Arm, Plan, Sample, decide, priority, recommend, run
 from nasl.decide.answer import answer as make_answer
+from nasl.events import StageProgress
 from nasl.search.objective import seed_list
 
 ROUNDS = 5
@@ -127,8 +128,8 @@ def confirm(session: Any) -> list[int]:
             return samples_of({"designs": {name: have}})[name]
 
         def step(name: str, done: int, total: int, label: str = label) -> None:
-            log.progress("confirm", {"number": int(name), "done": done, "total": total,
-                                     "epochs": epochs, "recipe": label})
+            log.progress(StageProgress("confirm", number=int(name), done=done, total=total,
+                                       epochs=epochs, recipe=label))
 
         t0 = time.perf_counter()
         d = run(arms, order, train, plan, recipe=label, epochs=epochs, on_step=step)
@@ -191,8 +192,8 @@ def retime(session: Any, numbers: list[int] | None = None, rounds: int = ROUNDS)
     for r in range(rounds):
         order = todo[r % len(todo):] + todo[: r % len(todo)]
         for n in order:
-            log.progress("remeasure", {"number": n, "done": done, "total": total, "round": r + 1,
-                                       "rounds": rounds})
+            log.progress(StageProgress("remeasure", number=n, done=done, total=total, round=r + 1,
+                                       rounds=rounds))
             lat = session.evaluator.latency(session.space.to_arch(trials[n].user_attrs["choices"]),
                                             repeats=repeats)
             medians[n].append(float(lat.median_ms))

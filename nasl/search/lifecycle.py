@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +30,11 @@ from optuna.trial import TrialState
 
 from nasl import record, results
 from nasl.errors import NaslError
+from nasl.events import EpochEnded, Event, FrontWritten, Listener, StageProgress, TrialEnded, TrialStarted
 from nasl.search import study as st
 from nasl.search.objective import Settings, describe_violation, static_costs, trial_seed, violations
 from nasl.vocab import STATIC_METRICS
 
-Listener = Callable[[str, dict[str, Any]], None]
 #: Proposals in a row that repeat an evaluated design after which a search with repeats
 #: skipped (tabular spaces) stops: the sampler finds nothing new.
 REPEATS_IN_A_ROW = 200
@@ -89,13 +88,14 @@ class TrialLog:
         self.seen: dict[str, tuple[int, list[float], dict[str, Any]]] | None = None  # see repeat_of
         self.repeats_in_a_row = 0
         self.exhausted = False  # REPEATS_IN_A_ROW proposals in a row were designs seen before
+        self.shared = False  # other processes tell trials on this study (worker processes)
 
     # ------------------------------------------------------------------ events, records
-    def progress(self, event: str, info: dict[str, Any]) -> None:
-        """Send an event to every listener; a listener that raises is dropped with a warning."""
+    def progress(self, event: Event) -> None:
+        """Deliver ``event`` to every listener; a listener that raises is dropped with a warning."""
         for listener in list(self.listeners):
             try:
-                listener(event, info)
+                event.deliver(listener)
             except Exception as e:  # a display or tracker must never stop the search
                 self.listeners.remove(listener)
                 warnings.warn(f"nasl: {type(listener).__name__} failed and is switched off: {e}",
@@ -163,7 +163,7 @@ class TrialLog:
         self.study.tell(trial, st.values_for(self.settings.objectives, rec.to_attrs()))
         self.counts["rejected"] += 1
         self.rejected_in_a_row += 1
-        self.progress("rejected", {"number": trial.number, "reason": reason, "row": self.row(trial)})
+        self.progress(TrialEnded(trial.number, "rejected", self.row(trial), reason=reason))
         if self.rejected_in_a_row >= self.max_rejections:
             raise NaslError(f"{self.max_rejections} candidates in a row were over budget "
                             f"{self.settings.budgets}; loosen the budget or narrow the space")
@@ -171,7 +171,10 @@ class TrialLog:
     # ------------------------------------------------------------------ repeats (tables)
     def repeat_of(self, params: dict[str, Any]) -> tuple[int, list[float], dict[str, Any]] | None:
         """(number, values, accuracy and latency fields) of a complete, evaluated trial with the
-        design ``params``, or None (the map is built from the study once, so resumes see it)."""
+        design ``params``, or None (the map is built from the study once, so resumes see it;
+        with :attr:`shared`, read again on a miss: other processes evaluate on the study too)."""
+        if self.shared and self.seen is not None and _design_key(params) not in self.seen:
+            self.seen = None
         if self.seen is None:
             self.seen = {}
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -195,7 +198,7 @@ class TrialLog:
         self.repeats_in_a_row += 1
         if self.repeats_in_a_row >= REPEATS_IN_A_ROW:
             self.exhausted = True
-            self.progress("exhausted", {"repeats": self.repeats_in_a_row})
+            self.progress(StageProgress("exhausted", repeats=self.repeats_in_a_row))
 
     # ------------------------------------------------------------------ training
     def start(self, trial: Any, cand: Candidate) -> None:
@@ -203,10 +206,8 @@ class TrialLog:
         self.rejected_in_a_row = 0
         self.repeats_in_a_row = 0
         self.record(trial, cand.rec.merged(trained=True))
-        costs = cand.rec.pick(record.STATIC_FIELDS)
-        self.progress("start", {"number": trial.number, "choices": cand.params,
-                                "baseline": trial.user_attrs.get("baseline", ""),
-                                "epochs": self.settings.train.epochs, **costs})
+        self.progress(TrialStarted(trial.number, cand.params, trial.user_attrs.get("baseline") or "",
+                                   self.settings.train.epochs, cand.rec.to_attrs()))
 
     def costs_of(self, rec: record.TrialRecord | dict[str, Any]) -> list[float]:
         """The cost-objective values of a record (the stopper's view of a design)."""
@@ -215,8 +216,7 @@ class TrialLog:
     def epoch(self, trial: Any, epoch: int, accuracy: float, loss: float | None,
               costs: list[float]) -> str | None:
         """Report one epoch; → the reason to stop the trial now, or None."""
-        self.progress("epoch", {"number": trial.number, "epoch": epoch, "accuracy": accuracy,
-                                "loss": loss})
+        self.progress(EpochEnded(trial.number, epoch, accuracy, loss))
         return self.should_stop(bool(trial.user_attrs.get("baseline")), costs, epoch, accuracy,
                                 trial.number)
 
@@ -247,8 +247,8 @@ class TrialLog:
         if self.stopper is not None:
             self.stopper.add(trial.number, self.costs_of(rec), curve)
         self.counts["complete"] += 1
-        self.progress("complete", {"number": trial.number, "accuracy": outcome.accuracy,
-                                   "seconds": outcome.seconds, "row": self.row(trial)})
+        self.progress(TrialEnded(trial.number, "complete", self.row(trial), accuracy=outcome.accuracy,
+                                 seconds=outcome.seconds))
         self.write_outputs(report=False)
 
     def stop(self, trial: Any, state: str, curve: list[float], reason: str, *,
@@ -270,8 +270,7 @@ class TrialLog:
         if requeue:
             self.requeue(trial.params, trial.user_attrs)
         self.counts["pruned" if state == "PRUNED" else "failed"] += 1
-        self.progress(state.lower(), {"number": trial.number, "reason": reason,
-                                      "row": self.row(trial)})
+        self.progress(TrialEnded(trial.number, state.lower(), self.row(trial), reason=reason))
         self.write_outputs(report=False)
 
     # ------------------------------------------------------------------ interruption
@@ -308,10 +307,9 @@ class TrialLog:
         rows = results.load_rows(self.study)
         front = results.write_tables(self.run, rows, self.choice_names, self.settings.objectives,
                                      self.study.user_attrs.get(record.ANSWER))
-        self.progress("front", {"size": len(front), "rows": rows, "final": report})
         if report:
             from nasl.report import write_report
 
             write_report(self.run, rows, self.settings.objectives, self.settings.budgets)
-            self.progress("finished", {"run": self.run, "rows": rows})
+        self.progress(FrontWritten(len(front), rows, final=report, run=self.run if report else None))
         return front

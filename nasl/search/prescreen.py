@@ -17,6 +17,7 @@ from typing import Any
 
 from nasl import results
 from nasl.errors import NaslError
+from nasl.events import StageProgress
 from nasl.search.objective import static_costs, violations
 from nasl.vocab import STATIC_METRICS
 
@@ -86,8 +87,8 @@ class PreScreen:
         env["prescreen"] = {"candidates": self.n, "picked": self.picks,
                             **self.decision.to_dict()}
         results.write_text_atomic(env_path, json.dumps(env, indent=2, default=str))
-        self.session.log.progress("prescreen", {"on": self.decision.on,
-                                                "reason": self.decision.reason})
+        self.session.log.progress(StageProgress("prescreen", on=self.decision.on,
+                                                reason=self.decision.reason))
 
     def before_ask(self) -> None:
         """When on: queue the best of N feasible random designs for the next ask."""

@@ -1,8 +1,7 @@
 """Live progress of a search: one line per finished trial, and word of the stages after it.
 
-In: events from :class:`nasl.search.lifecycle.TrialLog` (``start``, ``epoch``, ``complete``,
-``pruned``, ``fail``, ``rejected``, ``front``, ``confirm``, ``remeasure``, ``prescreen``,
-``timeout``, ``interrupted``). Out: lines on stderr such as::
+In: the typed events of :mod:`nasl.events` (trial started, epoch ended, trial ended, stage
+progress, front written). Out: lines on stderr such as::
 
     trial 7/20 · #12 g=3 w=0.5 r=192 · 31.2 M MACs · 83.1 % in 6 s · ~1 min 40 s left
     confirm 2/6 · #12 seed 1000012 · ~40 s left
@@ -21,6 +20,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from nasl.events import EpochEnded, FrontWritten, Listener, StageProgress, TrialEnded, TrialStarted
 
 #: Longest silence in a plain log before a heartbeat line, in seconds.
 HEARTBEAT_S = 15.0
@@ -73,7 +74,7 @@ def design_text(params: dict[str, Any]) -> str:
     return text if len(text) <= MAX_DESIGN else text[: MAX_DESIGN - 1] + "…"
 
 
-class SearchProgress:
+class SearchProgress(Listener):
     """Callable progress sink; use as a context manager around the search.
 
     Args:
@@ -96,7 +97,7 @@ class SearchProgress:
         self.current = ""
         self.trials: dict[int, dict[str, Any]] = {}  # number → params, macs, baseline
         self.t0 = time.monotonic()
-        self.stage: dict[str, Any] = {}  # confirm / remeasure: name, started, count
+        self.stage_state: dict[str, Any] = {}  # confirm / remeasure: name, started, count
         self.last_line = time.monotonic()
         self.lock = threading.Lock()
         self.heartbeat = heartbeat if (enabled and self.plain) else None
@@ -144,7 +145,7 @@ class SearchProgress:
         """Print what is running if nothing was printed for ``heartbeat`` seconds → printed?"""
         if self.heartbeat is None or now - self.last_line < self.heartbeat or not self.current:
             return False
-        self.say(f"  … {self.current} ({duration(now - self.stage.get('since', self.t0))} so far)")
+        self.say(f"  … {self.current} ({duration(now - self.stage_state.get('since', self.t0))} so far)")
         return True
 
     # ------------------------------------------------------------------ text
@@ -168,25 +169,25 @@ class SearchProgress:
         return (f"trial {self.done}/{self.total} · #{n}{star}{' ' + design if design else ''} · "
                 f"{macs_text(t.get('macs'))}")
 
-    def _stage_line(self, kind: str, info: dict[str, Any]) -> str:
-        """A line for one step of the confirmation or re-timing stage (keys read with .get)."""
-        if self.stage.get("kind") != kind:
-            self.stage = {"kind": kind, "since": time.monotonic(), "count": 0}
+    def _stage_line(self, kind: str, e: StageProgress) -> str:
+        """A line for one step of the confirmation or re-timing stage."""
+        if self.stage_state.get("kind") != kind:
+            self.stage_state = {"kind": kind, "since": time.monotonic(), "count": 0}
             self.say("confirmation: the designs that can change the answer, fresh seeds at higher "
                      "fidelity, scored on the holdout" if kind == "confirm" else
                      "re-timing: the front and the confirmed designs, in interleaved rounds")
-        st = self.stage
+        st = self.stage_state
         st["count"] += 1
-        done, total = info.get("done"), info.get("total")
+        done, total = e.done, e.total
         step = f"{done + 1}/{total}" if isinstance(done, int) and total else f"step {st['count']}"
-        what = f"#{info.get('number')}"
+        what = f"#{e.number}"
         if kind == "confirm":
-            if info.get("seed") is not None:
-                what += f" seed {info['seed']}"
-            if info.get("epochs"):
-                what += f" · {info['epochs']} epochs"
-            if info.get("recipe"):
-                what += f" · {info['recipe']}"
+            if e.seed is not None:
+                what += f" seed {e.seed}"
+            if e.epochs:
+                what += f" · {e.epochs} epochs"
+            if e.recipe:
+                what += f" · {e.recipe}"
         left = ""
         if isinstance(done, int) and total and done > 0:
             per = (time.monotonic() - st["since"]) / done
@@ -196,47 +197,51 @@ class SearchProgress:
         return f"{verb} {step} · {what}{left}"
 
     # ------------------------------------------------------------------ events
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
-        n = info.get("number")
-        if event == "start":
-            choices = info.get("choices")
-            choices = choices if isinstance(choices, dict) else {}
-            self.trials[n] = {"params": choices, "macs": info.get("macs"),
-                              "baseline": info.get("baseline"), "epochs": info.get("epochs")}
-            self.stage = {"since": time.monotonic()}
-            self.current = (f"trial #{n} training: {design_text(choices)}, "
-                            f"{macs_text(info.get('macs'))}")
-        elif event == "epoch":
-            epochs = self.trials.get(n, {}).get("epochs")
-            acc = info.get("accuracy")
-            acc_text = f" {100 * acc:.1f} %" if isinstance(acc, float) else ""
-            self.current = f"trial #{n}: epoch {info.get('epoch')}{'/' + str(epochs) if epochs else ''}" \
-                           f"{acc_text}"
-        elif event in ("complete", "pruned", "fail"):
-            self.done += 1
-            if event == "complete":
-                acc = info["accuracy"]
-                self.best = acc if self.best is None else max(self.best, acc)
-                tail = f"{100 * acc:.1f} % in {duration(info.get('seconds') or 0)}"
-            elif event == "pruned":
-                self.pruned += 1
-                tail = f"stopped: {info.get('reason')}"
-            else:
-                self.failed += 1
-                tail = f"failed: {info.get('reason')}"
-            self.current = ""
-            self.say(f"{self._head(n)} · {tail}{self._left()}")
-            self.bar.update(self.task, completed=self.done)
-        elif event == "rejected":
+    def trial_started(self, e: TrialStarted) -> None:
+        self.trials[e.number] = {"params": dict(e.choices), "macs": e.record.get("macs"),
+                                 "baseline": e.baseline, "epochs": e.epochs}
+        self.stage_state = {"since": time.monotonic()}
+        self.current = (f"trial #{e.number} training: {design_text(dict(e.choices))}, "
+                        f"{macs_text(e.record.get('macs'))}")
+        self.bar.update(self.task, info=self._info())
+
+    def epoch_ended(self, e: EpochEnded) -> None:
+        epochs = self.trials.get(e.number, {}).get("epochs")
+        self.current = (f"trial #{e.number}: epoch {e.epoch}{'/' + str(epochs) if epochs else ''}"
+                        f" {100 * e.accuracy:.1f} %")
+        self.bar.update(self.task, info=self._info())
+
+    def trial_ended(self, e: TrialEnded) -> None:
+        if e.state == "rejected":
             self.rejected += 1
-        elif event == "front":
-            self.front_size = info.get("size", self.front_size)
-        elif event in ("confirm", "remeasure"):
-            self.say(self._stage_line(event, info))
-        elif event == "prescreen" and info.get("reason"):
-            self.say(f"pre-screen {'on' if info.get('on') else 'off'}: {info['reason']}")
-        elif event in ("timeout", "interrupted", "exhausted"):
-            self.say(f"{event}: finishing and writing the outputs")
-        elif event == "finished":
+            self.bar.update(self.task, info=self._info())
+            return
+        self.done += 1
+        if e.state == "complete":
+            acc = float(e.accuracy or 0.0)
+            self.best = acc if self.best is None else max(self.best, acc)
+            tail = f"{100 * acc:.1f} % in {duration(e.seconds or 0)}"
+        elif e.state == "pruned":
+            self.pruned += 1
+            tail = f"stopped: {e.reason}"
+        else:
+            self.failed += 1
+            tail = f"failed: {e.reason}"
+        self.current = ""
+        self.say(f"{self._head(e.number)} · {tail}{self._left()}")
+        self.bar.update(self.task, completed=self.done, info=self._info())
+
+    def stage(self, e: StageProgress) -> None:
+        if e.stage in ("confirm", "remeasure"):
+            self.say(self._stage_line(e.stage, e))
+        elif e.stage == "prescreen" and e.reason:
+            self.say(f"pre-screen {'on' if e.on else 'off'}: {e.reason}")
+        elif e.stage in ("timeout", "interrupted", "exhausted"):
+            self.say(f"{e.stage}: finishing and writing the outputs")
+        self.bar.update(self.task, info=self._info())
+
+    def front_written(self, e: FrontWritten) -> None:
+        self.front_size = e.size
+        if e.final:
             self.current = ""
         self.bar.update(self.task, info=self._info())

@@ -17,18 +17,18 @@ import dataclasses
 import functools
 import os
 import platform
-import time
 from typing import Any
 
 from nasl import record
 from nasl.errors import NaslError
+from nasl.events import EpochEnded
 from nasl.search.lifecycle import Candidate
 from nasl.search.objective import Settings, make_evaluator, violations
-from nasl.search.options import SearchOptions, SearchOutcome
+from nasl.search.options import SearchOptions
+from nasl.search.run import keep_going
 from nasl.search.session import Session
 from nasl.search.study import UNMEASURED, storage_of
 from nasl.search.training import train_candidate
-from nasl.signals import acknowledge as acknowledge_interrupt
 
 
 def _define_by_run(space: Any, trial: Any) -> None:
@@ -98,6 +98,40 @@ def check_gpus(gpus_per_trial: float, address: str | None) -> None:
                         "cluster with GPUs)")
 
 
+class RayTrials:
+    """The one place that reads Ray's ``OptunaSearch`` private state: its live Optuna trials
+    by Tune trial id (``_ot_trials``) and the ids it has completed (``_completed_trials``).
+
+    Checked when built: a Ray release that renames either fails here with one clear
+    ``RuntimeError`` (and in ``tests/test_ray_adapter.py``), never silently."""
+
+    def __init__(self, searcher: Any):
+        live = getattr(searcher, "_ot_trials", None)
+        done = getattr(searcher, "_completed_trials", None)
+        if not isinstance(live, dict) or not isinstance(done, set):
+            import ray
+
+            raise RuntimeError(f"Ray {ray.__version__}: OptunaSearch no longer keeps "
+                               "_ot_trials (dict) and _completed_trials (set); nasl's Ray "
+                               "backend (nasl.search.ray_backend.RayTrials) must be updated")
+        self._live, self._done = live, done
+
+    def trial(self, trial_id: str) -> Any | None:
+        """The live Optuna trial of a Tune trial (None once forgotten or unknown)."""
+        return self._live.get(trial_id)
+
+    def forget(self, trial_id: str) -> None:
+        """Drop a trial the searcher asked for but nasl rejected (never sent to a worker)."""
+        self._live.pop(trial_id, None)
+
+    def complete_once(self, trial_id: str) -> Any | None:
+        """Mark a trial completed → its Optuna trial, or None when unknown or already done."""
+        if trial_id not in self._live or trial_id in self._done:
+            return None
+        self._done.add(trial_id)
+        return self._live[trial_id]
+
+
 def _searcher_class() -> type:
     from ray.tune.search import Searcher
     from ray.tune.search.optuna import OptunaSearch
@@ -106,16 +140,14 @@ def _searcher_class() -> type:
         """OptunaSearch whose trials go through nasl's :class:`TrialLog` (the driver's)."""
 
         def __init__(self, session: Session, pruned: dict[str, tuple[str, int, float]],
-                 **kwargs: Any):
+                     **kwargs: Any):
             super().__init__(**kwargs)
+            self.ray_trials = RayTrials(self)
             self.session, self.log, self.pruned = session, session.log, pruned
             self.started = session.trained()
             self.cands: dict[str, Candidate] = {}
             self.curves: dict[str, list[float]] = {}
             self.baseline: dict[str, bool] = {}
-            timeout = session.opts.timeout
-            self.deadline = None if timeout is None else time.monotonic() + timeout
-            self.log.deadline = self.deadline
 
         # State lives in the Optuna storage (resume goes through it), not in Tune checkpoints.
         def save(self, checkpoint_path: str) -> None:
@@ -126,18 +158,20 @@ def _searcher_class() -> type:
 
         def suggest(self, trial_id: str) -> dict[str, Any] | None:
             while True:  # the log raises after too many rejections in a row
-                if self.started >= self.session.trials_target:
-                    return Searcher.FINISHED
-                if self.deadline is not None and time.monotonic() > self.deadline:
-                    self.log.progress("timeout", {})
+                if self.started >= self.session.trials_target or not keep_going(self.session):
                     return Searcher.FINISHED
                 self.session.prescreen.before_ask()
                 super().suggest(trial_id)
-                ot = self._ot_trials[trial_id]
+                ot = self.ray_trials.trial(trial_id)
                 cand = self.log.propose(ot)
                 if cand.over:
-                    del self._ot_trials[trial_id]
+                    self.ray_trials.forget(trial_id)
                     self.log.reject(ot, cand.rec, cand.over, cand.reason)
+                    continue
+                prev = self.log.repeat_of(cand.params) if self.session.skip_repeats else None
+                if prev is not None:  # tabular: told the known values, as the Optuna backends do
+                    self.ray_trials.forget(trial_id)
+                    self.log.repeat(ot, cand, prev)
                     continue
                 self.started += 1
                 self.cands[trial_id] = cand
@@ -149,21 +183,21 @@ def _searcher_class() -> type:
                                  "number": ot.number}}
 
         def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-            if result.get("nasl_state") != "RUNNING" or trial_id not in self._ot_trials:
+            ot = self.ray_trials.trial(trial_id)
+            if result.get("nasl_state") != "RUNNING" or ot is None:
                 return
-            ot = self._ot_trials[trial_id]
             curve = self.curves.setdefault(trial_id, [])
             curve.append(float(result["accuracy"]))
             ot.set_user_attr("curve", list(curve))
-            self.log.progress("epoch", {"number": ot.number, "epoch": result.get("epoch"),
-                                        "accuracy": result["accuracy"], "loss": result.get("loss")})
+            self.log.progress(EpochEnded(ot.number, int(result.get("epoch") or len(curve)),
+                                         float(result["accuracy"]), result.get("loss")))
 
         def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                               error: bool = False) -> None:
-            if trial_id not in self._ot_trials or trial_id in self._completed_trials:
+            ot = self.ray_trials.complete_once(trial_id)
+            if ot is None:
                 return
-            log, ot = self.log, self._ot_trials[trial_id]
-            self._completed_trials.add(trial_id)
+            log = self.log
             result = result or {}
             rec = self.cands[trial_id].rec.merged().update(
                 {k: result[k] for k in MEASURED if result.get(k) is not None})
@@ -200,14 +234,14 @@ def _scheduler(session: Session, searcher: Any, pruned: dict[str, tuple[str, int
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             tid = trial.trial_id
-            if result.get("nasl_state") != "RUNNING" or tid not in searcher.cands \
-                    or tid not in searcher._ot_trials:
+            ot = searcher.ray_trials.trial(tid)
+            if result.get("nasl_state") != "RUNNING" or tid not in searcher.cands or ot is None:
                 return TrialScheduler.CONTINUE
             cand = searcher.cands[tid]
             costs = [float(result[m] if m in result else cand.rec[m])
                      for m in log.settings.cost_objectives]
             why = log.should_stop(bool(searcher.baseline.get(tid)), costs, int(result["epoch"]),
-                                  float(result["accuracy"]), searcher._ot_trials[tid].number)
+                                  float(result["accuracy"]), ot.number)
             if why:
                 pruned[tid] = (why, int(result["epoch"]), float(result["accuracy"]))
                 return TrialScheduler.STOP
@@ -216,63 +250,76 @@ def _scheduler(session: Session, searcher: Any, pruned: dict[str, tuple[str, int
     return NaslEarlyStop()
 
 
-def run_ray(space: Any, opts: SearchOptions, *, workers: int | None = None,
-            address: str | None = None, cpus_per_trial: float = 1.0,
-            gpus_per_trial: float = 0.0, listeners: list[Any] | None = None) -> SearchOutcome:
-    """Run the search on Ray Tune → :class:`SearchOutcome` (same outputs as Optuna's)."""
-    import ray
-    from ray import tune
+class RayBackend:
+    """Trials on Ray Tune workers (``workers`` at once; ``address`` of a cluster), each with
+    ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs; the driver keeps the study."""
 
-    if cpus_per_trial <= 0 or gpus_per_trial < 0:
-        raise NaslError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
-    if workers is not None and workers < 1:
-        raise NaslError(f"--workers {workers}: expected an integer >= 1")
-    check_gpus(gpus_per_trial, address)
-    threads = max(1, int(cpus_per_trial))
-    opts = dataclasses.replace(opts, threads=opts.threads or threads)
-    session = Session(space, opts)
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    if address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if not ray.is_initialized():
+    name = "ray"
+
+    def __init__(self, *, workers: int | None = None, address: str | None = None,
+                 cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0):
+        self.workers, self.address = workers, address
+        self.cpus_per_trial, self.gpus_per_trial = cpus_per_trial, gpus_per_trial
+        self.n = 0  # trials at once, known once Ray is up
+
+    def prepare(self, space: Any, opts: SearchOptions) -> SearchOptions:
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise NaslError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+        if self.workers is not None and self.workers < 1:
+            raise NaslError(f"--workers {self.workers}: expected an integer >= 1")
+        check_gpus(self.gpus_per_trial, self.address)
+        threads = max(1, int(self.cpus_per_trial))
+        return dataclasses.replace(opts, threads=opts.threads or threads)
+
+    def run(self, session: Session) -> None:
+        import ray
+        from ray import tune
+
+        os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+        if self.address is None:
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, num_cpus=None if self.address else os.cpu_count(),
+                         include_dashboard=False, log_to_driver=False,
+                         configure_logging=True, logging_level="ERROR")
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise NaslError(f"--address {self.address}: cannot connect to Ray ({e})") from None
+        cpus = ray.cluster_resources().get("CPU", 1)
+        self.n = self.workers or max(1, int(cpus // self.cpus_per_trial))
+        session.log.timings["workers"] = self.n
+        pruned: dict[str, tuple[str, int, float]] = {}
+        s = session.settings
+        searcher = _searcher_class()(
+            session, pruned,
+            space=functools.partial(_define_by_run, session.space),
+            metric=[m for m, _ in s.objectives],
+            mode=["max" if d == "maximize" else "min" for _, d in s.objectives],
+            sampler=session.sampler, study_name=session.study.study_name,
+            storage=storage_of(session.study))
+        trainable = tune.with_resources(
+            tune.with_parameters(worker_trial, space=session.space, settings=s),
+            {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial})
+        # Tune pickles the searcher and scheduler (and so the session) into its experiment
+        # state when the Tuner is built: without the listeners (display, W&B: they hold locks),
+        # which the live objects in this process keep using.
+        listeners, session.log.listeners = session.log.listeners, []
         try:
-            ray.init(address=address, num_cpus=None if address else os.cpu_count(),
-                     include_dashboard=False, log_to_driver=False,
-                     configure_logging=True, logging_level="ERROR")
-        except (ConnectionError, ValueError, RuntimeError) as e:
-            raise NaslError(f"--address {address}: cannot connect to Ray ({e})") from None
-    cpus = ray.cluster_resources().get("CPU", 1)
-    n = workers or max(1, int(cpus // cpus_per_trial))
-    pruned: dict[str, tuple[str, int, float]] = {}
-    s = session.settings
-    searcher = _searcher_class()(
-        session, pruned,
-        space=functools.partial(_define_by_run, session.space),
-        metric=[m for m, _ in s.objectives],
-        mode=["max" if d == "maximize" else "min" for _, d in s.objectives],
-        sampler=session.sampler, study_name=session.study.study_name,
-        storage=storage_of(session.study))
-    trainable = tune.with_resources(
-        tune.with_parameters(worker_trial, space=session.space, settings=s),
-        {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(session, searcher,
-                                                                              pruned),
-                                    num_samples=-1, max_concurrent_trials=n, reuse_actors=True),
-        run_config=tune.RunConfig(name="tune", storage_path=str((session.run.root / "ray").resolve()),
-                                  verbose=0, failure_config=tune.FailureConfig(max_failures=1)))
-    log = session.log
-    t0 = time.perf_counter()
-    interrupted = False
-    with session.listening(listeners):
-        try:
-            tuner.fit()
-        except KeyboardInterrupt:
-            acknowledge_interrupt()
-            interrupted = True
-        log.timings["total"] = time.perf_counter() - t0
-        front = session.finish(interrupted)
-    log.timings["total"] = time.perf_counter() - t0
-    log.timings["workers"] = n
-    return session.outcome(front, interrupted)
+            tuner = self._tuner(tune, trainable, searcher, _scheduler(session, searcher, pruned),
+                                session)
+        finally:
+            session.log.listeners = listeners
+        tuner.fit()
+
+    def _tuner(self, tune: Any, trainable: Any, searcher: Any, scheduler: Any,
+               session: Session) -> Any:
+        return tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                                        max_concurrent_trials=self.n, reuse_actors=True),
+            run_config=tune.RunConfig(name="tune",
+                                      storage_path=str((session.run.root / "ray").resolve()),
+                                      verbose=0, failure_config=tune.FailureConfig(max_failures=1)))
+
+    def close(self) -> None:
+        pass

@@ -1,8 +1,9 @@
-"""``nasl search`` with Optuna: the ask/tell loop over one study, in this process.
+"""One Optuna trial in this process: ask, cost, time, train, tell.
 
-In: a :class:`~nasl.search.session.Session`. Out: its :class:`SearchOutcome`. This module only
-schedules: it asks Optuna for a candidate, times it when a latency is needed, trains it, and
-hands every outcome to the session's :class:`~nasl.search.lifecycle.TrialLog`.
+In: a :class:`~nasl.search.session.Session`. Out: one trial told to its study through the
+session's :class:`~nasl.search.lifecycle.TrialLog`. The Optuna backends
+(:mod:`nasl.search.backends`) and the worker processes (:mod:`nasl.search.workers`) call
+:func:`one_trial` in a loop.
 """
 
 from __future__ import annotations
@@ -11,48 +12,28 @@ import time
 from typing import Any
 
 from nasl.errors import NaslError
+from nasl.events import StageProgress
 from nasl.search.lifecycle import Candidate
 from nasl.search.objective import Stopped
-from nasl.search.options import SearchOutcome
 from nasl.search.session import Session
 from nasl.search.training import train_candidate
-from nasl.signals import acknowledge as acknowledge_interrupt
-from nasl.signals import check as check_interrupt
 
 INTERRUPTED = "interrupted by the user (Ctrl-C)"
 
 
-def run_optuna(session: Session) -> SearchOutcome:
-    """Run trials one after another until ``--trials`` trained, ``--timeout`` or Ctrl-C."""
+def keep_going(session: Session) -> bool:
+    """False (with the stage event) once the deadline passed, the sampler only repeats designs
+    or the session says stop; else True. Every backend asks this before each new trial."""
     log = session.log
-    t0 = time.perf_counter()
-    timeout = session.opts.timeout
-    deadline = None if timeout is None else t0 + timeout
-    log.deadline = None if timeout is None else time.monotonic() + timeout
-    interrupted = False
-    try:
-        while session.trained() < session.trials_target:
-            if deadline is not None and time.perf_counter() > deadline:
-                log.progress("timeout", {})
-                break
-            check_interrupt()  # a SIGTERM deferred out of a finalizer stops here
-            if log.exhausted:  # only designs evaluated before were proposed lately
-                break
-            one_trial(session)
-            if session.stop_reason:  # e.g. the remote latency target is gone
-                log.progress("stopped", {"reason": session.stop_reason})
-                break
-    except KeyboardInterrupt:
-        acknowledge_interrupt()
-        interrupted = True
-        log.fail_running(INTERRUPTED)
-        log.progress("interrupted", {})
-    for worker in session.workers:  # the other slots' last trials (nasl.search.workers)
-        worker.join()
-    log.timings["total"] = time.perf_counter() - t0
-    front = session.finish(interrupted)
-    log.timings["total"] = time.perf_counter() - t0
-    return session.outcome(front, interrupted)
+    if session.past_deadline():
+        log.progress(StageProgress("timeout"))
+        return False
+    if log.exhausted:  # only designs evaluated before were proposed lately
+        return False
+    if session.stop_reason:  # e.g. the remote latency target is gone
+        log.progress(StageProgress("stopped", reason=session.stop_reason))
+        return False
+    return session.trained() < session.trials_target
 
 
 def one_trial(session: Session) -> bool:

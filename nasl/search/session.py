@@ -17,8 +17,9 @@ from typing import Any
 
 from nasl import results
 from nasl.errors import NaslError
+from nasl.events import Listener, StageProgress
 from nasl.guards import stored_storage
-from nasl.search.lifecycle import Listener, TrialLog
+from nasl.search.lifecycle import TrialLog
 from nasl.search.objective import make_evaluator, static_costs, violations
 from nasl.search.options import (
     SearchOptions,
@@ -280,6 +281,20 @@ class Session:
                     space_name=str(self.space.name), **self.opts.wandb))
             yield
 
+    def start_clock(self) -> None:
+        """Start ``--timeout``'s clock: trials stop being started, and running ones are stopped
+        after their current epoch, once it has run out."""
+        import time
+
+        timeout = self.opts.timeout
+        self.log.deadline = None if timeout is None else time.monotonic() + timeout
+
+    def past_deadline(self) -> bool:
+        """Whether ``--timeout`` has run out (False without one)."""
+        import time
+
+        return self.log.deadline is not None and time.monotonic() > self.log.deadline
+
     def trained(self) -> int:
         """Trials that went into training so far (the ``--trials`` count)."""
         return trained_count(self.study)
@@ -306,7 +321,7 @@ class Session:
                 confirm.finalize(self)
             except KeyboardInterrupt:  # what was confirmed is stored; --resume finishes it
                 acknowledge_interrupt()
-                self.log.progress("interrupted", {})
+                self.log.progress(StageProgress("interrupted"))
                 interrupted = True
         self.interrupted = interrupted
         return self.log.write_outputs(report=True)
@@ -341,10 +356,10 @@ _WARNED: set[str] = set()
 
 
 def _omp_policy() -> str:
-    """The OpenMP wait policy ``import nasl`` chose, and why."""
-    import nasl
+    """The OpenMP wait policy the entry point chose (:mod:`nasl.omp`), and why."""
+    from nasl import omp
 
-    return nasl.OMP_POLICY
+    return omp.account()
 
 
 def _with_yaml_tracking(space: Any, opts: SearchOptions) -> SearchOptions:
@@ -359,7 +374,7 @@ def _with_yaml_tracking(space: Any, opts: SearchOptions) -> SearchOptions:
 
 def _resolve_target_device(device: str) -> tuple[str, str]:
     """(device, its name) of the latency target, e.g. ("cpu", "AMD EPYC") (NaslError if bad)."""
-    from nasl.cost import cpu_name, resolve_device
+    from nasl.devices import cpu_name, resolve_device
 
     try:
         dev = resolve_device(device)

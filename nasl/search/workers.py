@@ -77,6 +77,7 @@ def work(space: Any, opts: Any, parent: int) -> None:
 
     session = Session(space, opts)
     log = session.log
+    log.shared = True  # the search process and the other workers tell trials here too
     with sigterm_as_interrupt():
         try:
             while session.trained() < session.trials_target and not session.stop_reason:

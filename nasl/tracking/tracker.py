@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nasl.events import EpochEnded, Event, FrontWritten, Listener, TrialEnded, TrialStarted
 from nasl.pareto import (
     feasible_points,
     finite,
@@ -64,18 +66,17 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
-def _copy(info: Mapping[str, Any]) -> dict[str, Any]:
-    """Shallow snapshot of an event (rows copied too) so later changes do not leak in."""
-    out = dict(info)
-    if isinstance(out.get("rows"), list):
-        out["rows"] = [dict(r) for r in out["rows"]]
-    if isinstance(out.get("row"), Mapping):
-        out["row"] = dict(out["row"])
-    return out
+def _copy(event: Event) -> Event:
+    """Snapshot of an event (its rows copied) so later changes of the rows do not leak in."""
+    if isinstance(event, FrontWritten):
+        return dataclasses.replace(event, rows=[dict(r) for r in event.rows])
+    if isinstance(event, TrialEnded):
+        return dataclasses.replace(event, row=dict(event.row))
+    return event
 
 
 # ----------------------------------------------------------------------------- tracker
-class WandbTracker:
+class WandbTracker(Listener):
     """A search listener that logs trials and the front to W&B (see the module docstring).
 
     ``tracker(event, info)`` never raises and returns at once; :meth:`close` (called on the
@@ -147,17 +148,29 @@ class WandbTracker:
                    entity, space_name=space_name, **kwargs)
 
     # ------------------------------------------------------------------ listener side
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
+    def trial_started(self, event: TrialStarted) -> None:
+        self.put(event)
+
+    def epoch_ended(self, event: EpochEnded) -> None:
+        self.put(event)
+
+    def trial_ended(self, event: TrialEnded) -> None:
+        self.put(event)
+
+    def front_written(self, event: FrontWritten) -> None:
+        self.put(event)
+        if event.final:  # the last event of a search
+            self.close()
+
+    def put(self, event: Event) -> None:
         """Queue one search event for the logging thread (cheap; never raises)."""
         if not self.enabled or self._closed:
             return
         try:
-            self._queue.put((event, _copy(info)))
+            self._queue.put(_copy(event))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="nasl-wandb", daemon=True)
                 self._thread.start()
-            if event == "finished":
-                self.close()
         except Exception as e:
             self._fail(e)
 
@@ -199,31 +212,28 @@ class WandbTracker:
                 break
             if not self.enabled:
                 continue
-            event, info = item
             try:
-                self._handle(event, info)
+                self._handle(item)
             except Exception as e:
                 self._fail(e)
         self._finish_all()
 
-    def _handle(self, event: str, info: dict[str, Any]) -> None:
-        if event in ("remeasure", "timeout", "interrupted"):
-            return
+    def _handle(self, event: Event) -> None:
         self._ensure_summary()
-        if event == "start":
-            self._start_trial(info)
-        elif event == "epoch":
-            run = self.trial_runs.get(int(info["number"]))
+        if isinstance(event, TrialStarted):
+            info = {**event.record, "baseline": event.baseline, "epochs": event.epochs}
+            self.trial_runs[event.number] = self._new_trial_run(event.number, event.choices, info, [])
+        elif isinstance(event, EpochEnded):
+            run = self.trial_runs.get(event.number)
             if run is not None:
-                epoch = int(info["epoch"])
-                run.log({"epoch": epoch, "accuracy": _num(info.get("accuracy")),
-                         "loss": _num(info.get("loss"))}, step=epoch)
-        elif event in END_STATES:
-            self._end_trial(event, info)
-        elif event == "front":
-            self._front(info.get("rows") or [], bool(info.get("final")))
-        elif event == "finished":
-            self._finished(info)
+                run.log({"epoch": event.epoch, "accuracy": _num(event.accuracy),
+                         "loss": _num(event.loss)}, step=event.epoch)
+        elif isinstance(event, TrialEnded):
+            self._end_trial(event)
+        elif isinstance(event, FrontWritten):
+            self._front(event.rows, event.final)
+            if event.final:
+                self._finished(event.run)
 
     def _init(self, **kwargs: Any) -> Any:
         import wandb
@@ -304,30 +314,22 @@ class WandbTracker:
         run.summary.update(self._costs(info))
         return run
 
-    def _start_trial(self, info: Mapping[str, Any]) -> None:
-        number = int(info["number"])
-        choices = info.get("choices")
-        if not isinstance(choices, Mapping):
-            choices = info.get("params") if isinstance(info.get("params"), Mapping) else {}
-        self.trial_runs[number] = self._new_trial_run(number, choices, info, [])
-
-    def _end_trial(self, event: str, info: Mapping[str, Any]) -> None:
-        number = int(info["number"])
-        row = dict(info.get("row") or {})
-        state = END_STATES[event]
+    def _end_trial(self, event: TrialEnded) -> None:
+        number, row = event.number, dict(event.row)
+        state = END_STATES[event.state]
         run = self.trial_runs.pop(number, None)
         if run is None:  # rejected (never started), or started before this tracker
             choices = {k: row[k] for k in self.choice_names if k in row}
             run = self._new_trial_run(number, choices, row, [state])
         else:
             run.tags = (*run.tags, state)
-        reason = str(info.get("reason") or row.get("reason") or "")
-        summary = {**self._costs(row), "state": state, "feasible": event != "rejected",
+        reason = str(event.reason or row.get("reason") or "")
+        summary = {**self._costs(row), "state": state, "feasible": event.state != "rejected",
                    "reason": reason}
-        if event == "complete" and _num(info.get("accuracy")) is not None:
-            summary["accuracy"] = float(info["accuracy"])
+        if event.state == "complete" and _num(event.accuracy) is not None:
+            summary["accuracy"] = float(event.accuracy)  # type: ignore[arg-type]
         run.summary.update(summary)
-        run.finish(exit_code=1 if event == "fail" else 0)
+        run.finish(exit_code=1 if event.state == "fail" else 0)
 
     # ------------------------------------------------------------------ summary run
     def _front(self, rows: list[dict[str, Any]], final: bool) -> None:
@@ -386,10 +388,9 @@ class WandbTracker:
                 out["pareto/macs_vs_latency"] = wandb.Plotly(fig)
         return out
 
-    def _finished(self, info: Mapping[str, Any]) -> None:
+    def _finished(self, run_dir: Any) -> None:
         import wandb
 
-        run_dir = info.get("run")
         root = Path(getattr(run_dir, "root", run_dir or self.run_dir))
         path = root / "report.html"
         if path.is_file():  # copied into the run's files (a symlink would make wandb warn)
