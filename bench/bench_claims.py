@@ -7,7 +7,7 @@ Usage (after a search and a fidelity check at the same epochs with fresh seeds):
 
 For every pair of re-trained designs (a, b) it compares what the search said with what the
 fresh seeds say: a *claim* "a is more accurate than b" is made by nasl only when the search's
-means differ beyond noise (nasl.confidence.tied is False); a *naive* claim is made whenever
+means differ beyond noise (nasl.stats.confidence.tied is False); a *naive* claim is made whenever
 a's search accuracy (the first seed, what a tool without noise would rank by) is higher. A
 claim holds when the fresh-seed mean of a is higher than b's. Front-beats-baseline claims
 (pareto.json) are counted separately. Prints a markdown table.
@@ -20,8 +20,8 @@ import json
 import math
 from pathlib import Path
 
-from nasl import confidence
-from nasl.results import load_run
+from nasl.run.results import load_run
+from nasl.stats import confidence
 
 
 def main() -> None:

@@ -67,10 +67,10 @@ def subject(threads: int, steps: int, adapt: bool = False) -> None:
     """Child: train the proxy for ``steps`` steps; print a JSON line of the result."""
     sys.path.insert(0, str(ROOT))
     import nasl  # noqa: F401  (sets the wait policy before torch is imported)
-    from nasl.builder import build_model
     from nasl.data import load_dataset
     from nasl.families import preset
-    from nasl.train import TrainConfig, train_model
+    from nasl.network.builder import build_model
+    from nasl.training.train import TrainConfig, train_model
 
     data = load_dataset("digits", resolution=32, seed=0)
     arch = preset("shufflenet_v1", width_mult=0.5).with_io(
@@ -96,10 +96,10 @@ def competitor(kind: str, threads: int) -> None:
 
     torch.set_num_threads(threads)
     if kind == "nasl":
-        from nasl.builder import build_model
         from nasl.data import load_dataset
         from nasl.families import preset
-        from nasl.train import TrainConfig, train_model
+        from nasl.network.builder import build_model
+        from nasl.training.train import TrainConfig, train_model
 
         data = load_dataset("digits", resolution=32, seed=1)
         arch = preset("shufflenet_v1", width_mult=0.5).with_io(

@@ -1,4 +1,4 @@
-"""Benchmark of nasl.cost (analytic counts vs thop vs FlopCounterMode) and of CPU latency
+"""Benchmark of nasl.network.cost (analytic counts vs thop vs FlopCounterMode) and of CPU latency
 (nasl.latency.timing).
 
 In: nothing (options below). Out: a Markdown section ``## Cost model`` written into
@@ -23,10 +23,11 @@ from pathlib import Path
 
 import torch
 
-from nasl import cost, devices
-from nasl.builder import build_model
 from nasl.families import preset
+from nasl.hardware import devices
 from nasl.latency import timing
+from nasl.network import cost
+from nasl.network.builder import build_model
 
 HEADING = "## Cost model"
 COUNT_CASES = {

@@ -22,10 +22,10 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     from scipy.stats import spearmanr
 
-    from nasl.builder import build_model
     from nasl.families import preset
     from nasl.latency.calibrate import sample_designs
     from nasl.latency.timing import measure_latency
+    from nasl.network.builder import build_model
     from nasl.space import load_space
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

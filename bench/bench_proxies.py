@@ -26,10 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nasl.builder import build_model  # noqa: E402
 from nasl.data import load_dataset  # noqa: E402
+from nasl.network.builder import build_model  # noqa: E402
 from nasl.space import load_space  # noqa: E402
-from nasl.train import TrainConfig, train_model  # noqa: E402
+from nasl.training.train import TrainConfig, train_model  # noqa: E402
 from nasl.zerocost import PROXIES, correlate, decide, sample_feasible, score_design  # noqa: E402
 
 

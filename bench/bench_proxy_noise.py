@@ -3,14 +3,14 @@
 Trains a handful of very different ShuffleNet designs under 40 MFLOPs (width 0.25x-1x,
 groups 1/3/8, ρ 96-224) with several seeds at each candidate proxy setting (data set,
 training images, validation images, epochs), the way a search trial does: the space's proxy
-network (``space.proxy_arch``) built with the seed, trained by ``nasl.train.train_model``
+network (``space.proxy_arch``) built with the seed, trained by ``nasl.training.train.train_model``
 on ``nasl.data.load_dataset(split="search")`` with the space's proxy recipe. The validation
 split is fixed per setting (data seed 0, as in a search); only the model seed changes.
 
 Out: one JSON line per training (``--out``, appended as it goes, so a killed run keeps
 its rows) and, per setting, a Markdown table: each design's mean and seed std, the pooled
 seed std, the range of design means, how many design pairs differ beyond noise (the
-``nasl.confidence.tied`` rule), seconds per training and the CPU/wall ratio.
+``nasl.stats.confidence.tied`` rule), seconds per training and the CPU/wall ratio.
 
     python bench/bench_proxy_noise.py                       # default settings, 3 seeds
     python bench/bench_proxy_noise.py --setting fmnist-mini,4000,1000,3 --seeds 1 2 3
@@ -32,12 +32,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nasl.builder import build_model  # noqa: E402
-from nasl.confidence import pooled_std, seed_summary, tied  # noqa: E402
-from nasl.cost import costs  # noqa: E402
 from nasl.data import load_dataset  # noqa: E402
+from nasl.network.builder import build_model  # noqa: E402
+from nasl.network.cost import costs  # noqa: E402
 from nasl.space import load_space  # noqa: E402
-from nasl.train import TrainConfig, train_model  # noqa: E402
+from nasl.stats.confidence import pooled_std, seed_summary, tied  # noqa: E402
+from nasl.training.train import TrainConfig, train_model  # noqa: E402
 
 REPEATS = {"stage_repeats[0]": 4, "stage_repeats[1]": 8, "stage_repeats[2]": 4, "shuffle": True}
 #: name -> design (the paper's repeats 4/8/4 with shuffle); all under 40 MFLOPs at the target.

@@ -45,9 +45,9 @@ from typing import Any
 
 import yaml
 
-from nasl.pareto import hypervolume
+from nasl.common.units import parse_budget
 from nasl.space import load_space
-from nasl.units import parse_budget
+from nasl.stats.pareto import hypervolume
 
 NASL = [sys.executable, "-c", "import sys; from nasl.cli import main; sys.exit(main(sys.argv[1:]))"]
 

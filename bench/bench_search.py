@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from nasl import results
-from nasl.devices import cpu_name
-from nasl.pareto import hypervolume, non_dominated
-from nasl.results import load_run
+from nasl.hardware.devices import cpu_name
+from nasl.run import results
+from nasl.run.results import load_run
 from nasl.search import SearchOptions, run_search
 from nasl.space import load_space
+from nasl.stats.pareto import hypervolume, non_dominated
 
 
 def machine() -> str:

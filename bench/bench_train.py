@@ -23,7 +23,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nasl.data import FASHION_MNIST_DIR, DataSplits, load_dataset  # noqa: E402
-from nasl.train import TrainConfig, train_model  # noqa: E402
+from nasl.training.train import TrainConfig, train_model  # noqa: E402
 
 
 def small_cnn(in_channels: int, num_classes: int, width: int = 16) -> nn.Module:
@@ -40,8 +40,8 @@ def models() -> dict[str, Callable[[DataSplits], nn.Module]]:
     """Name -> builder taking the data (for in_channels, classes, resolution)."""
     out: dict[str, Callable[[DataSplits], nn.Module]] = {}
     try:
-        from nasl.builder import build_model
         from nasl.families import preset
+        from nasl.network.builder import build_model
 
         def make(name: str, **kw: object) -> Callable[[DataSplits], nn.Module]:
             return lambda d: build_model(preset(name, **kw).with_io(

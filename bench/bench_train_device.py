@@ -24,10 +24,10 @@ from collections.abc import Sequence
 
 CODE = """
 import json, sys
-from nasl.builder import build_model
+from nasl.network.builder import build_model
 from nasl.data import load_dataset
 from nasl.families import preset
-from nasl.train import TrainConfig, train_model
+from nasl.training.train import TrainConfig, train_model
 data = load_dataset("fmnist-mini", resolution=32, seed=0)
 arch = preset("shufflenet_v1", width_mult=0.5).with_io(input_size=32, num_classes=10,
                                                       in_channels=data.in_channels)

@@ -50,9 +50,9 @@ NO_CUDA = "gpu_check: no CUDA device visible (torch.cuda.is_available() is False
 def preset_rows(device: str, dtypes: Sequence[str], *, rounds: int, repeats: int,
                 input_size: int | None, deadline: float) -> list[dict[str, Any]]:
     """One row per (preset, dtype): median of the rounds' medians, p10/p90, CV, or a skip."""
-    from nasl.builder import build_model
     from nasl.families import preset
     from nasl.latency.timing import measure_latency
+    from nasl.network.builder import build_model
 
     rows: list[dict[str, Any]] = []
     for name in PRESETS:
@@ -86,8 +86,8 @@ def rank_rows(device: str, n: int, *, input_size: int | None, repeats: int,
     per-design milliseconds and the Spearman correlation of the two rankings."""
     from scipy.stats import spearmanr
 
-    from nasl.builder import build_model
     from nasl.latency.timing import measure_latency
+    from nasl.network.builder import build_model
     from nasl.space import load_space, sample_params
 
     space = load_space("shufflenet")
@@ -121,11 +121,11 @@ def train_worker(device: str, precision: str, epochs: int, subset: int) -> dict[
     images/s, seconds, accuracy and peak device memory (MiB; None on the CPU)."""
     import torch
 
-    from nasl.accel import on_device
-    from nasl.builder import build_model
     from nasl.data import load_dataset
     from nasl.families import preset
-    from nasl.train import TrainConfig, train_model
+    from nasl.hardware.accel import on_device
+    from nasl.network.builder import build_model
+    from nasl.training.train import TrainConfig, train_model
 
     data = on_device(load_dataset("fmnist-mini", resolution=32, seed=0, subset=subset), device)
     arch = preset("shufflenet_v1", width_mult=0.5).with_io(input_size=32, num_classes=10,
@@ -374,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         print(NO_CUDA)
         return 0
-    from nasl.devices import cpu_name, resolve_device
+    from nasl.hardware.devices import cpu_name, resolve_device
 
     device = resolve_device(a.device)
     t0 = time.monotonic()

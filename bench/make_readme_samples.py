@@ -5,7 +5,7 @@ replaces what is between them:
 
 - ``cost-json``: the output of ``nasl cost shufflenet_v1 --set groups=8 --set width_mult=0.5
   --json`` (a test compares it with the code's, so it never goes stale);
-- ``trials-columns``: the trials.csv fields after the design choices (``nasl.results.AFTER``);
+- ``trials-columns``: the trials.csv fields after the design choices (``nasl.run.results.AFTER``);
 - ``main-job``, ``main-job-full``: an excerpt and the whole of a log of the main job, with
   ``--log FILE`` (made with ``nasl search spaces/shufflenet.yaml --budget 40MFLOPs > FILE
   2>&1``; without ``--log`` these two stay as they are).
@@ -43,17 +43,17 @@ def cost_json() -> str:
 
 def trials_columns() -> str:
     """The trials.csv columns after the design choices, as inline code."""
-    from nasl import results
+    from nasl.run import results
 
     return "`" + ", ".join(results.AFTER) + "`"
 
 
 def trials_fields() -> str:
-    """Every field of the trial record (nasl.record.TrialRecord) as a Markdown table: column,
+    """Every field of the trial record (nasl.common.record.TrialRecord) as a Markdown table: column,
     unit, meaning, and where it goes when it is not a column of its own."""
     from dataclasses import fields
 
-    from nasl.record import TrialRecord
+    from nasl.common.record import TrialRecord
 
     out = ["", "| field | unit | meaning |", "|---|---|---|"]
     for f in fields(TrialRecord):

@@ -1,8 +1,8 @@
 """Re-check a run's claims, "undecided"s and recommendation with an independent training loop
 on the data set's test split, under two recipes (issue 18).
 
-The loop here shares nothing with ``nasl.train`` but the network (built from the run's
-design by ``nasl.builder``): plain PyTorch SGD (nesterov, momentum 0.9) with a one-cycle
+The loop here shares nothing with ``nasl.training.train`` but the network (built from the run's
+design by ``nasl.network.builder``): plain PyTorch SGD (nesterov, momentum 0.9) with a one-cycle
 learning-rate schedule, on the whole training split, tested on the test split, under
 
 * ``plain``: no augmentation, weight decay 5e-5;
@@ -37,9 +37,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nasl.builder import build_model  # noqa: E402
 from nasl.data import load_dataset  # noqa: E402
-from nasl.results import load_run  # noqa: E402
+from nasl.network.builder import build_model  # noqa: E402
+from nasl.run.results import load_run  # noqa: E402
 from nasl.space import load_space  # noqa: E402
 
 RECIPES = {"plain": {"wd": 5e-5, "augment": False}, "augmented": {"wd": 5e-4, "augment": True}}
@@ -47,7 +47,7 @@ RECIPES = {"plain": {"wd": 5e-5, "augment": False}, "augmented": {"wd": 5e-4, "a
 
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Per-image random crop (zero padding side/8) and horizontal flip (a crop is a window of
-    the padded image taken with unfold; written apart from nasl.augment)."""
+    the padded image taken with unfold; written apart from nasl.training.augment)."""
     n, c, h, w = x.shape
     p = max(1, round(h / 8))
     xp = torch.nn.functional.pad(x, (p, p, p, p))
@@ -177,7 +177,7 @@ def main() -> None:
     rows, env = load_run(a.run)
     space = load_space(a.run / "space.yaml")
     epochs = a.epochs or 10 * int(env["epochs"])
-    from nasl.results import RunDir, open_run_study
+    from nasl.run.results import RunDir, open_run_study
 
     study, _ = open_run_study(RunDir(a.run))
     choices = {t.number: t.user_attrs["choices"] for t in study.get_trials() if "choices" in t.user_attrs}

@@ -27,15 +27,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nasl.pareto import hypervolume
-from nasl.results import RunDir, open_run_study
+from nasl.common.units import parse_budget
+from nasl.run.results import RunDir, open_run_study
 from nasl.search.schedulers import (
     Scheduler,
     StrictSuccessiveHalving,
     SuccessiveHalving,
     make_scheduler,
 )
-from nasl.units import parse_budget
+from nasl.stats.pareto import hypervolume
 
 
 def _asha(strict: bool = False, **kw: Any) -> Callable[[int], Scheduler]:

@@ -1,4 +1,4 @@
-"""Training where the accelerator is (nasl.accel, docs/gpu.md), tested on the CPU: device and
+"""Training where the accelerator is (nasl.hardware.accel, docs/gpu.md), tested on the CPU: device and
 precision resolution, bf16 against fp32, the deferred NaN check, out of memory as a trial
 outcome, the per-device lock, and the one-line errors without a GPU."""
 
@@ -14,12 +14,12 @@ import pytest
 import torch
 from torch import nn
 
-from nasl import accel
 from nasl.cli import main
 from nasl.data import DataSplits, load_dataset
-from nasl.devices import device_lock, training_lock
+from nasl.hardware import accel
+from nasl.hardware.devices import device_lock, training_lock
 from nasl.search.objective import Evaluator, TrialOutOfMemory
-from nasl.train import SYNC_EVERY, TrainConfig, TrainingDiverged, train_model
+from nasl.training.train import SYNC_EVERY, TrainConfig, TrainingDiverged, train_model
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +76,8 @@ def test_gpu_flags_without_a_gpu_are_one_line_exit_2(
 
 # ------------------------------------------------------------------ precision
 def test_bf16_reaches_fp32_accuracy_within_seed_noise(digits16: DataSplits) -> None:
-    from nasl.builder import build_model
     from nasl.families import preset
+    from nasl.network.builder import build_model
 
     arch = preset("shufflenet_v1", width_mult=0.25).with_io(input_size=16, num_classes=10,
                                                             in_channels=1)
@@ -143,9 +143,9 @@ def _evaluator(batch_size: int = 64) -> Evaluator:
 
 
 def test_out_of_memory_is_retried_once_at_half_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nasl.train
+    import nasl.training.train
 
-    real, seen = nasl.train.train_model, []
+    real, seen = nasl.training.train.train_model, []
 
     def first_call_oom(model, data, cfg, **kw):
         seen.append(cfg.batch_size)
@@ -153,13 +153,13 @@ def test_out_of_memory_is_retried_once_at_half_the_batch(monkeypatch: pytest.Mon
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(model, data, cfg, **kw)
 
-    monkeypatch.setattr(nasl.train, "train_model", first_call_oom)
+    monkeypatch.setattr(nasl.training.train, "train_model", first_call_oom)
     result = _evaluator().train({}, seed=0)
     assert seen == [64, 32] and result.batch_size == 32 and result.epochs == 1
 
 
 def test_out_of_memory_twice_is_a_trial_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nasl.train
+    import nasl.training.train
 
     seen = []
 
@@ -167,14 +167,14 @@ def test_out_of_memory_twice_is_a_trial_failure(monkeypatch: pytest.MonkeyPatch)
         seen.append(cfg.batch_size)
         raise RuntimeError("CUDA error: out of memory")
 
-    monkeypatch.setattr(nasl.train, "train_model", always_oom)
+    monkeypatch.setattr(nasl.training.train, "train_model", always_oom)
     with pytest.raises(TrialOutOfMemory, match="out of memory on cpu at batch size 64 and at 32"):
         _evaluator().train({}, seed=0)
     assert seen == [64, 32]
 
 
 def test_other_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nasl.train
+    import nasl.training.train
 
     seen = []
 
@@ -182,23 +182,23 @@ def test_other_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(cfg.batch_size)
         raise RuntimeError("shape mismatch")
 
-    monkeypatch.setattr(nasl.train, "train_model", broken)
+    monkeypatch.setattr(nasl.training.train, "train_model", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         _evaluator().train({}, seed=0)
     assert seen == [64]
 
 
 def test_confirmation_trains_like_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nasl.train
-    from nasl.recipes import resolve
+    import nasl.training.train
+    from nasl.training.recipes import resolve
 
-    real, seen = nasl.train.train_model, []
+    real, seen = nasl.training.train.train_model, []
 
     def spy(model, data, cfg, **kw):
         seen.append((cfg.precision, str(next(model.parameters()).device), data.train_x.device.type))
         return real(model, data, cfg, **kw)
 
-    monkeypatch.setattr(nasl.train, "train_model", spy)
+    monkeypatch.setattr(nasl.training.train, "train_model", spy)
     ev = _evaluator()
     ev.settings = type(ev.settings)(**{**ev.settings.__dict__,
                                        "train": TrainConfig(epochs=1, precision="bf16")})
@@ -214,9 +214,9 @@ def test_out_of_memory_in_a_search_fails_the_trial_and_goes_on(
         tiny_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import csv
 
-    import nasl.train
+    import nasl.training.train
 
-    real = nasl.train.train_model
+    real = nasl.training.train.train_model
 
     def oom_for_wide(model, data, cfg, **kw):  # width 0.5 never fits; 0.25 fits at half the batch
         params = sum(p.numel() for p in model.parameters())
@@ -224,7 +224,7 @@ def test_out_of_memory_in_a_search_fails_the_trial_and_goes_on(
             raise torch.OutOfMemoryError(f"CUDA out of memory ({params} params, simulated)")
         return real(model, data, cfg, **kw)
 
-    monkeypatch.setattr(nasl.train, "train_model", oom_for_wide)
+    monkeypatch.setattr(nasl.training.train, "train_model", oom_for_wide)
     rc = main(["search", str(tiny_space), "--trials", "4", "--runs-dir", str(tmp_path), "--name",
                "oom", "--quiet", "--no-early-stop", "--confirm-seeds", "0"])
     assert rc == 0
@@ -243,7 +243,7 @@ def test_out_of_memory_in_a_search_fails_the_trial_and_goes_on(
 # ------------------------------------------------------------------ the per-device lock
 HOLD = """
 import sys, time
-from nasl.devices import training_lock
+from nasl.hardware.devices import training_lock
 with training_lock(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.readline()
@@ -275,7 +275,7 @@ def test_latency_lock_excludes_a_trainer_on_the_same_device(tmp_path: Path,
 def test_an_epochs_draws_augment_as_the_per_batch_draws_do(kinds: tuple[str, ...]) -> None:
     """On a GPU the epoch's augmentation draws are made at once and copied once; the images
     come out the same as with the per-batch draws the CPU path makes."""
-    from nasl.augment import augment_batch, epoch_draws
+    from nasl.training.augment import augment_batch, epoch_draws
 
     x = torch.randn(3, 8, 1, 16, 16).contiguous()
     g1 = torch.Generator().manual_seed(7)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nasl.arch import ArchConfig, ConvBN, Stage, conv_out, spec_from_dict
 from nasl.families import FAMILIES, PRESETS, preset
+from nasl.network.arch import ArchConfig, ConvBN, Stage, conv_out, spec_from_dict
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

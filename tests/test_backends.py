@@ -14,7 +14,7 @@ import optuna
 import pytest
 from conftest import COMPLETE_SQL, wait_for_count
 
-from nasl import record
+from nasl.common import record
 from nasl.search import SearchOptions, run_search
 from nasl.search.early_stop import EarlyStopper
 from nasl.search.options import choice_names

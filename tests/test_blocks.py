@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nasl import arch
-from nasl.blocks import BLOCKS, channel_shuffle, make_block
+from nasl.network import arch
+from nasl.network.blocks import BLOCKS, channel_shuffle, make_block
 
 CASES = [
     (arch.ConvBN(16, 3, 2), 3, 16, 8),

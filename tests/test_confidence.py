@@ -1,4 +1,4 @@
-"""Tests for nasl.confidence on constructed data: seed intervals, ties, latency, the front."""
+"""Tests for nasl.stats.confidence on constructed data: seed intervals, ties, latency, the front."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from nasl.confidence import (
+from nasl.stats.confidence import (
     Candidate,
     front_confidence,
     latency_summary,
@@ -193,7 +193,7 @@ def test_empty_and_errors() -> None:
 
 
 def test_module_does_not_import_torch_or_optuna() -> None:
-    code = ("import sys, nasl.confidence as c; c.front_confidence([c.Candidate('a', 1, 0.1, 1)]);"
+    code = ("import sys, nasl.stats.confidence as c; c.front_confidence([c.Candidate('a', 1, 0.1, 1)]);"
             "print('torch' in sys.modules, 'optuna' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -1,6 +1,6 @@
 """Fronts with their noise, end to end: --seeds, the confirmation stage, interleaved latency
 re-timing, ties and baseline verdicts in the outputs; and the row statistics on constructed
-data (nasl.verdict)."""
+data (nasl.run.verdict)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nasl import record, verdict
 from nasl.cli import main
+from nasl.common import record
+from nasl.run import verdict
 from nasl.search import SearchOptions, run_search
 from nasl.space import load_space
 
@@ -50,7 +51,7 @@ def test_front_verdict_ties_and_baseline_beaten_beyond_noise():
             row(2, [0.801, 0.803, 0.799], 20e6, 2.0),            # tied with #1, dearer
             row(3, [0.600, 0.602, 0.598], 5e6, 0.5)]             # cheapest, clearly worse
     verdict.add_seed_stats(rows)
-    from nasl.results import mark_front
+    from nasl.run.results import mark_front
 
     mark_front(rows, OBJ)
     conf = verdict.front_verdict(rows, OBJ)
@@ -68,7 +69,7 @@ def test_near_front_keeps_only_designs_within_noise():
     rows = [row(0, [0.80, 0.81], 1e6, 1.0), row(1, [0.795, 0.805], 2e6, 1.0),
             row(2, [0.50, 0.51], 3e6, 1.0)]
     verdict.add_seed_stats(rows)
-    from nasl.results import mark_front
+    from nasl.run.results import mark_front
 
     mark_front(rows, OBJ)
     near = [r["number"] for r in verdict.near_front(rows, OBJ)]

@@ -1,4 +1,4 @@
-"""Tests for nasl.cost counts: analytic == thop == FlopCounterMode, and the papers' figures."""
+"""Tests for nasl.network.cost counts: analytic == thop == FlopCounterMode, and the papers' figures."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from nasl import arch, cost
-from nasl.arch import (
+from nasl.families import FAMILIES, PRESETS, preset
+from nasl.network import arch, cost
+from nasl.network.arch import (
     DWS,
     ArchConfig,
     ConvBN,
@@ -20,8 +21,7 @@ from nasl.arch import (
     Stage,
     XceptionModule,
 )
-from nasl.builder import build_model
-from nasl.families import FAMILIES, PRESETS, preset
+from nasl.network.builder import build_model
 
 M = 1e6
 
@@ -235,10 +235,11 @@ def test_xception_params() -> None:
 
 
 def test_cost_is_analytic_only():
-    """Timing lives in nasl.latency.timing: importing nasl.cost loads nothing of nasl.latency."""
+    """Timing lives in nasl.latency.timing: importing nasl.network.cost loads nothing of nasl.latency."""
     import subprocess
     import sys
 
-    code = "import sys, nasl.cost; print(sorted(m for m in sys.modules if m.startswith('nasl.latency')))"
+    code = ("import sys, nasl.network.cost; "
+            "print(sorted(m for m in sys.modules if m.startswith('nasl.latency')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

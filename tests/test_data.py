@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from nasl.common.errors import NaslError
 from nasl.data import (
     DATASETS,
     FASHION_MNIST_DIR,
@@ -19,7 +20,6 @@ from nasl.data import (
     load_dataset,
     parse_data_spec,
 )
-from nasl.errors import NaslError
 
 
 def _ids(d: DataSplits, x: torch.Tensor) -> set[int]:

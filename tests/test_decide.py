@@ -14,7 +14,7 @@ from nasl.decide.answer import answer, lines
 from nasl.decide.recommend import recommend
 from nasl.decide.simulate import World, simulate, summary
 from nasl.decide.stats import image_var, trainings_to_decide
-from nasl.latency_stats import latency_summary
+from nasl.stats.latency_stats import latency_summary
 
 
 def test_pooled_std_and_one_sided_test():

@@ -116,7 +116,7 @@ def test_cost_json_sample_is_the_real_output() -> None:
 
 
 def test_trials_columns_sample_is_the_real_list() -> None:
-    from nasl import results
+    from nasl.run import results
 
     script = _samples_script()
     text = (REPO / "docs" / "results.md").read_text()
@@ -126,7 +126,7 @@ def test_trials_columns_sample_is_the_real_list() -> None:
 
 
 def test_trials_fields_table_is_the_record() -> None:
-    """docs/results.md's table of trial fields is generated from nasl.record.TrialRecord."""
+    """docs/results.md's table of trial fields is generated from nasl.common.record.TrialRecord."""
     script = _samples_script()
     text = (REPO / "docs" / "results.md").read_text()
     assert _sample(text, "trials-fields") == script.trials_fields()

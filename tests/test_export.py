@@ -16,14 +16,13 @@ import pytest
 import torch
 from test_export_codegen import family_archs, randomise
 
-from nasl.arch import ArchConfig
-from nasl.builder import build_model
-from nasl.cost import count_macs_flop_counter, count_params
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.export import choose_trial, default_epochs, export_arch, export_preset, export_run
 from nasl.families import preset
-from nasl.report_run import open_run_study
-from nasl.results import RunDir
+from nasl.network.arch import ArchConfig
+from nasl.network.builder import build_model
+from nasl.network.cost import count_macs_flop_counter, count_params
+from nasl.run.results import RunDir, open_run_study
 from nasl.space import load_space
 
 # Runs in `python -I` (no user site, no cwd on sys.path) with nasl blocked outright: nasl is

@@ -1,5 +1,5 @@
 """model.py generation: every family's generated module has nasl's exact state dict and output;
-its code is nasl.blocks' own, copied verbatim; it imports only torch (and safetensors lazily),
+its code is nasl.network.blocks' own, copied verbatim; it imports only torch (and safetensors lazily),
 holds the ArchConfig as a literal and runs where nasl cannot be imported."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasl import blocks
-from nasl.arch import ArchConfig
-from nasl.builder import build_model
 from nasl.export.codegen import block_types, generate_source, load_module
 from nasl.families import get_family, preset
+from nasl.network import blocks
+from nasl.network.arch import ArchConfig
+from nasl.network.builder import build_model
 
 
 def family_archs() -> dict[str, ArchConfig]:
@@ -70,7 +70,7 @@ def _definitions(source: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("name", list(family_archs()))
 def test_generated_code_is_nasl_blocks_own(name: str) -> None:
-    """Every function and class of model.py is a verbatim copy of one in nasl/blocks.py (the
+    """Every function and class of model.py is a verbatim copy of one in nasl/network/blocks.py (the
     one block library), except ``load_model``; everything else is imports and constants."""
     src = generate_source(family_archs()[name], mean=[0.5], std=[2.0])
     library = _definitions(Path(blocks.__file__).read_text(encoding="utf-8"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.fidelity import FidelityOptions, add_parser, fidelity_html, run_fidelity
 from nasl.fidelity.command import main
 from nasl.fidelity.core import select, stratified_sample

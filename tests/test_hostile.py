@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasl import guards
 from nasl.cli import main
-from nasl.errors import NaslError
-from nasl.events import EpochEnded
+from nasl.common import guards
+from nasl.common.errors import NaslError
+from nasl.common.events import EpochEnded
 
 SPACE = """\
 name: tiny
@@ -137,8 +137,8 @@ def test_memory_of_data_is_checked_before_allocating(monkeypatch):
 
 
 def test_peak_activation_is_estimated_without_allocating():
-    from nasl.builder import build_model
     from nasl.families import preset
+    from nasl.network.builder import build_model
 
     model = build_model(preset("mobilenet_v1", input_size=224))
     small = guards.peak_activation_bytes(model, (1, 3, 224, 224))
@@ -276,7 +276,7 @@ def test_unwritable_run_folder(space, tmp_path, capsys):
 
 
 def test_a_run_in_use_is_refused(run_copy, capsys):
-    code = ("import sys, time; from nasl.guards import lock_run; from pathlib import Path; "
+    code = ("import sys, time; from nasl.common.guards import lock_run; from pathlib import Path; "
             "f = lock_run(Path(sys.argv[1])); print('locked', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(run_copy)], stdout=subprocess.PIPE,
                               text=True)
@@ -322,7 +322,7 @@ def test_owner_recognises_recycled_pids_and_other_hosts():
     import socket
     import time
 
-    from nasl import owners
+    from nasl.common import owners
 
     me = owners.owner_id()
     assert owners.alive(me)
@@ -392,8 +392,8 @@ def test_sigterm_writes_outputs_and_a_message(space, tmp_path):
 def test_interrupted_trials_are_failed_not_infeasible():
     import optuna
 
-    from nasl import results
     from nasl.report.rows import summary_line
+    from nasl.run import results
     from nasl.search.study import fail_interrupted
 
     study = optuna.create_study(directions=["maximize", "minimize"])
@@ -441,7 +441,7 @@ def test_report_files_are_replaced_atomically(run_copy, monkeypatch):
 def test_heartbeat_marks_a_training_trial_alive():
     import optuna
 
-    from nasl.owners import Heartbeat, last_seen
+    from nasl.common.owners import Heartbeat, last_seen
 
     study = optuna.create_study(directions=["maximize"])
     t = study.ask()
@@ -476,7 +476,7 @@ def test_sigterm_inside_a_finalizer_is_deferred_not_lost(capfd):
     import signal
     import weakref
 
-    from nasl.signals import acknowledge, check, sigterm_as_interrupt
+    from nasl.common.signals import acknowledge, check, sigterm_as_interrupt
 
     class Thing:
         pass
@@ -504,7 +504,7 @@ def test_sigterm_outside_a_finalizer_raises_at_once():
     import os
     import signal
 
-    from nasl.signals import sigterm_as_interrupt
+    from nasl.common.signals import sigterm_as_interrupt
 
     with sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGTERM)

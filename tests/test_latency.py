@@ -1,4 +1,5 @@
-"""Tests for nasl.latency.timing and nasl.devices: measure_latency, resolve_device and the device lock."""
+"""Tests for nasl.latency.timing and nasl.hardware.devices: measure_latency, resolve_device
+and the device lock."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import Any
 import pytest
 import torch
 
-from nasl import devices
-from nasl.builder import Network, build_model
 from nasl.families import preset
+from nasl.hardware import devices
 from nasl.latency import timing
+from nasl.network.builder import Network, build_model
 
 FAST: dict[str, Any] = {"warmup": 1, "repeats": 5}
 
@@ -132,7 +133,7 @@ def test_cuda_latency(model: torch.nn.Module) -> None:
 # -- the cross-process lock -----------------------------------------------------------------
 HOLDER = textwrap.dedent("""
     import sys, time
-    from nasl.devices import device_lock
+    from nasl.hardware.devices import device_lock
     with device_lock("cpu", shared=sys.argv[2] == "shared"):
         print("locked", flush=True)
         time.sleep(float(sys.argv[1]))

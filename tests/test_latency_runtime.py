@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.latency import timing
 from nasl.latency.runtime import RUNTIMES, RuntimeUnavailable, make_runner, onnx_bytes, ort_providers
 

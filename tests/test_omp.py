@@ -1,4 +1,4 @@
-"""Tests for nasl.omp: importing nasl has no side effect; the entry points choose the OpenMP
+"""Tests for nasl.hardware.omp: importing nasl has no side effect; the entry points choose the OpenMP
 wait policy (PASSIVE on a busy machine only) before torch is imported."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from nasl import omp
+from nasl.hardware import omp
 
 # In a fresh interpreter: the load average says busy, and /proc/stat says all CPUs busy now.
 BUSY = ("import builtins, io, itertools, os; os.getloadavg = lambda: (64.0, 0.0, 0.0); "
@@ -18,8 +18,8 @@ BUSY = ("import builtins, io, itertools, os; os.getloadavg = lambda: (64.0, 0.0,
         "builtins.open = lambda f, *a, **k: io.StringIO('cpu %d 0 0 100 0 0 0 0' % "
         "(1000 * next(_n))) if f == '/proc/stat' else _open(f, *a, **k); ")
 QUIET = "import os; os.getloadavg = lambda: (0.0, 0.0, 0.0); "
-SHOW = ("import nasl, nasl.omp; print(os.environ.get('OMP_WAIT_POLICY'), "
-        "nasl.omp.TORCH_IMPORTED_FIRST)")
+SHOW = ("import nasl, nasl.hardware.omp; print(os.environ.get('OMP_WAIT_POLICY'), "
+        "nasl.hardware.omp.TORCH_IMPORTED_FIRST)")
 
 
 def _python(code: str, **env: str) -> str:
@@ -70,16 +70,16 @@ def test_the_entry_points_choose_passive_on_a_busy_machine_before_torch():
 
 
 def test_the_user_and_a_quiet_machine_keep_the_default():
-    choose = "from nasl.omp import choose_wait_policy; choose_wait_policy(); "
+    choose = "from nasl.hardware.omp import choose_wait_policy; choose_wait_policy(); "
     assert _python(QUIET + choose + SHOW) == "None False"  # spinning is 2.7x faster when quiet
     assert _python(BUSY + choose + SHOW, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE False"  # the user's
     assert _python(BUSY + choose + SHOW, GOMP_SPINCOUNT="1000") == "None False"
 
 
 def test_the_account_says_what_was_chosen():
-    show = "import nasl.omp; print(repr(nasl.omp.account())); "
-    choose = ("import nasl.omp; from nasl.omp import choose_wait_policy as c; "
-              "print(c() == c() == nasl.omp.account()); ")
+    show = "import nasl.hardware.omp; print(repr(nasl.hardware.omp.account())); "
+    choose = ("import nasl.hardware.omp; from nasl.hardware.omp import choose_wait_policy as c; "
+              "print(c() == c() == nasl.hardware.omp.account()); ")
     assert _python(QUIET + show) == "\"not chosen by nasl in this process (libgomp's default)\""
     assert _python(QUIET + show, OMP_WAIT_POLICY="PASSIVE") == \
         "'not chosen by nasl in this process (OMP_WAIT_POLICY=PASSIVE from the environment)'"

@@ -1,4 +1,4 @@
-"""Tests for nasl.pareto: fronts, hypervolume, knee, pick, spearman."""
+"""Tests for nasl.stats.pareto: fronts, hypervolume, knee, pick, spearman."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from nasl import pareto
-from nasl.pareto import (
+from nasl.stats import pareto
+from nasl.stats.pareto import (
     hypervolume,
     knee,
     non_dominated,
@@ -24,7 +24,7 @@ MIN2 = ["minimize", "minimize"]
 
 
 def test_does_not_import_torch() -> None:
-    code = "import sys, nasl.pareto; assert 'torch' not in sys.modules"
+    code = "import sys, nasl.stats.pareto; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasl.builder import build_model
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.families import preset
 from nasl.latency import cli as lcli
 from nasl.latency.kernels import Kernel, kernel_module, kernels
 from nasl.latency.measure import LatencyTarget
 from nasl.latency.predictor import Predictor, cache_dir, default_path, error_stats, loo_error, screen
+from nasl.network.builder import build_model
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nasl.builder import build_model
 from nasl.families import FAMILIES, PRESETS, preset
+from nasl.network.builder import build_model
 
 SMALL = {"squeezenet1_0": 96, "squeezenet1_1": 64, "mobilenet_v1": 64, "shufflenet_v1": 64,
          "xception": 71}

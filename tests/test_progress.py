@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from nasl.events import EpochEnded, StageProgress, TrialEnded, TrialStarted
+from nasl.common.events import EpochEnded, StageProgress, TrialEnded, TrialStarted
 from nasl.search.progress import SearchProgress, design_text, duration
 
 CHOICES = {"groups": 3, "shuffle": True, "width_mult": 0.5, "resolution": 192,

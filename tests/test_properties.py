@@ -14,8 +14,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from nasl import guards  # noqa: E402
-from nasl.errors import NaslError  # noqa: E402
+from nasl.common import guards  # noqa: E402
+from nasl.common.errors import NaslError  # noqa: E402
 
 FAST = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -61,7 +61,7 @@ def test_seeds_are_in_numpy_range_or_refused(seed):
 @example("1.7976931345000002e+308")  # CI, stop 16: "1.797693135e+299G" overflowed to inf
 @example("1.7976931345000002e+308ms")
 def test_budgets_parse_or_are_refused(text):
-    from nasl.units import format_budget, parse_budget
+    from nasl.common.units import format_budget, parse_budget
 
     try:
         metric, value = parse_budget(text)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nasl import recipes, verdict
-from nasl.augment import augment_batch
+from nasl.common.errors import NaslError
 from nasl.data import load_dataset
-from nasl.errors import NaslError
+from nasl.run import verdict
 from nasl.space import loads_space
+from nasl.training import recipes
+from nasl.training.augment import augment_batch
 
 SPACE = """\
 name: r

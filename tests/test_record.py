@@ -1,4 +1,4 @@
-"""The trial record: one typed definition (nasl.record.TrialRecord) from which trials.csv,
+"""The trial record: one typed definition (nasl.common.record.TrialRecord) from which trials.csv,
 pareto.* and the docs take their columns; no module builds a trial dict by hand."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nasl import record, results
-from nasl.record import NAMES, Outcome, TrialRecord
+from nasl.common import record
+from nasl.common.record import NAMES, Outcome, TrialRecord
+from nasl.run import results
 
 REPO = Path(__file__).resolve().parents[1]
 #: Names that also key dicts that are not trial records (cost tables, cards, configs).
@@ -39,7 +40,7 @@ def _trial_dicts(path: Path) -> list[tuple[int, list[str]]]:
 def test_no_module_builds_a_trial_dict_by_hand() -> None:
     found = {str(p.relative_to(REPO)): hits for p in sorted((REPO / "nasl").rglob("*.py"))
              if p.name != "record.py" and (hits := _trial_dicts(p))}
-    assert found == {}, f"build these through nasl.record.TrialRecord: {found}"
+    assert found == {}, f"build these through nasl.common.record.TrialRecord: {found}"
 
 
 def test_the_grep_finds_a_hand_built_trial_dict(tmp_path: Path) -> None:

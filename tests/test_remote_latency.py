@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasl.errors import NaslError
-from nasl.events import Listener, TrialEnded
+from nasl.common.errors import NaslError
+from nasl.common.events import Listener, TrialEnded
 from nasl.latency import remote as rm
 from nasl.latency.remote import RemoteRefused, RemoteTarget, RemoteUnavailable, TargetGone
 from nasl.latency.runtime import onnx_bytes

@@ -12,8 +12,7 @@ import pytest
 from rich.console import Console
 
 from nasl import report
-from nasl.errors import NaslError
-from nasl.pareto import spearman
+from nasl.common.errors import NaslError
 from nasl.report import (
     accuracy_figure,
     format_count,
@@ -26,6 +25,7 @@ from nasl.report import (
     write_html,
     write_png,
 )
+from nasl.stats.pareto import spearman
 
 OBJ = [("accuracy", "maximize"), ("macs", "minimize"), ("latency_ms", "minimize")]
 BUDGETS = {"macs": 40e6, "latency_ms": 5.0}

@@ -7,8 +7,7 @@ import random
 
 import pytest
 
-from nasl.errors import NaslError
-from nasl.pareto import hypervolume
+from nasl.common.errors import NaslError
 from nasl.search.early_stop import EarlyStopper
 from nasl.search.schedulers import (
     SCHEDULERS,
@@ -21,6 +20,7 @@ from nasl.search.schedulers import (
     make_scheduler,
     mo_order,
 )
+from nasl.stats.pareto import hypervolume
 
 
 def asha(epochs: int = 9, **kw) -> SuccessiveHalving:
@@ -231,8 +231,8 @@ def test_make_scheduler_errors_are_one_line_naslerrors():
 
 def test_auto_is_successive_halving_from_nine_epochs_else_the_front_rule():
     """The default follows the scheduler benchmark (docs/benchmarks.md): asha at 9 epochs."""
+    from nasl.common.vocab import AUTO_ASHA_EPOCHS, DEFAULT_SCHEDULER
     from nasl.search.schedulers import SuccessiveHalving, make_scheduler
-    from nasl.vocab import AUTO_ASHA_EPOCHS, DEFAULT_SCHEDULER
 
     assert DEFAULT_SCHEDULER == "auto" and AUTO_ASHA_EPOCHS == 9
     long = make_scheduler("auto", ("macs",), 9)

@@ -317,7 +317,7 @@ def test_training_threads_adapt_by_default_and_can_be_fixed(tiny_space: Path, tm
                                                            monkeypatch):
     """Default: a trial whose threads wait for cores goes on at 1 thread (recorded per trial);
     ``--no-adapt-threads`` keeps the count fixed (bit-reproducible under load)."""
-    from nasl import train as train_mod
+    from nasl.training import train as train_mod
 
     if train_mod.sched_times() is None:
         pytest.skip("no /proc schedstat on this system")

@@ -8,7 +8,8 @@ import warnings
 import optuna
 import pytest
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
+from nasl.common.units import Budgets
 from nasl.space import (
     describe,
     load_space,
@@ -20,7 +21,6 @@ from nasl.space import (
     unsatisfiable_budget_message,
 )
 from nasl.space.describe import _enumerate
-from nasl.units import Budgets
 
 SMALL = """\
 name: small

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.space import load_space, loads_space
 
 BASE = """\

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.space import (
     describe_source,
     load_space,

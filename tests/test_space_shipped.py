@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nasl.common.units import Budgets
 from nasl.families import preset
 from nasl.space import (
     list_spaces,
@@ -15,7 +16,6 @@ from nasl.space import (
     shipped_dir,
     shipped_names,
 )
-from nasl.units import Budgets
 
 SHIPPED = ["hybrid", "mobilenet", "shufflenet", "squeezenet", "xception"]
 TABLES = ["nb201"]  # tabular spaces (tests/test_table_space.py): looked up, not built
@@ -56,7 +56,7 @@ def test_same_seed_same_samples(name: str) -> None:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_real_models_forward_at_proxy_size(name: str) -> None:
     torch = pytest.importorskip("torch")
-    from nasl.builder import build_model
+    from nasl.network.builder import build_model
 
     space = load_space(name)
     picks = sorted(sample_params(space, 40, seed=11),

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from nasl import results
-from nasl.events import EpochEnded, FrontWritten, TrialEnded, TrialStarted
+from nasl.common.events import EpochEnded, FrontWritten, TrialEnded, TrialStarted
+from nasl.run import results
 from nasl.tracking import (
     WandbTracker,
     has_api_key,

@@ -1,4 +1,4 @@
-"""Tests for nasl.train: accuracy on digits, determinism, callbacks, NaN guard, threads."""
+"""Tests for nasl.training.train: accuracy on digits, determinism, callbacks, NaN guard, threads."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from nasl import train as train_mod
+from nasl.common.errors import NaslError
 from nasl.data import DataSplits, load_dataset
-from nasl.errors import NaslError
-from nasl.train import (
+from nasl.training import train as train_mod
+from nasl.training.train import (
     EpochResult,
     TrainConfig,
     TrainingDiverged,
@@ -173,8 +173,8 @@ def test_progress_task_added_and_removed(fake: DataSplits) -> None:
 
 def test_shufflenet_preset_on_digits() -> None:
     try:
-        from nasl.builder import build_model
         from nasl.families import preset
+        from nasl.network.builder import build_model
     except ImportError as e:
         pytest.skip(f"model library not available: {e}")
     data = load_dataset("digits", resolution=32, seed=0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nasl.errors import NaslError
-from nasl.units import Budgets, format_budget, format_cost, parse_budget, parse_budgets, size_mb
+from nasl.common.errors import NaslError
+from nasl.common.units import Budgets, format_budget, format_cost, parse_budget, parse_budgets, size_mb
 
 
 @pytest.mark.parametrize("text, metric, value", [

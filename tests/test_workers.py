@@ -14,7 +14,7 @@ import pytest
 from conftest import COMPLETE_SQL, wait_for_count
 
 from nasl.cli import main
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.search.workers import slots
 
 TrialState = optuna.trial.TrialState

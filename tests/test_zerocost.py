@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.zerocost import (
     add_parser,
     compute,
@@ -105,7 +105,7 @@ def test_jacob_cov_by_hand() -> None:
 
 
 def _small_shufflenet(tiny_space: Path) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    from nasl.builder import build_model
+    from nasl.network.builder import build_model
     from nasl.space import load_space
 
     space = load_space(tiny_space)
@@ -144,7 +144,7 @@ def test_unknown_proxy_is_a_user_error(tiny_space: Path) -> None:
 
 
 def test_proxies_take_well_under_a_second_of_cpu() -> None:
-    from nasl.builder import build_model
+    from nasl.network.builder import build_model
     from nasl.space import load_space
 
     space = load_space("mobilenet")

@@ -1,6 +1,6 @@
 """Command line: parses arguments and calls library functions (nothing else lives here).
 
-Every user error ends as one line on stderr and exit status 2 (see :mod:`nasl.errors`).
+Every user error ends as one line on stderr and exit status 2 (see :mod:`nasl.common.errors`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from nasl.cli.cmd_costs import cmd_cost, cmd_presets, cmd_space
 from nasl.cli.cmd_runs import cmd_export, cmd_report, cmd_search
 from nasl.cli.common import MACS_NOTE
 from nasl.cli.search_args import Parser, add_search, finish, one_prefix
-from nasl.errors import NaslError
-from nasl.omp import choose_wait_policy
+from nasl.common.errors import NaslError
+from nasl.hardware.omp import choose_wait_policy
 
 EXAMPLES = """examples:
   nasl search spaces/shufflenet.yaml --budget 40MFLOPs   the main job: search under 40 M MACs
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nasl`` command; returns the exit status.
 
-    The OpenMP wait policy is chosen first (:mod:`nasl.omp`): the parser's sub-commands
+    The OpenMP wait policy is chosen first (:mod:`nasl.hardware.omp`): the parser's sub-commands
     import torch, and libgomp reads the policy when torch loads."""
     choose_wait_policy()
     parser = build_parser()

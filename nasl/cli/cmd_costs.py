@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from nasl.cli.common import MACS_NOTE, console, human, parse_set
-from nasl.errors import NaslError
-from nasl.record import TrialRecord
+from nasl.common.errors import NaslError
+from nasl.common.record import TrialRecord
 
 
 # --------------------------------------------------------------------------- presets / cost
@@ -39,8 +39,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from nasl import cost
     from nasl.families import preset_choices
+    from nasl.network import cost
 
     try:
         family, choices = preset_choices(args.preset)
@@ -53,8 +53,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
                               "input_size": arch.input_size, "num_classes": arch.num_classes,
                               **cost.costs(arch)}
     if args.latency:
-        from nasl.builder import build_model
-        from nasl.guards import check_forward_memory, check_int
+        from nasl.common.guards import check_forward_memory, check_int
+        from nasl.network.builder import build_model
 
         check_int(args.threads, "--threads", 1, 1024)
         check_int(args.repeats, "--repeats", 1, 100_000)
@@ -88,7 +88,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- space
 def cmd_space(args: argparse.Namespace) -> int:
     from nasl import space as sp
-    from nasl.units import parse_budgets
+    from nasl.common.units import parse_budgets
 
     if args.space_command == "list":
         rows = sp.list_spaces()
@@ -99,7 +99,7 @@ def cmd_space(args: argparse.Namespace) -> int:
             for name, path, desc in rows:
                 print(f"{name:<{w}}  {desc}\n{'':<{w}}  {path}")
         return 0
-    from nasl.guards import check_int, check_seed
+    from nasl.common.guards import check_int, check_seed
 
     if args.space_command in ("show", "sample"):
         check_int(args.n, "-n", 1, 1_000_000)

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from nasl.cli.common import console, parse_duration, parse_set
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from nasl.common.units import parse_budgets
     from nasl.search import SearchOptions, run_search
     from nasl.search.options import will_resume
-    from nasl.units import parse_budgets
 
     wandb = {"project": args.wandb_project, "entity": args.wandb_entity} if args.wandb else None
     opts = SearchOptions(
@@ -36,8 +36,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         reduction_factor=args.reduction_factor, grace_period=args.grace_period,
         prescreen_proxy=args.prescreen_proxy, target_remote=args.target_remote,
         token_file=args.token_file, target_required=args.target_required)
-    from nasl.guards import check_int
-    from nasl.signals import sigterm_as_interrupt
+    from nasl.common.guards import check_int
+    from nasl.common.signals import sigterm_as_interrupt
 
     if args.workers is not None:
         check_int(args.workers, "--workers", 1, 4096)
@@ -71,7 +71,7 @@ def _print_run(run: Any, quiet: bool = False) -> None:
     from nasl import report
     from nasl.decide.answer import lines as answer_lines
     from nasl.report.tables import confidence_lines
-    from nasl.results import load_run
+    from nasl.run.results import load_run
 
     rows, env = load_run(run)
     objectives = [tuple(o) for o in env["objectives"]]
@@ -121,7 +121,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if (args.run is None) == (args.preset is None):
         raise NaslError("nasl export: give a run folder or --preset NAME (one of them)")
-    from nasl import guards
+    from nasl.common import guards
 
     out_dir = _export_out(args)
     if out_dir is None:
@@ -144,7 +144,7 @@ def _export_out(args: argparse.Namespace) -> Path | None:
     if args.preset is not None:  # with --set: runs/export/<preset>-<arch id>, known later
         return None if args.set else Path("runs") / "export" / args.preset
     from nasl.export.pipeline import choose_trial
-    from nasl.results import RunDir, open_run_study
+    from nasl.run.results import RunDir, open_run_study
 
     run = RunDir(Path(args.run))
     study, env = open_run_study(run)

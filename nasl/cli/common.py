@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from nasl.errors import NaslError
-from nasl.units import parse_assignments
+from nasl.common.errors import NaslError
+from nasl.common.units import parse_assignments
 
 MACS_NOTE = ("MACs are multiply-accumulates of conv and linear layers (BN, activations, pooling "
              "count zero); 'FLOPs' means the same, as in the ShuffleNet paper: 40MFLOPs = 40e6 "

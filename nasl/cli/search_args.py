@@ -11,9 +11,8 @@ import argparse
 import re
 from typing import Any
 
-from nasl.errors import NaslError
-from nasl.recipes import RECIPES
-from nasl.vocab import (
+from nasl.common.errors import NaslError
+from nasl.common.vocab import (
     DEFAULT_PRESCREEN_PROXY,
     DEFAULT_SCHEDULER,
     PRECISIONS,
@@ -21,6 +20,7 @@ from nasl.vocab import (
     SAMPLERS,
     SCHEDULERS,
 )
+from nasl.training.recipes import RECIPES
 
 #: ``--prescreen-proxy`` values: auto and the zero-cost proxies of :mod:`nasl.zerocost`.
 PRESCREEN_PROXIES = (DEFAULT_PRESCREEN_PROXY, "synflow", "naswot", "grad_norm", "snip", "jacob_cov")

@@ -13,7 +13,7 @@ from importlib import resources
 
 import numpy as np
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 
 FMNIST_SUBSET_FILE = "fashion_mnist_subset.npz"
 _KEYS = ("x_train", "y_train", "x_test", "y_test")

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from nasl.decide.stats import Sample, adjust, pair_test, pooled, trainings_to_decide
-from nasl.latency_stats import LatencyStats, latency_tied
+from nasl.stats.latency_stats import LatencyStats, latency_tied
 
 KINDS = ("superior", "noninferior")
 

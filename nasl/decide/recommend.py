@@ -65,7 +65,7 @@ def _pick(tradeoff: str, best: Arm, runner: Arm | None, samples: Mapping[str, Sa
 
 def recommend(arms: Sequence[Arm], samples: Mapping[str, Sample], margin: float) -> list[Pick]:
     """One Pick per trade-off over the arms with samples (empty when none has any)."""
-    from nasl.pareto import knee, non_dominated
+    from nasl.stats.pareto import knee, non_dominated
 
     have = [a for a in arms if samples.get(a.name) and samples[a.name].n]
     if not have:

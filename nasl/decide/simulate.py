@@ -110,7 +110,7 @@ def _world(rng: np.random.Generator, w: World,
 
 
 def _low_front(arms: Sequence[Arm]) -> tuple[list[str], str | None]:
-    from nasl.pareto import knee, non_dominated
+    from nasl.stats.pareto import knee, non_dominated
 
     pts = [[a.low_accuracy, a.macs] for a in arms]
     dirs = ["maximize", "minimize"]

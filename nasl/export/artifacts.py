@@ -1,6 +1,6 @@
 """Write one network's export folder and check every artifact against the eager model.
 
-In: an :class:`~nasl.arch.ArchConfig`, optionally the trained ``nn.Module`` built from it,
+In: an :class:`~nasl.network.arch.ArchConfig`, optionally the trained ``nn.Module`` built from it,
 the formats wanted and the facts for the model card. Out: ``arch.json``,
 ``weights.safetensors``, ``model.py``, ``model.onnx``, ``model.pt2`` and ``card.md`` in one
 folder, and an :class:`ExportResult` with their paths and the largest absolute difference
@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasl.arch import ArchConfig
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.export import card as card_md
 from nasl.export.codegen import WEIGHTS_FILE, generate_source, load_module
+from nasl.network.arch import ArchConfig
 
 FORMATS = ("py", "onnx", "pt2")
 # Largest allowed |output - eager output| per format (float32, random input), for logits of
@@ -60,7 +60,7 @@ def versions() -> dict[str, str]:
     """Versions of Python and the libraries that shape an export."""
     from importlib import metadata
 
-    from nasl.results import versions as run_versions
+    from nasl.run.results import versions as run_versions
 
     out = run_versions()
     for pkg in ("onnx", "onnxscript", "safetensors"):
@@ -187,8 +187,8 @@ def export_arch(arch: ArchConfig, out: Path, *, model: nn.Module | None = None,
     parity are added here. ``mean``/``std``: the input normalisation, written into model.py.
     Raises ``NaslError`` (bad format, unwritable folder) or ``ExportParityError``.
     """
-    from nasl.builder import build_model
-    from nasl.cost import count_macs_flop_counter, count_params, size_mb
+    from nasl.network.builder import build_model
+    from nasl.network.cost import count_macs_flop_counter, count_params, size_mb
 
     fmts = parse_formats(formats)
     out = prepare_out(out)

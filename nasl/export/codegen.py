@@ -1,7 +1,7 @@
 """ArchConfig → standalone ``model.py`` source that imports only torch.
 
-In: an :class:`~nasl.arch.ArchConfig` (plus optional input normalisation and a header).
-Out: the text of a Python module holding, copied verbatim from :mod:`nasl.blocks` (the one
+In: an :class:`~nasl.network.arch.ArchConfig` (plus optional input normalisation and a header).
+Out: the text of a Python module holding, copied verbatim from :mod:`nasl.network.blocks` (the one
 block library), the definitions this network uses (its block classes, the helpers they
 call, ``Head``, ``build_block`` and ``Network``) with the imports they need; then the
 architecture as a literal ``ARCH``, ``INPUT_SHAPE``, ``NUM_CLASSES``, ``MEAN``/``STD``, the
@@ -19,8 +19,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from nasl import blocks
-from nasl.arch import ArchConfig
+from nasl.network import blocks
+from nasl.network.arch import ArchConfig
 
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -39,7 +39,7 @@ def load_model(weights: str | os.PathLike | None = None) -> nn.Module:
     model.load_state_dict(load_file(os.fspath(weights)), strict=True)
     return model.eval()
 '''
-#: Definitions of nasl.blocks that model.py never holds: the registry is generated instead.
+#: Definitions of nasl.network.blocks that model.py never holds: the registry is generated instead.
 _NOT_EXPORTED = {"_register", "make_block"}
 
 
@@ -67,12 +67,12 @@ def block_types(arch: ArchConfig) -> list[str]:
     used = {spec.type for _, spec in arch.layers()}
     unknown = used - set(blocks.BLOCKS)
     if unknown:
-        raise ValueError(f"no block in nasl.blocks for block type(s) {sorted(unknown)}")
+        raise ValueError(f"no block in nasl.network.blocks for block type(s) {sorted(unknown)}")
     return [t for t in blocks.BLOCKS if t in used]
 
 
 def library() -> tuple[list[ast.stmt], dict[str, str]]:
-    """nasl.blocks parsed: (its top-level imports, {name: source} of each top-level function
+    """nasl.network.blocks parsed: (its top-level imports, {name: source} of each top-level function
     and class model.py may hold, in the file's order)."""
     src = Path(blocks.__file__).read_text(encoding="utf-8")
     lines = src.splitlines()
@@ -92,7 +92,7 @@ def _names(source: str) -> set[str]:
 
 
 def needed_source(types: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(import lines, definitions) of nasl.blocks that the blocks of ``types`` need: their
+    """(import lines, definitions) of nasl.network.blocks that the blocks of ``types`` need: their
     classes, ``Network`` (which builds them with ``Head`` and ``build_block``) and whatever
     those call, each once, in the file's order; imports only where a definition uses them
     (never one of nasl)."""
@@ -155,7 +155,7 @@ def generate_source(arch: ArchConfig, *, mean: Sequence[float] | None = None,
         preamble,
         "# The architecture, block by block (arguments as in nasl's ArchConfig).\n" + format_arch(
             arch.to_dict()),
-        "# The blocks and the network: nasl's own code (nasl/blocks.py), copied verbatim.",
+        "# The blocks and the network: nasl's own code (nasl/network/blocks.py), copied verbatim.",
         *definitions,
         "# The block types this network uses.\n" + registry,
         _LOAD_MODEL.strip("\n"),

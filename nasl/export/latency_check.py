@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nasl.arch import ArchConfig
-from nasl.record import TrialRecord
+from nasl.common.record import TrialRecord
+from nasl.network.arch import ArchConfig
 
 
 def latency_facts(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -40,9 +40,9 @@ def verify_latency(target: ArchConfig, searched: Mapping[str, Any] | None, *,
     which then times it. A runtime or device that is not available here, or a remote target
     that is gone, gives ``{"error": why}`` instead of failing the export.
     """
-    from nasl.builder import build_model
     from nasl.latency.remote import RemoteRefused, RemoteUnavailable
     from nasl.latency.timing import measure_latency
+    from nasl.network.builder import build_model
 
     s = dict(searched or {})
     rt = s.get("runtime") or runtime

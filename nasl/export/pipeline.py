@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nasl.arch import ArchConfig
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.export.artifacts import FORMATS, ExportResult, export_arch, parse_formats, prepare_out, versions
 from nasl.export.latency_check import latency_facts, verify_latency  # noqa: F401
+from nasl.network.arch import ArchConfig
 
 EPOCH_FACTOR = 3
 MIN_EPOCHS = 30
@@ -36,7 +36,7 @@ PRESET_RESOLUTION = 32
 KNEE_RULE = ("Knee: among the confident front members (a member tied within noise with a cheaper "
              "one gives way to it), each objective min-max normalised; the knee is the point "
              "farthest from the plane through the per-objective extremes, towards the ideal "
-             "point, i.e. the one that gives up least in any objective (`nasl.pareto.knee`).")
+             "point, i.e. the one that gives up least in any objective (`nasl.stats.pareto.knee`).")
 
 
 def default_epochs(proxy_epochs: int | None) -> int:
@@ -46,7 +46,7 @@ def default_epochs(proxy_epochs: int | None) -> int:
 
 # ------------------------------------------------------------------------------ choosing
 def _valid_picks(objectives: Sequence[Sequence[str]]) -> list[str]:
-    from nasl.pareto import ALIASES
+    from nasl.stats.pareto import ALIASES
 
     names = [m for m, _ in objectives]
     return [DEFAULT_PICK, *names, *(a for a, n in ALIASES.items() if n in names and a not in names)]
@@ -60,7 +60,8 @@ def choose_trial(study: Any, env: Mapping[str, Any], run: str, *, trial: int | N
     an objective's name pick from the search's front. NaslError with one line otherwise."""
     import optuna
 
-    from nasl import pareto, results, verdict
+    from nasl.run import results, verdict
+    from nasl.stats import pareto
 
     trials = study.get_trials(deepcopy=False)
     if trial is not None:
@@ -123,8 +124,8 @@ def train_network(arch: ArchConfig, data: Any, cfg: Any, *, seed: int,
 
     ``progress`` shows a bar per epoch with the epoch, mean train loss and test accuracy.
     """
-    from nasl.builder import build_model
-    from nasl.train import train_model
+    from nasl.network.builder import build_model
+    from nasl.training.train import train_model
 
     model = build_model(arch, seed=seed)
     if not progress:
@@ -142,7 +143,7 @@ def train_network(arch: ArchConfig, data: Any, cfg: Any, *, seed: int,
 
 
 def _train_config(recipe: Mapping[str, Any], epochs: int) -> Any:
-    from nasl.train import TrainConfig
+    from nasl.training.train import TrainConfig
 
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{**{k: v for k, v in recipe.items() if k in known}, "epochs": epochs})
@@ -186,7 +187,7 @@ def _train_and_export(target: ArchConfig, out: Path, card: dict[str, Any], *, tr
         return export_arch(target, out, formats=formats, card=card, seed=seed)
     arch, data = _proxy_network(proxy, data_spec=data_spec, data_seed=data_seed)
     cfg = _train_config(recipe, epochs)
-    from nasl.train import TrainingDiverged
+    from nasl.training.train import TrainingDiverged
 
     try:
         model, result = train_network(arch, data, cfg, seed=seed, progress=progress)
@@ -202,7 +203,7 @@ def _train_and_export(target: ArchConfig, out: Path, card: dict[str, Any], *, tr
 
 
 def _target_facts(target: ArchConfig) -> dict[str, Any]:
-    from nasl.cost import size_mb
+    from nasl.network.cost import size_mb
 
     return {"input_shape": [1, target.in_channels, target.input_size, target.input_size],
             "num_classes": target.num_classes, "macs": target.macs(), "params": target.params(),
@@ -213,8 +214,8 @@ def built_params(arch: ArchConfig) -> int:
     """Parameters of the module actually built from ``arch`` (on the meta device: no memory)."""
     import torch
 
-    from nasl.builder import build_model
-    from nasl.cost import count_params
+    from nasl.network.builder import build_model
+    from nasl.network.cost import count_params
 
     with torch.device("meta"):
         return count_params(build_model(arch, seed=None))
@@ -236,8 +237,7 @@ def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | Non
     time the target network again in the same runtime, device, threads, batch and dtype
     (:func:`verify_latency`); the card shows both. Bad input raises NaslError with one line.
     """
-    from nasl.report_run import open_run_study
-    from nasl.results import FINAL_LATENCY, RunDir
+    from nasl.run.results import FINAL_LATENCY, RunDir, open_run_study
 
     if trial is not None and pick is not None:
         raise NaslError("--trial and --pick exclude each other: give one (or neither for the knee)")
@@ -247,7 +247,7 @@ def export_run(run_dir: Path | str, *, trial: int | None = None, pick: str | Non
     study, env = open_run_study(run)
     t = choose_trial(study, env, str(run.root), trial=trial, pick=pick)
     space = _load_space(run)
-    from nasl.space.table import require_network
+    from nasl.space.core import require_network
 
     require_network(space, f"nasl export {run.root}")
     ua = t.user_attrs
@@ -349,7 +349,7 @@ def export_preset(name: str, overrides: Mapping[str, Any] | None = None, *,
     out_dir = prepare_out(Path(out) if out is not None else default_out)
     lat = None
     if latency:
-        from nasl.builder import build_model
+        from nasl.network.builder import build_model
 
         m = measure_latency(build_model(target, seed=seed), (target.in_channels, target.input_size,
                                                              target.input_size), warmup=5, repeats=20,

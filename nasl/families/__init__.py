@@ -1,7 +1,7 @@
 """Generators: the papers' design choices → ArchConfig; presets are generator calls.
 
 In: a family name and a dict of design choices (canonical names, see DESIGN.md).
-Out: an :class:`~nasl.arch.ArchConfig` at the target input size and class count.
+Out: an :class:`~nasl.network.arch.ArchConfig` at the target input size and class count.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nasl.arch import ArchConfig, freeze_choices
 from nasl.families import hybrid, mobilenet, shufflenet, squeezenet, xception
+from nasl.network.arch import ArchConfig, freeze_choices
 
 Generator = Callable[..., ArchConfig]
 

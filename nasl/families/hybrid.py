@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasl.arch import (
+from nasl.families._checks import fraction, int_list, positive, positive_int, scaled_size
+from nasl.network.arch import (
     DWS,
     ArchConfig,
     BlockSpec,
@@ -24,7 +25,6 @@ from nasl.arch import (
     XceptionModule,
     make_divisible,
 )
-from nasl.families._checks import fraction, int_list, positive, positive_int, scaled_size
 
 NAME = "hybrid"
 BLOCK_TYPES = ("dws", "shuffle", "fire", "xception")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasl.arch import DWS, ArchConfig, ConvBN, Head, Stage, make_divisible
 from nasl.families._checks import int_list, positive, scaled_size
+from nasl.network.arch import DWS, ArchConfig, ConvBN, Head, Stage, make_divisible
 
 NAME = "mobilenet"
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from nasl.arch import ArchConfig, ConvBN, Head, Pool, ShuffleUnit, Stage, make_divisible
 from nasl.families._checks import int_list, positive, positive_int, scaled_size
+from nasl.network.arch import ArchConfig, ConvBN, Head, Pool, ShuffleUnit, Stage, make_divisible
 
 NAME = "shufflenet"
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasl.arch import ArchConfig, ConvBN, Fire, Head, Pool, Stage
 from nasl.families._checks import fraction, int_list, positive_int, scaled_size
+from nasl.network.arch import ArchConfig, ConvBN, Fire, Head, Pool, Stage
 
 NAME = "squeezenet"
 

@@ -9,8 +9,8 @@ Channels are ``make_divisible(c * width_mult, 8)``.
 
 from __future__ import annotations
 
-from nasl.arch import DWS, ArchConfig, ConvBN, Head, Stage, XceptionModule, make_divisible
 from nasl.families._checks import positive, positive_int, scaled_size
+from nasl.network.arch import DWS, ArchConfig, ConvBN, Head, Stage, XceptionModule, make_divisible
 
 NAME = "xception"
 

@@ -7,7 +7,7 @@ and stores it, :mod:`nasl.fidelity.stats` concludes, :mod:`nasl.fidelity.output`
 
 The names below load their module when first asked for, so that importing the package (as
 ``python -m nasl.fidelity`` does before its ``__main__``) imports no torch: the entry point
-chooses the OpenMP wait policy first (:mod:`nasl.omp`).
+chooses the OpenMP wait policy first (:mod:`nasl.hardware.omp`).
 """
 
 from __future__ import annotations

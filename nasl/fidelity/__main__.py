@@ -2,9 +2,9 @@
 
 import sys
 
-from nasl.omp import choose_wait_policy
+from nasl.hardware.omp import choose_wait_policy
 
-choose_wait_policy()  # before nasl.fidelity.command imports torch (nasl.omp)
+choose_wait_policy()  # before nasl.fidelity.command imports torch (nasl.hardware.omp)
 
 from nasl.fidelity.command import main  # noqa: E402
 

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.fidelity.core import DEFAULT_SAMPLE, EPOCH_FACTOR, FidelityOptions, run_fidelity, stderr_progress
 from nasl.fidelity.output import fidelity_html, log_fidelity_to_wandb, summary_lines, table
 from nasl.fidelity.stats import DEFAULT_TOP_K
@@ -24,7 +24,7 @@ def publish(run_dir: str) -> None:
     from pathlib import Path
 
     from nasl.report import rebuild
-    from nasl.results import write_text_atomic
+    from nasl.run.results import write_text_atomic
 
     frag = fidelity_html(run_dir)
     if frag is not None:

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.fidelity.stats import DEFAULT_TOP_K, summarise
-from nasl.results import RunDir, load_run, write_text_atomic
+from nasl.run.results import RunDir, load_run, write_text_atomic
 from nasl.zerocost.stats import N_BOOT
 
 DEFAULT_SAMPLE = 8
@@ -118,7 +118,7 @@ def _prepare(run: RunDir, opts: FidelityOptions) -> tuple[Any, Any, dict[str, An
         raise NaslError(f"{run.root}: no completed feasible trials with an accuracy; "
                         "`nasl fidelity` needs a run where `nasl search` trained designs")
     space = load_space(run.space_yaml)
-    from nasl.space.table import require_network
+    from nasl.space.core import require_network
 
     require_network(space, "nasl fidelity")
     proxy_epochs = int(env.get("epochs") or space.proxy.epochs)
@@ -195,7 +195,7 @@ def run_fidelity(run_dir: str | Path, opts: FidelityOptions | None = None, *,
     finished_at), ``correlation``, ``top_k``, ``claims``, ``claims_summary``,
     ``claim_rule``, ``mean_gain``. ``progress`` receives one line per design.
     """
-    from nasl import verdict
+    from nasl.run import verdict
     from nasl.search.objective import Evaluator, seed_list
 
     opts = opts or FidelityOptions()

@@ -1,7 +1,7 @@
 """What a fidelity check concludes: rank agreement, top-k recall and the baseline claims.
 
 In: per-design records (``number``, ``proxy_accuracy``, ``high_accuracy``, ``high_seeds``)
-and the run's baseline verdicts (:func:`nasl.verdict.front_verdict`'s ``baselines``). Out:
+and the run's baseline verdicts (:func:`nasl.run.verdict.front_verdict`'s ``baselines``). Out:
 JSON-ready dicts: Kendall τ-b and Spearman ρ of proxy vs high-fidelity accuracy with
 percentile-bootstrap 95 % intervals (:mod:`nasl.zerocost.stats`), the recall of the proxy's
 top k, and for every "trial t beats baseline b beyond noise" claim whether it still holds.
@@ -70,7 +70,7 @@ def claims(designs: Sequence[dict[str, Any]], baselines: Sequence[dict[str, Any]
     its designs were not both re-trained).
 
     ``baselines``: dicts with ``name``, ``trial`` and ``beaten_by`` (trial numbers, as
-    :func:`nasl.verdict.front_verdict` writes them).
+    :func:`nasl.run.verdict.front_verdict` writes them).
     """
     from nasl.decide import Sample, adjust, pair_test, pooled
 

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nasl.arch import ArchConfig
+from nasl.common.vocab import KERNEL_DESIGNS
 from nasl.latency.kernels import Kernel
 from nasl.latency.measure import LatencyTarget, measure_design, measure_kernels
 from nasl.latency.predictor import Predictor, error_stats, loo_error, loo_stages
-from nasl.vocab import KERNEL_DESIGNS
+from nasl.network.arch import ArchConfig
 
 MAX_DESIGNS = 20
 REFERENCE_EVERY = 5

@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasl.errors import NaslError
-from nasl.units import parse_assignments
-from nasl.vocab import KERNEL_DESIGNS, RUNTIMES
+from nasl.common.errors import NaslError
+from nasl.common.units import parse_assignments
+from nasl.common.vocab import KERNEL_DESIGNS, RUNTIMES
 
 
 def _target(args: argparse.Namespace, space: Any) -> Any:
@@ -38,7 +38,7 @@ def _target(args: argparse.Namespace, space: Any) -> Any:
 
 def _space(name: str) -> Any:
     from nasl.space import load_space
-    from nasl.space.table import require_network
+    from nasl.space.core import require_network
 
     space = load_space(name)
     require_network(space, "nasl latency")
@@ -91,8 +91,8 @@ def clock_note(clock: str, cpu_ratio: float | None) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict one design (and screen it against ``--budget``); exit 0."""
+    from nasl.common.units import parse_budget
     from nasl.latency.predictor import Predictor, default_path, screen
-    from nasl.units import parse_budget
 
     space = _space(args.space)
     target = _target(args, space)

@@ -22,7 +22,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from nasl.blocks import channel_shuffle
+from nasl.network.blocks import channel_shuffle
 
 FEATURES = ("macs", "in_elems", "out_elems", "params")
 _ACT_FUNCS = {torch.relu, torch.nn.functional.relu, torch.sigmoid}

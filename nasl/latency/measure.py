@@ -2,7 +2,7 @@
 
 In: a :class:`LatencyTarget` (device, runtime, threads, batch, dtype) and ArchConfigs. Out:
 median milliseconds per kernel (keyed by :attr:`nasl.latency.kernels.Kernel.key`) and per
-design (a :class:`nasl.latency.timing.Latency`). Every timing holds :func:`nasl.devices.device_lock`
+design (a :class:`nasl.latency.timing.Latency`). Every timing holds :func:`nasl.hardware.devices.device_lock`
 of the device, one design (all its kernels) at a time, so other nasl processes wait at
 most that long. Timings run the way :meth:`Evaluator.latency` runs them (channels-last
 input for torch, the same runtime and thread count).
@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 
-from nasl.arch import ArchConfig
-from nasl.devices import cpu_name, device_lock, resolve_device
+from nasl.hardware.devices import cpu_name, device_lock, resolve_device
 from nasl.latency.kernels import Kernel, kernel_module, kernels
 from nasl.latency.runtime import check_runtime, make_runner
 from nasl.latency.timing import DTYPES, Latency, measure_latency
+from nasl.network.arch import ArchConfig
 
 SPACE_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
@@ -98,7 +98,7 @@ def _threads(n: int) -> Iterator[None]:
 
 
 def _build(arch: ArchConfig, target: LatencyTarget) -> torch.nn.Module:
-    from nasl.builder import build_model
+    from nasl.network.builder import build_model
 
     fmt = torch.channels_last if target.channels_last and target.runtime != "onnxruntime" \
         else torch.contiguous_format
@@ -154,7 +154,7 @@ def measure_kernels(arch: ArchConfig, target: LatencyTarget, known: dict[str, fl
 def measure_design(arch: ArchConfig, target: LatencyTarget, *, warmup: int = 5,
                    repeats: int = 20) -> Latency:
     """Latency of the whole design at the target, as the search measures it."""
-    from nasl.builder import build_model
+    from nasl.network.builder import build_model
 
     return measure_latency(build_model(arch, seed=0), (arch.in_channels, arch.input_size,
                                                        arch.input_size),

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from nasl.arch import ArchConfig
 from nasl.latency.kernels import Kernel
+from nasl.network.arch import ArchConfig
 
 MIN_SAMPLES = 8
 DEFAULT_MARGIN = 0.25  # used when a predictor has no measured error
@@ -127,8 +127,8 @@ class Predictor:
         """The kernels of ``arch`` at the target's batch, traced on the meta device."""
         import torch
 
-        from nasl.builder import build_model
         from nasl.latency.kernels import kernels
+        from nasl.network.builder import build_model
 
         with torch.device("meta"):
             model = build_model(arch, seed=None)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.latency.timing import DTYPES, Latency
 from nasl.latency.wire import label, read_token, sign
 

@@ -11,7 +11,7 @@ Every request is authenticated (:class:`nasl.latency.wire.Verifier`: HMAC, time 
 nonce once). Refusals (bad or missing signature, replay, oversize body, pickle, not ONNX,
 dynamic shapes, busy past the time limit) are logged and answered with
 ``{"error": "...", "status": N}``; the server keeps serving. Measurements run one at a
-time, each under :func:`nasl.devices.device_lock`, so a nasl search on the same machine
+time, each under :func:`nasl.hardware.devices.device_lock`, so a nasl search on the same machine
 never trains beside a timing.
 """
 
@@ -25,7 +25,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from nasl.devices import device_lock, resolve_device
+from nasl.hardware.devices import device_lock, resolve_device
 from nasl.latency.timing import latency_of, time_runner
 from nasl.latency.wire import Refused, Verifier, check_model, fingerprint
 

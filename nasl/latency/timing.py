@@ -3,8 +3,8 @@
 In: an ``nn.Module`` and its input shape, the device, runtime, dtype, threads and counts
 (:func:`measure_latency`); or a runner already made (:func:`time_runner`, as the latency
 server does). Out: a :class:`Latency` (milliseconds per forward pass of the whole batch).
-Latency is measured alone: :func:`nasl.devices.device_lock` serialises timing across
-processes on one machine. The analytic costs (MACs, params, size) are in :mod:`nasl.cost`.
+Latency is measured alone: :func:`nasl.hardware.devices.device_lock` serialises timing across
+processes on one machine. The analytic costs (MACs, params, size) are in :mod:`nasl.network.cost`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasl.arch import nchw
-from nasl.devices import cpu_name, device_lock, resolve_device
+from nasl.hardware.devices import cpu_name, device_lock, resolve_device
 from nasl.latency.runtime import check_runtime, make_runner
+from nasl.network.arch import nchw
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

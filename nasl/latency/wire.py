@@ -185,7 +185,7 @@ def fingerprint(device: str) -> dict[str, Any]:
 
     import onnxruntime
 
-    from nasl.devices import cpu_name
+    from nasl.hardware.devices import cpu_name
 
     gpu = None
     if device.startswith("cuda"):

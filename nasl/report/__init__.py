@@ -7,7 +7,7 @@ accuracy, epochs, seconds, feasible, pareto, reason, device`` (read the file wit
 ``objectives`` is a list of ``(column, "maximize" | "minimize")``; ``budgets`` maps columns
 to limits, e.g. ``{"macs": 40e6, "latency_ms": 5.0}``.
 
-The front is recomputed here with :func:`nasl.pareto.non_dominated` over the feasible
+The front is recomputed here with :func:`nasl.stats.pareto.non_dominated` over the feasible
 COMPLETE trials that have every objective value (what ``pareto.csv`` holds), so the report
 of a run still in progress is right too. Figures are built by small functions returning
 plotly Figures; :func:`write_html` only assembles them. No torch import.

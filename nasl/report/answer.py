@@ -3,8 +3,8 @@
 In: trial rows and objectives (as for :mod:`nasl.report.tables`). Out: a short list of
 sentences for the top of report.html. The pick is the verdict's ``recommendation`` when the
 noise analysis gives one, else the knee among the confident front members
-(:func:`nasl.verdict.front_verdict`), else the knee of the plain front
-(:func:`nasl.pareto.knee`).
+(:func:`nasl.run.verdict.front_verdict`), else the knee of the plain front
+(:func:`nasl.stats.pareto.knee`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nasl import pareto
 from nasl.report.rows import (
     Objectives,
     Row,
@@ -25,11 +24,12 @@ from nasl.report.rows import (
     row_baseline,
     row_choices,
 )
+from nasl.stats import pareto
 
 
 def verdict_of(trials: Sequence[Row], objectives: Objectives) -> tuple[list[Row], dict[str, Any] | None]:
     """(rows with seed statistics and the front marked, the front's verdict or None)."""
-    from nasl import verdict
+    from nasl.run import verdict
 
     rows = [dict(r) for r in trials]
     verdict.add_seed_stats(rows)

@@ -10,7 +10,6 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from nasl import pareto
 from nasl.report.labels import repel, short_names
 from nasl.report.rows import (
     COLORS,
@@ -30,6 +29,7 @@ from nasl.report.rows import (
     row_groups,
     summary_line,
 )
+from nasl.stats import pareto
 
 
 # ----------------------------------------------------------------------------- plotly figures

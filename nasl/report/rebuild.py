@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nasl import results
+from nasl.run import results
 
 
 def write_report(run: results.RunDir, rows: list[dict[str, Any]],

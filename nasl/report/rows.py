@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasl import pareto, record
-from nasl.errors import NaslError
+from nasl.common import record
+from nasl.common.errors import NaslError
+from nasl.stats import pareto
 
 Row = dict[str, Any]
 Objectives = Sequence[tuple[str, str]]

@@ -90,7 +90,8 @@ def front_html_table(trials: Sequence[Row], objectives: Objectives, budgets: Bud
 
 def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]:
     """The front's noise in words: the rule, the pooled seed std, ties, baseline verdicts."""
-    from nasl import confidence, verdict
+    from nasl.run import verdict
+    from nasl.stats import confidence
 
     rows = [dict(r) for r in trials]
     verdict.add_seed_stats(rows)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasl.events import StageProgress
+from nasl.common.events import StageProgress
 from nasl.search.lifecycle import TrialLog
 from nasl.search.options import SearchOptions, SearchOutcome
 from nasl.search.session import Session
@@ -28,15 +28,15 @@ def run_search(space: Any, opts: SearchOptions, *, backend: str = "optuna",
     ``backend="optuna"`` runs trials one after another in this process; ``"ray"`` runs
     them on Ray workers (``workers`` at once, ``address`` of a cluster). With
     ``opts.resume`` the run ``opts.runs_dir/opts.name`` continues with its own space and
-    settings (``space`` may then be None). ``listeners`` (:class:`nasl.events.Listener`) receive
+    settings (``space`` may then be None). ``listeners`` (:class:`nasl.common.events.Listener`) receive
 the typed progress events.
     """
     import time
 
+    from nasl.common.signals import acknowledge as acknowledge_interrupt
     from nasl.search.backends import make_backend
     from nasl.search.ray_backend import check_gpus
     from nasl.search.run import INTERRUPTED
-    from nasl.signals import acknowledge as acknowledge_interrupt
 
     impl = make_backend(backend, opts, workers=workers, address=address,
                         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)

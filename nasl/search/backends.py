@@ -16,11 +16,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Protocol
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
+from nasl.common.signals import check as check_interrupt
 from nasl.search.options import SearchOptions
 from nasl.search.run import keep_going
 from nasl.search.session import Session
-from nasl.signals import check as check_interrupt
 
 
 class Backend(Protocol):

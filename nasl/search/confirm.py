@@ -2,9 +2,9 @@
 and re-time the front in interleaved rounds.
 
 In: a finished (or interrupted-and-resumed) :class:`~nasl.search.session.Session`. Out: three
-study user attributes that :func:`nasl.results.load_rows` and the outputs read:
+study user attributes that :func:`nasl.run.results.load_rows` and the outputs read:
 
-- ``decide`` (:data:`nasl.record.DECIDE`): per recipe, trial number → the fresh seeds, their
+- ``decide`` (:data:`nasl.common.record.DECIDE`): per recipe, trial number → the fresh seeds, their
   accuracies on the holdout and each image's result (packed bits). The designs that can
   change the answer (:func:`nasl.decide.priority`: the top of the front, the knee, each
   baseline with the designs that could beat or match it) are trained again at the
@@ -12,10 +12,10 @@ study user attributes that :func:`nasl.results.load_rows` and the outputs read:
   images — and scored on the holdout no selection step used, sequentially within
   ``confirm_budget`` trainings (:func:`nasl.decide.run`). Each result is stored as soon as it
   is known; a resumed run replays them and goes on.
-- ``final_latency`` (:data:`nasl.record.FINAL_LATENCY`): the front and the confirmed designs
+- ``final_latency`` (:data:`nasl.common.record.FINAL_LATENCY`): the front and the confirmed designs
   timed in ``rounds`` interleaved rounds (every design once per round, the order rotated each
   round); each keeps its round medians, their median and a 95 % interval.
-- ``answer`` (:data:`nasl.record.ANSWER`): the recommendation and the claims
+- ``answer`` (:data:`nasl.common.record.ANSWER`): the recommendation and the claims
   (:mod:`nasl.decide.answer`), decided with the final latencies.
 """
 
@@ -27,11 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from nasl import recipes, record, results, verdict
+from nasl.common import record
+from nasl.common.events import StageProgress
 from nasl.decide import Arm, Plan, Sample, decide, priority, recommend, run
 from nasl.decide.answer import answer as make_answer
-from nasl.events import StageProgress
+from nasl.run import results, verdict
 from nasl.search.objective import seed_list
+from nasl.training import recipes
 
 ROUNDS = 5
 #: Index of the first fresh seed of the confirmation (search: 0, --seeds K: 0..K-1).

@@ -28,12 +28,21 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from nasl import record, results
-from nasl.errors import NaslError
-from nasl.events import EpochEnded, Event, FrontWritten, Listener, StageProgress, TrialEnded, TrialStarted
+from nasl.common import record
+from nasl.common.errors import NaslError
+from nasl.common.events import (
+    EpochEnded,
+    Event,
+    FrontWritten,
+    Listener,
+    StageProgress,
+    TrialEnded,
+    TrialStarted,
+)
+from nasl.common.vocab import STATIC_METRICS
+from nasl.run import results
 from nasl.search import study as st
 from nasl.search.objective import Settings, describe_violation, static_costs, trial_seed, violations
-from nasl.vocab import STATIC_METRICS
 
 #: Proposals in a row that repeat an evaluated design after which a search with repeats
 #: skipped (tabular spaces) stops: the sampler finds nothing new.

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasl.arch import ArchConfig
-from nasl.errors import NaslError
-from nasl.vocab import COST_METRICS, STATIC_METRICS
+from nasl.common.errors import NaslError
+from nasl.common.vocab import COST_METRICS, STATIC_METRICS
+from nasl.network.arch import ArchConfig
 
 __all__ = ["COST_METRICS", "STATIC_METRICS", "Evaluator", "Settings", "Stopped", "TableEvaluator",
            "TrialOutOfMemory", "describe_violation", "make_evaluator", "seed_list", "static_costs",
@@ -53,7 +53,7 @@ class Settings:
     val_fraction: float
     subset: int | None
     val_subset: int | None
-    train: Any  # nasl.train.TrainConfig
+    train: Any  # nasl.training.train.TrainConfig
     holdout_fraction: float = 0.0  # of the training split, set aside for the confirmation's claims
     device: str = "auto"
     latency_batch: int = 1
@@ -61,7 +61,7 @@ class Settings:
     latency_warmup: int = 5
     latency_repeats: int = 20
     threads: int | None = None
-    train_device: str = "auto"  # where trials train; resolved by each process (nasl.accel)
+    train_device: str = "auto"  # where trials train; resolved by each process (nasl.hardware.accel)
     latency_threads: int = 1
     seed: int = 0
     early_stop: bool = True
@@ -95,7 +95,7 @@ def seed_list(seed: int, k: int, start: int = 0) -> list[int]:
 def static_costs(arch: Any) -> dict[str, float]:
     """MACs, params and size of the target network, analytically (microseconds); for a row
     of a tabular space (:class:`nasl.space.table.TableRow`) the ones its table gives."""
-    from nasl.cost import costs
+    from nasl.network.cost import costs
     from nasl.space.table import TableRow
 
     if isinstance(arch, TableRow):
@@ -113,7 +113,7 @@ def violations(measured: dict[str, Any], budgets: dict[str, float],
 
 def describe_violation(measured: dict[str, Any], budgets: dict[str, float],
                        over: dict[str, float]) -> str:
-    from nasl.units import format_budget
+    from nasl.common.units import format_budget
 
     parts = [f"{m} {format_budget(m, float(measured[m]))} > {format_budget(m, budgets[m])}"
              for m in over]
@@ -180,8 +180,8 @@ class Evaluator:
     def latency(self, arch: ArchConfig, *, repeats: int | None = None) -> Any:
         """Latency of the target network on the target device, measured alone (on the remote
         target when one is set: ``RemoteUnavailable`` when it cannot be reached)."""
-        from nasl.builder import build_model
         from nasl.latency.timing import measure_latency
+        from nasl.network.builder import build_model
 
         s = self.settings
         options = latency_task_options(s)
@@ -205,7 +205,7 @@ class Evaluator:
     def train_device(self) -> str:
         """Where this process trains: ``settings.train_device`` resolved here (once)."""
         if self._device is None:
-            from nasl.accel import resolve_train_device
+            from nasl.hardware.accel import resolve_train_device
 
             try:
                 self._device = resolve_train_device(self.settings.train_device)
@@ -215,7 +215,7 @@ class Evaluator:
 
     def train_data(self, resolution: int, split: str = "search") -> Any:
         """:meth:`data` on the training device (moved once and kept; the same object on the CPU)."""
-        from nasl.accel import on_device
+        from nasl.hardware.accel import on_device
 
         key = ("device", resolution, split)
         if key not in self._data:
@@ -234,10 +234,10 @@ class Evaluator:
     def confirm_train(self, params: dict[str, Any], seed: int, epochs: int,
                       recipe: Any) -> tuple[float, Any]:
         """Train the proxy network with ``seed`` for ``epochs`` under ``recipe``
-        (:class:`nasl.recipes.Recipe`) on the confirmation split, on the same device and in
+        (:class:`nasl.training.recipes.Recipe`) on the confirmation split, on the same device and in
         the same precision as :meth:`train` → (holdout accuracy, each holdout image's result
         as a bool tensor on the CPU)."""
-        from nasl.train import correct
+        from nasl.training.train import correct
 
         arch, _ = self.proxy(params)
         data = self.train_data(self.space.proxy_arch(params, 1, 3).input_size, "confirm")
@@ -253,10 +253,10 @@ class Evaluator:
 
         Each epoch holds the training device's lock shared (and the CPU's): latency
         (exclusive) never times beside training, and waits at most one epoch."""
-        from nasl.accel import is_out_of_memory, release_memory
-        from nasl.builder import build_model
-        from nasl.devices import training_lock
-        from nasl.train import ContendedWarning, train_model
+        from nasl.hardware.accel import is_out_of_memory, release_memory
+        from nasl.hardware.devices import training_lock
+        from nasl.network.builder import build_model
+        from nasl.training.train import ContendedWarning, train_model
 
         device, reported, tried = self.train_device(), [0], []
 

@@ -16,12 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from nasl import results
-from nasl.decide.stats import CORRECTIONS
-from nasl.errors import NaslError
-from nasl.recipes import RECIPES
-from nasl.search.objective import Settings
-from nasl.vocab import (
+from nasl.common.errors import NaslError
+from nasl.common.vocab import (
     DEFAULT_PRESCREEN_PROXY,
     DEFAULT_SCHEDULER,
     DIRECTIONS,
@@ -30,6 +26,10 @@ from nasl.vocab import (
     RUNTIMES,
     SAMPLERS,
 )
+from nasl.decide.stats import CORRECTIONS
+from nasl.run import results
+from nasl.search.objective import Settings
+from nasl.training.recipes import RECIPES
 
 #: env.json keys the resume rule re-uses, when the option was not given again.
 RESUMED = ("epochs", "data", "sampler", "seed", "trials", "seeds", "confirm_seeds", "runtime",
@@ -123,7 +123,7 @@ def choice_names(space: Any) -> list[str]:
 
 def validate(opts: SearchOptions) -> None:
     """Check option values that do not depend on the space (``NaslError`` if one is bad)."""
-    from nasl import guards
+    from nasl.common import guards
 
     if opts.resume and not opts.name:
         raise NaslError("--resume needs --name NAME: the run to continue (see runs/)")
@@ -204,16 +204,16 @@ def resume_space(space: Any, opts: SearchOptions) -> tuple[Any, SearchOptions]:
 
 
 def recipe_of(space: Any, opts: SearchOptions) -> Any:
-    """The proxy recipe of a run (:class:`nasl.recipes.Recipe`): ``--recipe`` when given,
+    """The proxy recipe of a run (:class:`nasl.training.recipes.Recipe`): ``--recipe`` when given,
     else the space's ``proxy.recipe`` with the keys its ``proxy:`` section sets."""
-    from nasl.recipes import resolve
+    from nasl.training.recipes import resolve
 
     return resolve(opts.recipe) if opts.recipe else space.proxy.recipe_of()
 
 
 def resolve_settings(space: Any, opts: SearchOptions) -> Settings:
     """Space defaults + option overrides → :class:`Settings`."""
-    from nasl.train import TrainConfig
+    from nasl.training.train import TrainConfig
 
     proxy, target = space.proxy, space.target
     remote = remote_target(space, opts)
@@ -255,7 +255,7 @@ def training_device(space: Any, opts: SearchOptions) -> tuple[str, str]:
     line when the device is not on this machine (e.g. ``cuda`` without a GPU) or the precision
     cannot run there. Each process resolves ``auto`` again where it trains (a Ray worker: on
     the GPU Ray gave it)."""
-    from nasl.accel import resolve_precision, resolve_train_device
+    from nasl.hardware.accel import resolve_precision, resolve_train_device
 
     device = opts.train_device or space.proxy.device
     precision = opts.precision or space.proxy.precision

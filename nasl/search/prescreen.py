@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nasl import results
-from nasl.errors import NaslError
-from nasl.events import StageProgress
+from nasl.common.errors import NaslError
+from nasl.common.events import StageProgress
+from nasl.common.vocab import STATIC_METRICS
+from nasl.run import results
 from nasl.search.objective import static_costs, violations
-from nasl.vocab import STATIC_METRICS
 
 #: Completed trials between two decisions (the first comes at the decision's minimum).
 REDECIDE_EVERY = 5

@@ -1,6 +1,6 @@
 """Live progress of a search: one line per finished trial, and word of the stages after it.
 
-In: the typed events of :mod:`nasl.events` (trial started, epoch ended, trial ended, stage
+In: the typed events of :mod:`nasl.common.events` (trial started, epoch ended, trial ended, stage
 progress, front written). Out: lines on stderr such as::
 
     trial 7/20 · #12 g=3 w=0.5 r=192 · 31.2 M MACs · 83.1 % in 6 s · ~1 min 40 s left
@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nasl.events import EpochEnded, FrontWritten, Listener, StageProgress, TrialEnded, TrialStarted
+from nasl.common.events import EpochEnded, FrontWritten, Listener, StageProgress, TrialEnded, TrialStarted
 
 #: Longest silence in a plain log before a heartbeat line, in seconds.
 HEARTBEAT_S = 15.0

@@ -19,9 +19,9 @@ import os
 import platform
 from typing import Any
 
-from nasl import record
-from nasl.errors import NaslError
-from nasl.events import EpochEnded
+from nasl.common import record
+from nasl.common.errors import NaslError
+from nasl.common.events import EpochEnded
 from nasl.search.lifecycle import Candidate
 from nasl.search.objective import Settings, make_evaluator, violations
 from nasl.search.options import SearchOptions

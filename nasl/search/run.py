@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from nasl.errors import NaslError
-from nasl.events import StageProgress
+from nasl.common.errors import NaslError
+from nasl.common.events import StageProgress
 from nasl.search.lifecycle import Candidate
 from nasl.search.objective import Stopped
 from nasl.search.session import Session

@@ -15,7 +15,7 @@ training), ``curve`` the validation accuracy after epoch 1, 2, ... (0..1), ``epo
 Names (:data:`SCHEDULERS`, for ``--scheduler``):
 
 - ``auto`` (the default): ``asha`` when trials train at least
-  :data:`nasl.vocab.AUTO_ASHA_EPOCHS` (9) epochs, else ``front`` (see docs/search.md).
+  :data:`nasl.common.vocab.AUTO_ASHA_EPOCHS` (9) epochs, else ``front`` (see docs/search.md).
 - ``none``: never stops; every candidate trains to the end.
 - ``front``: today's rule, :class:`EarlyStopper` unchanged: stop a trial when a finished
   front member that costs no more was more than ``margin`` more accurate at the same epoch.
@@ -35,10 +35,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from nasl import vocab
-from nasl.errors import NaslError
-from nasl.pareto import non_dominated_sort
+from nasl.common import vocab
+from nasl.common.errors import NaslError
 from nasl.search.early_stop import EarlyStopper
+from nasl.stats.pareto import non_dominated_sort
 
 __all__ = ["DEFAULT_SCHEDULER", "SCHEDULERS", "FrontScheduler", "NoScheduler", "Scheduler",
            "StrictSuccessiveHalving", "SuccessiveHalving", "crowding_distance", "make_scheduler",
@@ -142,7 +142,7 @@ def mo_order(accuracies: Sequence[float], costs: Sequence[Sequence[float]]) -> l
 
     In: each trial's accuracy (maximised) and costs (minimised), aligned. Out: ``(index,
     front)`` pairs, best first, ``front`` 0 for the non-dominated trials. Order: by
-    non-dominated front (:func:`nasl.pareto.non_dominated_sort` on accuracy and costs);
+    non-dominated front (:func:`nasl.stats.pareto.non_dominated_sort` on accuracy and costs);
     within a front by crowding distance on (accuracy, costs), largest first (the front's
     extremes, e.g. its most accurate and its cheapest trial, come first: they keep the front
     wide); then by higher accuracy; then by lower index (earlier recorded).

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nasl import results
-from nasl.errors import NaslError
-from nasl.events import Listener, StageProgress
-from nasl.guards import stored_storage
+from nasl.common.errors import NaslError
+from nasl.common.events import Listener, StageProgress
+from nasl.common.guards import stored_storage
+from nasl.common.signals import acknowledge as acknowledge_interrupt
+from nasl.common.vocab import STATIC_METRICS
+from nasl.run import results
 from nasl.search.lifecycle import TrialLog
 from nasl.search.objective import make_evaluator, static_costs, violations
 from nasl.search.options import (
@@ -33,8 +35,6 @@ from nasl.search.options import (
 )
 from nasl.search.schedulers import make_scheduler
 from nasl.search.study import make_sampler, open_study, trained_count
-from nasl.signals import acknowledge as acknowledge_interrupt
-from nasl.vocab import STATIC_METRICS
 
 #: Fresh seeds the confirmation trains each chosen design with first, by default.
 CONFIRM_SEEDS = 2
@@ -101,7 +101,7 @@ class Session:
                                 metrics=[m for m, _ in self.settings.objectives])
         self.log = TrialLog(self.study, self.run, space, s, stopper,
                             max_rejections=opts.max_rejections)
-        from nasl.owners import Heartbeat
+        from nasl.common.owners import Heartbeat
 
         self.log.listeners.extend([Heartbeat(self.study), *(listeners or [])])
         self.log.predictor = self._predictor()
@@ -129,7 +129,7 @@ class Session:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise NaslError(f"cannot create run folder {str(root)!r}: {e.strerror}") from None
-        from nasl import guards
+        from nasl.common import guards
 
         self._lock = guards.lock_run(root)  # held while this process runs the search
         if not self.opts.resume and (root / "env.json").exists():  # another one just finished
@@ -157,9 +157,9 @@ class Session:
         limit = self.settings.budgets.get("latency_ms")
         if limit is None:
             return
+        from nasl.common.units import format_budget
         from nasl.latency.remote import RemoteRefused, RemoteUnavailable
         from nasl.space import sample_configs
-        from nasl.units import format_budget
 
         cheapest = min(sample_configs(self.space, 64, seed=0), key=lambda c: c["macs"])
         try:
@@ -208,7 +208,7 @@ class Session:
 
     def _training_env(self) -> dict[str, Any]:
         """Where and how this process trains (env.json): device, its name, precision, compile."""
-        from nasl.accel import resolve_precision
+        from nasl.hardware.accel import resolve_precision
 
         dev = self.evaluator.train_device()
         name = _resolve_target_device(dev)[1] if dev != "mps" else "Apple MPS"
@@ -356,8 +356,8 @@ _WARNED: set[str] = set()
 
 
 def _omp_policy() -> str:
-    """The OpenMP wait policy the entry point chose (:mod:`nasl.omp`), and why."""
-    from nasl import omp
+    """The OpenMP wait policy the entry point chose (:mod:`nasl.hardware.omp`), and why."""
+    from nasl.hardware import omp
 
     return omp.account()
 
@@ -374,7 +374,7 @@ def _with_yaml_tracking(space: Any, opts: SearchOptions) -> SearchOptions:
 
 def _resolve_target_device(device: str) -> tuple[str, str]:
     """(device, its name) of the latency target, e.g. ("cpu", "AMD EPYC") (NaslError if bad)."""
-    from nasl.devices import cpu_name, resolve_device
+    from nasl.hardware.devices import cpu_name, resolve_device
 
     try:
         dev = resolve_device(device)

@@ -14,9 +14,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nasl.errors import NaslError
-from nasl.results import quiet_optuna
-from nasl.vocab import SAMPLERS, TRAINED_STATES
+from nasl.common.errors import NaslError
+from nasl.common.vocab import SAMPLERS, TRAINED_STATES
+from nasl.run.results import quiet_optuna
 
 # Value told to Optuna for a metric never measured (infeasible trials are not trained and
 # may not be timed); the trial is infeasible through its constraint, so it never reaches
@@ -88,16 +88,16 @@ def trained_count(study: optuna.Study) -> int:
 def owner() -> str:
     """``host:pid:start`` of this process (``start``: its start time in clock ticks since boot,
     so a recycled pid is told apart), recorded on the trials it runs."""
-    from nasl.owners import owner_id
+    from nasl.common.owners import owner_id
 
     return owner_id()
 
 
 def _alive(owner_id: str | None, last_seen: float | None = None) -> bool:
     """Whether the process that owns a RUNNING trial may still be running it (see
-    :func:`nasl.owners.alive`: same host: that pid with that start time; another host: a sign
+    :func:`nasl.common.owners.alive`: same host: that pid with that start time; another host: a sign
     of life within the lease)."""
-    from nasl.owners import alive
+    from nasl.common.owners import alive
 
     return alive(owner_id, last_seen)
 
@@ -108,7 +108,7 @@ def fail_interrupted(study: optuna.Study) -> list[FrozenTrial]:
     Trials of live processes (another ``nasl search`` on a shared ``--storage``, or one on
     another machine) are left alone.
     """
-    from nasl.owners import last_seen
+    from nasl.common.owners import last_seen
 
     stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
              if not _alive(t.user_attrs.get("owner"), last_seen(t))]

@@ -2,7 +2,7 @@
 
 In: an evaluator (:class:`nasl.search.objective.Evaluator`, or a tabular space's), a design's
 choices and trial seed, the number of seeds and an epoch callback. Out: a
-:class:`nasl.record.Outcome`. The first seed trains with the callback (which may raise
+:class:`nasl.common.record.Outcome`. The first seed trains with the callback (which may raise
 :class:`~nasl.search.objective.Stopped` to stop the trial early); the other seeds train to the
 end.
 """
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nasl.record import Outcome
+from nasl.common.record import Outcome
 from nasl.search.objective import seed_list
 
 

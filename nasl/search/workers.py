@@ -21,14 +21,14 @@ import os
 import signal
 from typing import Any
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 
 
 def slots(devices: str | None, train_device: str, k: int) -> list[str]:
     """The training slot of each process: every device of ``devices`` (``0,1`` = cuda:0,
     cuda:1, or names such as ``cpu``; None: ``train_device`` only) ``k`` times, device by
     device. ``NaslError`` in one line for a bad count or a device this machine lacks."""
-    from nasl.accel import resolve_train_device
+    from nasl.hardware.accel import resolve_train_device
 
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64:
         raise NaslError(f"--trials-per-device {k}: expected an integer from 1 to 64")
@@ -71,9 +71,9 @@ def wait(procs: list[Any]) -> None:
 def work(space: Any, opts: Any, parent: int) -> None:
     """A worker process: join the study and run trials until the count is reached."""
     _die_with(parent)
+    from nasl.common.signals import sigterm_as_interrupt
     from nasl.search.run import INTERRUPTED, one_trial
     from nasl.search.session import Session
-    from nasl.signals import sigterm_as_interrupt
 
     session = Session(space, opts)
     log = session.log

@@ -3,11 +3,12 @@
 In: a YAML file, or a shipped space (``nasl/spaces/*.yaml``) by name or as
 ``spaces/<name>.yaml`` / ``search_spaces/<name>.yaml`` from any directory. Out: a
 :class:`SearchSpace` (``sample(trial)``, ``to_arch(params)``, ``baselines``, ``budget``,
-``to_yaml()``) plus summaries for the CLI. Bad input raises :class:`nasl.errors.NaslError`
+``to_yaml()``) plus summaries for the CLI. Bad input raises :class:`nasl.common.errors.NaslError`
 with one line naming the file, line, key path, value and what is expected.
 Torch is never imported here.
 """
 
+from nasl.common.units import Budgets
 from nasl.space.choices import RESOLUTION
 from nasl.space.describe import (
     BaselineRow,
@@ -36,7 +37,6 @@ from nasl.space.load import (
 )
 from nasl.space.model import RandomTrial, SearchSpace, build_space
 from nasl.space.schema import Objective, Param, Proxy, SearchDefaults, Target
-from nasl.units import Budgets
 
 __all__ = [
     "RESOLUTION",

@@ -2,11 +2,10 @@
 
 In: the document, a :class:`~nasl.space.yamlsafe.Locator` and the class to build (a
 :class:`~nasl.space.core.SpaceCore`; :func:`nasl.space.model.build_space` passes
-``SearchSpace``). Out: a space whose
-every value was checked: names against the family's design choices, ranges, conditions,
-each value (and a few seeded combinations) built at the target and proxy sizes, and the
-baselines completed and built. Any problem is one NaslError line (file:line: key: value —
-expected).
+``SearchSpace``). Out: a space whose every value was checked: names against the family's
+design choices, ranges, conditions, each value (and a few seeded combinations) built at the
+target and proxy sizes, the baselines completed and built. Any problem is one NaslError line
+(file:line: key: value — expected).
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
+from nasl.common.units import METRICS, Budgets, parse_budget
 from nasl.families import FAMILIES, IO_ARGS, Family
 from nasl.space.choices import (
     INDEXED,
@@ -30,6 +30,7 @@ from nasl.space.choices import (
     stage_count,
 )
 from nasl.space.core import RandomTrial, SpaceCore
+from nasl.space.scalars import check_scalar
 from nasl.space.schema import (
     PARAM_KEYS,
     Param,
@@ -37,7 +38,6 @@ from nasl.space.schema import (
     SearchDefaults,
     Target,
     Tracking,
-    check_scalar,
     did_you_mean,
     parse_objectives,
     parse_section,
@@ -45,7 +45,6 @@ from nasl.space.schema import (
     unknown_key,
 )
 from nasl.space.yamlsafe import NOVALUE, KeyPath, Locator, show
-from nasl.units import METRICS, Budgets, parse_budget
 
 TOP_KEYS = ("name", "family", "description", "target", "proxy", "objectives", "budget",
             "params", "baselines", "search", "tracking")

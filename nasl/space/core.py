@@ -29,10 +29,10 @@ from typing import Any, TypeVar
 
 import yaml
 
-from nasl.arch import ArchConfig
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
+from nasl.common.units import Budgets
 from nasl.families import FAMILIES
-from nasl.recipes import RECIPE_KEYS
+from nasl.network.arch import ArchConfig
 from nasl.space.choices import (
     INDEXED,
     RESOLUTION,
@@ -53,7 +53,7 @@ from nasl.space.schema import (
     unknown_key,
 )
 from nasl.space.yamlsafe import KeyPath, Locator, show
-from nasl.units import Budgets
+from nasl.training.recipes import RECIPE_KEYS
 
 S = TypeVar("S", bound="SpaceCore")
 
@@ -321,3 +321,9 @@ class RandomTrial:
         return self.rng.uniform(low, high)
 
 
+def require_network(space: Any, command: str) -> None:
+    """NaslError (one line) when ``space`` is tabular: ``command`` builds or trains networks,
+    and a tabular space's designs are only rows of a table."""
+    if getattr(space, "family", None) == "table":
+        raise NaslError(f"{command}: {space.name!r} is a tabular space (family: table): its designs "
+                        "are looked up in a table, there is no network to build; expected a CNN space")

@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasl.arch import ArchConfig
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
+from nasl.common.units import ANALYTIC, Budgets, format_budget, format_cost, size_mb
+from nasl.network.arch import ArchConfig
 from nasl.space.core import RandomTrial
 from nasl.space.model import SearchSpace
-from nasl.space.schema import fmt_value, plain
-from nasl.units import ANALYTIC, Budgets, format_budget, format_cost, size_mb
+from nasl.space.scalars import fmt_value
+from nasl.space.schema import plain
 
 
 def costs(cfg: ArchConfig) -> dict[str, float]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePath
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.space.model import SearchSpace, build_space
 from nasl.space.yamlsafe import Locator, read_yaml
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.families import FAMILIES
 from nasl.space.build import validate_space
 from nasl.space.choices import list_typed, param_name_ok, same_value, split_list

@@ -7,7 +7,6 @@ is expected. Sections with fixed keys are pydantic models (unknown keys forbidde
 
 from __future__ import annotations
 
-import math
 import re
 import typing
 from collections.abc import Mapping
@@ -16,8 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nasl import recipes, vocab
+from nasl.common import vocab
+from nasl.space.scalars import ParamValue, fmt_value, on_grid
 from nasl.space.yamlsafe import KeyPath, Locator, did_you_mean, unknown_key
+from nasl.training import recipes
 
 OBJECTIVE_METRICS = vocab.METRICS
 DEFAULT_OBJECTIVES = (("accuracy", "max"), ("macs", "min"), ("latency_ms", "min"))
@@ -72,7 +73,7 @@ class Proxy(_Section):
     resolution: int = Field(32, ge=4, le=1024)  # proxy data is held in memory at this size
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
-    recipe: str = recipes.DEFAULT_RECIPE  # named recipe (nasl.recipes); the keys below override it
+    recipe: str = recipes.DEFAULT_RECIPE  # named recipe (nasl.training.recipes); the keys below override it
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float | None = Field(None, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -118,7 +119,7 @@ class Proxy(_Section):
         return recipes.resolve(self.recipe, {k: getattr(self, k) for k in keys})
 
     def train_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``nasl.train.TrainConfig`` (the resolved recipe + length)."""
+        """Keyword arguments for ``nasl.training.train.TrainConfig`` (the resolved recipe + length)."""
         return {"epochs": self.epochs, "batch_size": self.batch_size, "precision": self.precision,
                 **self.recipe_of().train_kwargs()}
 
@@ -227,7 +228,6 @@ def parse_objectives(value: Any, loc: Locator) -> tuple[Objective, ...]:
 
 # ---------------------------------------------------------------- parameters
 
-ParamValue = Any  # None, bool, int, float, str, or a tuple of ints/str (list-valued choice)
 PARAM_KEYS = ("choices", "low", "high", "step", "log", "value", "when", "default")
 
 
@@ -282,7 +282,7 @@ class Param:
         if self.step is None:
             return None
         n = int(round((self.high - self.low) / self.step))
-        return [_grid(self.low + i * self.step) for i in range(n + 1)]
+        return [on_grid(self.low + i * self.step) for i in range(n + 1)]
 
     def count(self) -> int | None:
         """Number of values (None when continuous)."""
@@ -333,7 +333,7 @@ class Param:
                                      step=int(self.step or 1), log=self.log)
         v = trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
         if self.step:
-            v = _grid(self.low + round((v - self.low) / self.step) * self.step)
+            v = on_grid(self.low + round((v - self.low) / self.step) * self.step)
         return v
 
     def decode(self, stored: Any) -> ParamValue:
@@ -373,38 +373,3 @@ class Param:
         if self.declared_default:
             d["default"] = plain(self.default)
         return d
-
-
-def fmt_value(value: Any) -> str:
-    """A value as written in YAML, unquoted: ``shuffle``, ``true``, ``[4, 8, 4]``, ``0.5``."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(fmt_value(v) for v in value) + "]"
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    return str(value)
-
-
-def _grid(x: float) -> float:
-    return float(f"{x:.12g}")
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def check_scalar(value: Any, path: KeyPath, loc: Locator, *, list_ok: bool) -> ParamValue:
-    """A choice value: None/bool/int/float/str, or (``list_ok``) a flat list of those."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise loc.error(path, value, "expected a finite number")
-        return value
-    if isinstance(value, list) and list_ok:
-        for i, v in enumerate(value):
-            if isinstance(v, (list, dict)) or v is None:
-                raise loc.error((*path, i), v, "expected a number or text inside a list value")
-            check_scalar(v, (*path, i), loc, list_ok=False)
-        return tuple(value)
-    raise loc.error(path, value, "expected a number, text, true/false, null"
-                    + (" or a flat list" if list_ok else ""))

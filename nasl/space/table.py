@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from nasl.errors import NaslError
+from nasl.common.units import size_mb
+from nasl.common.vocab import METRICS
 from nasl.space.core import SpaceCore
 from nasl.space.schema import Param, Proxy, SearchDefaults, Target, Tracking, parse_objectives, parse_section
 from nasl.space.tabledata import (
@@ -35,8 +36,6 @@ from nasl.space.tabledata import (
     tables_dir,
 )
 from nasl.space.yamlsafe import NOVALUE, Locator, show
-from nasl.units import size_mb
-from nasl.vocab import METRICS
 
 TABLE_TOP_KEYS = ("name", "family", "description", "table", "objectives", "budget", "search",
                   "tracking")
@@ -87,7 +86,7 @@ class TableRow:
         if "params" in out and "size_mb" not in out:
             out["size_mb"] = size_mb(out["params"])
         if "params" in out:
-            out["size_int8_mb"] = out["params"] / 2**20  # 1 byte per weight, as nasl.cost counts it
+            out["size_int8_mb"] = out["params"] / 2**20  # 1 byte per weight, as nasl.network.cost counts it
         return out
 
     def accuracy(self, seed: int) -> float:
@@ -397,13 +396,4 @@ def _order(text: str) -> tuple[int, float, str]:
         return (1, 0.0, text)
 
 
-def require_network(space: Any, command: str) -> None:
-    """NaslError (one line) when ``space`` is tabular: ``command`` builds or trains networks,
-    and a tabular space's designs are only rows of a table."""
-    if getattr(space, "family", None) == "table":
-        raise NaslError(f"{command}: {space.name!r} is a tabular space (family: table): its designs "
-                        "are looked up in a table, there is no network to build; expected a CNN space")
-
-
-__all__ = ["TableRow", "TableSpace", "TableSpec", "build_table_space", "index", "nb201_cell_string",
-           "require_network"]
+__all__ = ["TableRow", "TableSpace", "TableSpec", "build_table_space", "index", "nb201_cell_string"]

@@ -22,7 +22,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 
 KeyPath = tuple[str | int, ...]
 

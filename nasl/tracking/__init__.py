@@ -37,7 +37,7 @@ With several workers (the Ray backend), log from the driver: send it the same ev
 (trial runs are keyed by trial number, so interleaved trials are fine).
 """
 
-from nasl.pareto import hypervolume_curve, normalised_hypervolume
+from nasl.stats.pareto import hypervolume_curve, normalised_hypervolume
 from nasl.tracking.mode import has_api_key, resolve_mode
 from nasl.tracking.tracker import WandbTracker
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
 import queue
-import re
 import shutil
 import sys
 import threading
@@ -18,17 +16,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nasl.events import EpochEnded, Event, FrontWritten, Listener, TrialEnded, TrialStarted
-from nasl.pareto import (
+from nasl.common.events import EpochEnded, Event, FrontWritten, Listener, TrialEnded, TrialStarted
+from nasl.common.record import SUMMARY_FIELDS, status
+from nasl.common.vocab import OPEN_STATES
+from nasl.stats.pareto import (
     feasible_points,
-    finite,
     hypervolume_curve,
     normalised_hypervolume,
     objective_reference,
 )
-from nasl.record import SUMMARY_FIELDS, status
 from nasl.tracking.mode import resolve_mode
-from nasl.vocab import OPEN_STATES
+from nasl.tracking.values import as_number, one_line, safe_name, snapshot, table_cell
 
 __all__ = ["WandbTracker"]
 
@@ -39,40 +37,6 @@ SUMMARY_KEYS = SUMMARY_FIELDS
 #: Directory variables pointed under ``<run_dir>/wandb/`` unless the user set them.
 DIR_VARS = {"WANDB_DATA_DIR": "data", "WANDB_CACHE_DIR": "cache", "WANDB_ARTIFACT_DIR": "artifacts"}
 _STOP = object()
-
-
-def _num(value: Any) -> float | None:
-    """Finite float of ``value`` or None (bools and blanks are not numbers)."""
-    return finite(value)
-
-
-# ----------------------------------------------------------------------------- helpers
-def _safe_name(text: str) -> str:
-    """An artifact-safe name (letters, digits, ``-``, ``_``, ``.``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "nasl"
-
-
-def _cell(value: Any) -> Any:
-    """A table cell: lists/tuples as ``"a,b"`` (as in trials.csv), other values as they are."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(x) for x in value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
-
-
-def _copy(event: Event) -> Event:
-    """Snapshot of an event (its rows copied) so later changes of the rows do not leak in."""
-    if isinstance(event, FrontWritten):
-        return dataclasses.replace(event, rows=[dict(r) for r in event.rows])
-    if isinstance(event, TrialEnded):
-        return dataclasses.replace(event, row=dict(event.row))
-    return event
 
 
 # ----------------------------------------------------------------------------- tracker
@@ -167,7 +131,7 @@ class WandbTracker(Listener):
         if not self.enabled or self._closed:
             return
         try:
-            self._queue.put(_copy(event))
+            self._queue.put(snapshot(event))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="nasl-wandb", daemon=True)
                 self._thread.start()
@@ -201,7 +165,7 @@ class WandbTracker(Listener):
                 return
             self.warned = True
         with contextlib.suppress(Exception):  # e.g. warnings turned into errors: never raise
-            warnings.warn(f"nasl: W&B logging is switched off after an error ({_one_line(exc)}); "
+            warnings.warn(f"nasl: W&B logging is switched off after an error ({one_line(exc)}); "
                           "the search goes on", RuntimeWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ logging thread
@@ -226,8 +190,8 @@ class WandbTracker(Listener):
         elif isinstance(event, EpochEnded):
             run = self.trial_runs.get(event.number)
             if run is not None:
-                run.log({"epoch": event.epoch, "accuracy": _num(event.accuracy),
-                         "loss": _num(event.loss)}, step=event.epoch)
+                run.log({"epoch": event.epoch, "accuracy": as_number(event.accuracy),
+                         "loss": as_number(event.loss)}, step=event.epoch)
         elif isinstance(event, TrialEnded):
             self._end_trial(event)
         elif isinstance(event, FrontWritten):
@@ -268,7 +232,7 @@ class WandbTracker(Listener):
             run.define_metric(key, step_metric="trials")
         import wandb
 
-        art = wandb.Artifact(f"{_safe_name(self.run_name)}-space", type="search-space",
+        art = wandb.Artifact(f"{safe_name(self.run_name)}-space", type="search-space",
                              description=f"resolved search space of nasl run {self.run_name}",
                              metadata={"space": self.space_name, "budgets": self.budgets,
                                        "objectives": dict(self.objectives)})
@@ -296,11 +260,11 @@ class WandbTracker(Listener):
 
     def _costs(self, info: Mapping[str, Any]) -> dict[str, Any]:
         out = {k: info[k] for k in SUMMARY_KEYS if info.get(k) not in (None, "")}
-        lo, hi = _num(info.get("latency_p10_ms")), _num(info.get("latency_p90_ms"))
+        lo, hi = as_number(info.get("latency_p10_ms")), as_number(info.get("latency_p90_ms"))
         if lo is not None and hi is not None:
             out["latency_spread_ms"] = hi - lo
         latency = info.get("latency")
-        if isinstance(latency, Mapping) and _num(latency.get("std_ms")) is not None:
+        if isinstance(latency, Mapping) and as_number(latency.get("std_ms")) is not None:
             out["latency_std_ms"] = latency["std_ms"]
         return out
 
@@ -326,7 +290,7 @@ class WandbTracker(Listener):
         reason = str(event.reason or row.get("reason") or "")
         summary = {**self._costs(row), "state": state, "feasible": event.state != "rejected",
                    "reason": reason}
-        if event.state == "complete" and _num(event.accuracy) is not None:
+        if event.state == "complete" and as_number(event.accuracy) is not None:
             summary["accuracy"] = float(event.accuracy)  # type: ignore[arg-type]
         run.summary.update(summary)
         run.finish(exit_code=1 if event.state == "fail" else 0)
@@ -363,10 +327,10 @@ class WandbTracker(Listener):
     def _table(self, rows: Sequence[Mapping[str, Any]]) -> Any:
         import wandb
 
-        from nasl.results import columns
+        from nasl.run.results import columns
 
         cols = [*columns(list(rows), self.choice_names), "status"]
-        data = [[_cell(r.get(c)) for c in cols[:-1]] + [status(r)] for r in rows]
+        data = [[table_cell(r.get(c)) for c in cols[:-1]] + [status(r)] for r in rows]
         return wandb.Table(columns=cols, data=data, allow_mixed_types=True)
 
     def _charts(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -375,7 +339,7 @@ class WandbTracker(Listener):
         from nasl import report
 
         rows = [dict(r) for r in rows]
-        has = {k: any(_num(r.get(k)) is not None for r in rows) for k in ("macs", "latency_ms")}
+        has = {k: any(as_number(r.get(k)) is not None for r in rows) for k in ("macs", "latency_ms")}
         out = {}
         if has["macs"]:
             fig = report.accuracy_figure(rows, self.objectives, self.budgets, x="macs")

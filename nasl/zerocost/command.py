@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 from nasl.zerocost.measures import PROXIES, check_names
 from nasl.zerocost.prescreen import (
     DEFAULT_BATCH,
@@ -73,7 +73,7 @@ def load_trained(run: Path) -> tuple[Any, dict[str, Any], list[Trained]]:
     except json.JSONDecodeError as e:
         raise NaslError(f"{env_path}: not valid JSON ({e.msg}, line {e.lineno})") from None
     space = load_space(space_path)
-    from nasl.space.table import require_network
+    from nasl.space.core import require_network
 
     require_network(space, "nasl proxies")
     with csv_path.open(newline="") as f:

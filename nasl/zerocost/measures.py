@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 
 # The four proxies the issue names (the default set), plus the preprint's jacob_cov.
 PROXIES: tuple[str, ...] = ("synflow", "naswot", "grad_norm", "snip")

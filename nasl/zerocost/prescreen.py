@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from nasl import vocab
-from nasl.errors import NaslError
+from nasl.common import vocab
+from nasl.common.errors import NaslError
 from nasl.zerocost.measures import check_names, compute
 from nasl.zerocost.stats import N_BOOT, Correlation, correlate, interval
 
@@ -188,7 +188,7 @@ def score_design(space: Any, params: Mapping[str, Any], data_for: Callable[[int]
     ``data_for(resolution)`` returns the proxy data at that resolution (``Evaluator.data``).
     The network is built with ``seed`` and scored on :func:`fixed_batch` (same ``seed``).
     """
-    from nasl.builder import build_model
+    from nasl.network.builder import build_model
 
     names = check_names(names)
     data = data_for(space.proxy_arch(params, 1, 3).input_size)

@@ -3,10 +3,10 @@
 Which designs win depends on how they are trained (augmentation, regularisation, length), so
 a recipe is named, recorded with every run and stated in every claim. In: a recipe name and
 optional explicit overrides (the space's ``proxy:`` keys). Out: :class:`Recipe`, whose
-``train_kwargs()`` feed :class:`nasl.train.TrainConfig` and whose ``describe()`` is the one
+``train_kwargs()`` feed :class:`nasl.training.train.TrainConfig` and whose ``describe()`` is the one
 line claims quote. Torch-free (layer 0).
 
-Recipes (defaults of every key not named keep :class:`nasl.train.TrainConfig`'s values):
+Recipes (defaults of every key not named keep :class:`nasl.training.train.TrainConfig`'s values):
 
 - ``plain``: SGD (nesterov, momentum 0.9, lr 0.1), linear warm-up then cosine to 0, label
   smoothing 0.1, weight decay 4e-5 (none on BN/biases), no augmentation. Fast to rank at 2-3
@@ -68,7 +68,7 @@ class Recipe:
         return f"{self.name}+{extra}" if extra else self.name
 
     def train_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``nasl.train.TrainConfig`` (epochs excluded)."""
+        """Keyword arguments of ``nasl.training.train.TrainConfig`` (epochs excluded)."""
         return {k: (tuple(v) if k == "augment" else v) for k, v in self.values.items()}
 
     def describe(self, epochs: int | None = None) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from nasl.vocab import OPEN_STATES
+from nasl.common.vocab import OPEN_STATES
 
 
 def _f(kind: str, unit: str, doc: str, *, default: Any = None, stored: bool = True,
@@ -213,7 +213,7 @@ class Outcome:
 
     @classmethod
     def of(cls, result: Any, accuracies: Sequence[float], seconds: float) -> Outcome:
-        """From a training result (:class:`nasl.train.TrainResult`, duck-typed), the accuracy of
+        """From a training result (:class:`nasl.training.train.TrainResult`, duck-typed), the accuracy of
         every seed (the result's first) and the wall time of all of them."""
         accs = [float(a) for a in accuracies]
         health = {k: getattr(result, k) for k in HEALTH if getattr(result, k, None) is not None}

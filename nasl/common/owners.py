@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nasl.events import EpochEnded, Listener, TrialStarted
+from nasl.common.events import EpochEnded, Listener, TrialStarted
 
 #: Seconds between two heartbeats of one trial (one storage write each).
 HEARTBEAT_EVERY_S = 60.0

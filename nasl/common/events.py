@@ -49,7 +49,7 @@ class Event:
 @dataclass(frozen=True)
 class TrialStarted(Event):
     """Trial ``number`` goes into training with ``choices``; ``record``: what is known of it
-    before training (:meth:`nasl.record.TrialRecord.to_attrs`: costs, latency, seed, arch id)
+    before training (:meth:`nasl.common.record.TrialRecord.to_attrs`: costs, latency, seed, arch id)
     and the epochs planned."""
 
     method: ClassVar[str] = "trial_started"
@@ -125,7 +125,7 @@ class StageProgress(Event):
 @dataclass(frozen=True)
 class FrontWritten(Event):
     """The run's tables were rewritten: ``size`` front members among ``rows``; ``final`` once at
-    the end, after report.html (then ``run`` is the run folder, a :class:`nasl.results.RunDir`)."""
+    the end, after report.html (then ``run`` is the run folder, a :class:`nasl.run.results.RunDir`)."""
 
     method: ClassVar[str] = "front_written"
     size: int

@@ -16,7 +16,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 
 #: (module, name) pairs a CIFAR batch may reference: nothing that can run code.
 ALLOWED = {

@@ -4,10 +4,10 @@ In: trial rows (as in ``trials.csv``) whose ``accuracy_seeds`` hold every seed's
 and, for re-timed designs, ``latency_rounds_ms``; the run's objectives. Out: the same rows
 with ``accuracy`` (the mean over seeds), ``accuracy_std``, ``accuracy_low``/``accuracy_high``
 (95 % interval), ``n_seeds``, ``latency_low_ms``/``latency_high_ms``, ``confident`` and
-``tied_with`` filled in, and the front's confidence (:class:`nasl.confidence.FrontConfidence`
+``tied_with`` filled in, and the front's confidence (:class:`nasl.stats.confidence.FrontConfidence`
 as a dict keyed by trial numbers) for pareto.json, the report and W&B. No torch, no Optuna.
 
-The rules are :mod:`nasl.confidence`'s: two accuracies are tied when they differ by no more
+The rules are :mod:`nasl.stats.confidence`'s: two accuracies are tied when they differ by no more
 than twice their combined standard error; one-seed trials borrow the run's pooled seed std.
 """
 
@@ -18,9 +18,9 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from nasl import confidence as cf
-from nasl.pareto import finite as _finite
-from nasl.record import TrialRecord
+from nasl.common.record import TrialRecord
+from nasl.stats import confidence as cf
+from nasl.stats.pareto import finite as _finite
 
 #: Objectives the confidence analysis covers (others: the front is reported without it).
 COVERED = ("accuracy", "macs", "latency_ms")
@@ -76,7 +76,7 @@ def latency_stats(row: dict[str, Any]) -> cf.LatencyStats | None:
 def low_fidelity_knee(rows: Sequence[dict[str, Any]],
                       objectives: Sequence[tuple[str, str]]) -> str | None:
     """Trial number (as a string) of the knee of the marked front on the search's means."""
-    from nasl.pareto import knee
+    from nasl.stats.pareto import knee
 
     front = [r for r in rows if r.get("pareto")]
     if not front:

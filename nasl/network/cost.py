@@ -1,7 +1,7 @@
 """Analytic costs of a network: MACs, params and size (no timing; latency is measured by
 :mod:`nasl.latency.timing`).
 
-In: an :class:`~nasl.arch.ArchConfig` (analytic counts, microseconds) or an ``nn.Module``
+In: an :class:`~nasl.network.arch.ArchConfig` (analytic counts, microseconds) or an ``nn.Module``
 (thop, cross-checked by ``torch.utils.flop_counter``). Out: integers or MiB. MACs are
 conv + linear multiply-accumulates only (DESIGN.md); params are trainable parameters.
 """
@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 import torch
 from torch import nn
 
-from nasl.arch import ArchConfig, nchw
+from nasl.network.arch import ArchConfig, nchw
 
 BYTES_PER_PARAM = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 
@@ -124,7 +124,7 @@ def count_macs_flop_counter(obj: ArchConfig | nn.Module,
     papers' MACs. An ArchConfig is built on the meta device first (no memory, no data).
     """
     if isinstance(obj, ArchConfig):
-        from nasl.builder import build_model
+        from nasl.network.builder import build_model
 
         with torch.device("meta"):
             obj = build_model(obj, seed=None)

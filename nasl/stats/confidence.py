@@ -19,7 +19,7 @@ The rules (stated once, used everywhere):
   Two designs *cannot be told apart* when the interval of the paired round-by-round
   differences holds 0 (equal round counts: the rounds were interleaved), else when their
   intervals overlap.
-* **Front.** Non-dominance on the means is the front (``nasl.pareto.non_dominated``); see
+* **Front.** Non-dominance on the means is the front (``nasl.stats.pareto.non_dominated``); see
   :func:`front_confidence` for ties with cheaper members, baseline verdicts and the knee.
 """
 
@@ -183,7 +183,7 @@ def tied(a: SeedStats | tuple[float, float], b: SeedStats | tuple[float, float],
     return abs(ma - mb) <= k * se
 
 
-from nasl.latency_stats import LatencyStats, latency_summary, latency_tied, latency_ties  # noqa: E402
+from nasl.stats.latency_stats import LatencyStats, latency_summary, latency_tied, latency_ties  # noqa: E402
 
 # ---------------------------------------------------------------- the front
 
@@ -295,9 +295,9 @@ def front_confidence(rows: Sequence[Candidate], objectives: Sequence[str] = ("ac
     member is *not confident* when a cheaper-or-equal confident member (MACs no higher,
     latency not slower beyond noise) has an accuracy tied within noise with it or higher.
     Baseline verdicts consider every searched (non-baseline) row, on the front or not. The
-    knee is ``nasl.pareto.knee`` over the confident members only.
+    knee is ``nasl.stats.pareto.knee`` over the confident members only.
     """
-    from nasl.pareto import knee, non_dominated
+    from nasl.stats.pareto import knee, non_dominated
 
     objectives = tuple(objectives)
     if set(objectives) - set(_DIRS) or "accuracy" not in objectives or "macs" not in objectives:
@@ -349,7 +349,7 @@ def pick_confident(fc: FrontConfidence, rows: Sequence[Candidate], how: str = "k
     """Name of the confident member chosen by ``how``: ``knee`` (:attr:`FrontConfidence.knee`)
     or an objective of ``fc`` (best confident member in it, e.g. ``accuracy`` gives the
     cheapest design within noise of the best accuracy on the confident chain)."""
-    from nasl.pareto import pick
+    from nasl.stats.pareto import pick
 
     if how == "knee":
         if fc.knee is None:

@@ -1,7 +1,7 @@
 """Data augmentation on the training device, batch by batch (no per-image Python loop).
 
 In: a normalised batch N x C x H x W and the augmentations to apply; out: a new batch of the
-same shape and memory format. Used by :func:`nasl.train.train_model` when the recipe asks.
+same shape and memory format. Used by :func:`nasl.training.train.train_model` when the recipe asks.
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasl import arch, blocks
+from nasl.network import arch, blocks
 
 
 class Network(blocks.Network):
     """A network built from an ArchConfig (validated first): ``stem`` → ``stages`` → ``head``
-    as :class:`nasl.blocks.Network`; ``arch`` is the config."""
+    as :class:`nasl.network.blocks.Network`; ``arch`` is the config."""
 
     def __init__(self, cfg: arch.ArchConfig):
         cfg.validate()

@@ -3,7 +3,7 @@
 In: a model (on any device) and images / labels (on any device; moved to the model's device
 batch by batch when elsewhere, at no cost when already there). Out: eval-mode accuracy, the
 per-image result (one copy to the host per call), or recomputed BN running statistics. Used
-by :func:`nasl.train.train_model` after every epoch and by the confirmation.
+by :func:`nasl.training.train.train_model` after every epoch and by the confirmation.
 """
 
 from __future__ import annotations

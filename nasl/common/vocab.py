@@ -40,7 +40,7 @@ RUNTIMES = ("torch", "onnxruntime", "torch.compile")
 DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 #: Training precisions (``proxy.precision`` / ``--precision``): auto = bf16 on a GPU that
-#: supports it, fp32 elsewhere (:mod:`nasl.accel`).
+#: supports it, fp32 elsewhere (:mod:`nasl.hardware.accel`).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: The form of a device name (``proxy.device``, ``target.device``, ``--train-device``).
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?|mps"

@@ -2,7 +2,7 @@
 
 In: a data-set kind and its argument (a folder, a file, a count). Out: :class:`Raw` arrays
 (x as N x C x H x W, y as int64 class indices) that :mod:`nasl.data` splits, resizes and
-normalises. CIFAR batches are read without executing code (:mod:`nasl.cifar_io`).
+normalises. CIFAR batches are read without executing code (:mod:`nasl.data.cifar_io`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_FILES = {
@@ -110,7 +110,7 @@ def load_fashion(folder: str) -> Raw:
 
 def unpickle(path: Path) -> dict:
     """A CIFAR batch's dict, read with an allow-list unpickler (a crafted file runs no code)."""
-    from nasl.cifar_io import read_batch
+    from nasl.data.cifar_io import read_batch
 
     return read_batch(path)
 
@@ -229,7 +229,7 @@ def load_npz(file: str) -> Raw:
                             f"(got shape {y.shape}, dtype {y.dtype}, {len(x)} images)")
         if y.size and y.min() < 0:
             raise NaslError(f"{path}: {key} has negative labels; expected 0..K-1")
-        from nasl.guards import check_labels
+        from nasl.common.guards import check_labels
 
         check_labels([y], f"{path}: {key}", min_classes=0)
         ys.append(y.astype(np.int64))
@@ -276,7 +276,7 @@ def load_raw(kind: str, arg: str | None, resolution: int) -> Raw:
 
 def check_raw(raw: Raw, where: str) -> None:
     """Shapes, labels and class count of decoded arrays, before anything is sized by them."""
-    from nasl.guards import check_images, check_labels
+    from nasl.common.guards import check_images, check_labels
 
     for x in (raw.x_train, raw.x_test):
         check_images(x.shape, where)

@@ -13,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
-from nasl import omp
+from nasl.hardware import omp
 
 CONTENDED_WAIT = 0.25
 """A trial is contended when its threads waited for a core more than this share of the time."""
@@ -123,7 +123,7 @@ def warn_contended(name: str, cpu_ratio: float, wait_ratio: float | None, thread
     if threads > 1 and (os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
                         or omp.TORCH_IMPORTED_FIRST):
         hint = ("; OpenMP threads spin while waiting (set OMP_WAIT_POLICY=PASSIVE before torch "
-                "is imported, or call nasl.omp.choose_wait_policy() first)")
+                "is imported, or call nasl.hardware.omp.choose_wait_policy() first)")
     plural = "s" if threads > 1 else ""
     warnings.warn(f"training on {name} ran contended: {waited}CPU/wall per thread "
                   f"{cpu_ratio:.2f} at {threads} thread{plural}; its timings are inflated{hint}",

@@ -13,7 +13,7 @@ Contention: every trial records ``cpu_ratio`` (process CPU time over wall time o
 while the training steps ran) and ``wait_ratio`` (the share of its threads' time spent
 runnable but waiting for a core, from Linux schedstat); ``contended`` is set and a
 ``ContendedWarning`` issued once per trial when the wait ratio exceeds ``CONTENDED_WAIT`` (or,
-without schedstat, when the CPU ratio is below ``CONTENDED_CPU``). ``nasl`` sets (:mod:`nasl.omp`)
+without schedstat, when the CPU ratio is below ``CONTENDED_CPU``). ``nasl`` sets (:mod:`nasl.hardware.omp`)
 ``OMP_WAIT_POLICY=PASSIVE`` so that a second training process costs a fair share, not 20x.
 """
 
@@ -29,15 +29,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasl import accel
-from nasl import contention as _contention
-from nasl.augment import augment_batch, epoch_draws
-from nasl.contention import ContendedWarning, Meter, Watch, warn_contended  # noqa: F401 (re-exported)
+from nasl.common.errors import NaslError
+from nasl.common.signals import check as check_interrupt
+from nasl.common.vocab import PRECISIONS
 from nasl.data import DataSplits
-from nasl.errors import NaslError
-from nasl.evaluation import correct, evaluate, model_device, prepare, recalibrate_bn  # noqa: F401
-from nasl.signals import check as check_interrupt
-from nasl.vocab import PRECISIONS
+from nasl.hardware import accel
+from nasl.hardware import contention as _contention
+from nasl.hardware.contention import ContendedWarning, Meter, Watch, warn_contended  # noqa: F401 (re-exported)
+from nasl.training.augment import augment_batch, epoch_draws
+from nasl.training.evaluation import correct, evaluate, model_device, prepare, recalibrate_bn  # noqa: F401
 
 OPTIMIZERS = ("sgd", "adamw")
 CONTENDED_WAIT = _contention.CONTENDED_WAIT

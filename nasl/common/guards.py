@@ -1,7 +1,7 @@
 """Checks that keep hostile or mistaken input from escaping, allocating or running code.
 
 Every function takes a value from a person (a flag, a YAML key, a file) and either returns
-it (possibly normalised) or raises :class:`~nasl.errors.NaslError` with one line naming the
+it (possibly normalised) or raises :class:`~nasl.common.errors.NaslError` with one line naming the
 value and what is expected. Nothing here allocates in proportion to the value it checks.
 
 In: run names, seeds, counts, storage URLs, export folders, image/label arrays, input sizes.
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 
 #: Seeds must fit numpy's legacy seeding (``np.random.seed``), the strictest user of them.
 SEED_MAX = 2**32 - 1

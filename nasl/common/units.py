@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from nasl.errors import NaslError
+from nasl.common.errors import NaslError
 
 METRICS = ("macs", "params", "size_mb", "latency_ms")
 # metrics known from the architecture alone (no measurement)

@@ -2,7 +2,7 @@
 ShuffleNet unit, Xception module) and its analytic cost walk.
 
 In: a block's hyper-parameters and its input channels and side. Out: its MACs, params,
-output channels and side (:class:`Cost`), in microseconds. See :mod:`nasl.arch` for the
+output channels and side (:class:`Cost`), in microseconds. See :mod:`nasl.network.arch` for the
 convention (MACs of conv and linear layers only).
 """
 

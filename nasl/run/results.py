@@ -21,11 +21,12 @@ from typing import Any
 
 import optuna
 
-from nasl import record, verdict
-from nasl.errors import NaslError
-from nasl.pareto import non_dominated
+from nasl.common import record
+from nasl.common.errors import NaslError
+from nasl.run import verdict
+from nasl.stats.pareto import non_dominated
 
-# Columns every trials.csv has; design choices go between BEFORE and AFTER (nasl.record).
+# Columns every trials.csv has; design choices go between BEFORE and AFTER (nasl.common.record).
 BEFORE = list(record.BEFORE)
 AFTER = list(record.AFTER)
 FINAL_LATENCY = record.FINAL_LATENCY
@@ -142,7 +143,7 @@ def mark_front(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]
 def pooled_seed_std(rows: list[dict[str, Any]]) -> float | None:
     """The run's pooled seed standard deviation of accuracy (None before any design has two
     seeds)."""
-    from nasl.confidence import pooled_std
+    from nasl.stats.confidence import pooled_std
 
     sd = pooled_std([verdict.seed_values(r) for r in rows if r.get("state") == "COMPLETE"])
     return sd if sd == sd else None
@@ -216,7 +217,7 @@ def confirmed_stats(store: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def load_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """All trials of the study as rows (in trial-number order), with the final re-timings and
-    the confirmation seeds applied and the seed statistics filled in (nasl.verdict)."""
+    the confirmation seeds applied and the seed statistics filled in (nasl.run.verdict)."""
     attrs = study.user_attrs
     final, confirm = attrs.get(FINAL_LATENCY, {}), attrs.get(record.CONFIRM, {})
     decided = confirmed_stats(attrs.get(record.DECIDE, {}))
@@ -247,7 +248,7 @@ def quiet_optuna() -> Iterator[None]:
 
 def open_run_study(run: RunDir) -> tuple[optuna.Study, dict[str, Any]]:
     """The run's Optuna study and env.json (``NaslError`` if either is missing)."""
-    from nasl import guards
+    from nasl.common import guards
 
     env = run.read_env()
     missing = [k for k in ("study", "storage", "objectives") if not env.get(k)]

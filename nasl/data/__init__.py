@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
-from nasl import vocab
-from nasl.data_sources import FASHION_MNIST_DIR, load_raw
-from nasl.data_sources import load_cifar as _load_cifar  # noqa: F401 (tests, bench)
-from nasl.data_sources import load_fashion as _load_fashion  # noqa: F401
-from nasl.errors import NaslError
+from nasl.common import vocab
+from nasl.common.errors import NaslError
+from nasl.data.sources import FASHION_MNIST_DIR, load_raw
+from nasl.data.sources import load_cifar as _load_cifar  # noqa: F401 (tests, bench)
+from nasl.data.sources import load_fashion as _load_fashion  # noqa: F401
 
 _load_raw = load_raw  # (the name the tests use)
 
@@ -193,7 +193,7 @@ def load_dataset(spec: str, *, resolution: int, seed: int, val_fraction: float =
     if split == "confirm":  # train on everything the search saw, score on the holdout
         tr, va = np.sort(np.concatenate([tr, va])), held
 
-    from nasl.guards import check_data_memory
+    from nasl.common.guards import check_data_memory
 
     check_data_memory(len(tr) + len(va), int(raw.x_train.shape[1]), resolution, spec)
     train_x = _to_tensor(raw.x_train, tr, resolution)

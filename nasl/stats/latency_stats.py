@@ -2,7 +2,7 @@
 and whether two designs' latencies can be told apart (numpy only).
 
 In: each design's round medians (interleaved rounds). Out: :class:`LatencyStats` and ties.
-See :mod:`nasl.confidence` for the rule in words.
+See :mod:`nasl.stats.confidence` for the rule in words.
 """
 
 from __future__ import annotations

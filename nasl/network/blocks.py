@@ -1,6 +1,6 @@
 """Block library: one ``nn.Module`` per block type, the classifier head and the network.
 
-In: a block's arguments (the fields of its spec in :mod:`nasl.specs`, as plain values) and
+In: a block's arguments (the fields of its spec in :mod:`nasl.network.specs`, as plain values) and
 its input channel count; a network as the dict of ``ArchConfig.to_dict()``. Out: modules
 whose parameter counts equal the specs' analytic ones exactly (tests check this); each
 module's ``out_channels`` is what it hands on.
@@ -8,7 +8,7 @@ module's ``out_channels`` is what it hands on.
 Everything above the registry uses only torch and the definitions before it: ``nasl
 export`` copies the ones a network needs into its standalone ``model.py`` verbatim
 (:mod:`nasl.export.codegen`), so this file is the one copy of the blocks. The registry,
-:func:`make_block` (typed specs, checked) and the link to :mod:`nasl.specs` stay here.
+:func:`make_block` (typed specs, checked) and the link to :mod:`nasl.network.specs` stay here.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasl import arch
+from nasl.network import arch
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -236,7 +236,7 @@ def _register(name: str, cls: Callable[..., nn.Module]) -> None:
     if name in BLOCKS:
         raise ValueError(f"block {name!r} registered twice")
     if name not in arch.SPECS:
-        raise ValueError(f"block {name!r} has no spec in nasl.arch.SPECS")
+        raise ValueError(f"block {name!r} has no spec in nasl.network.arch.SPECS")
     BLOCKS[name] = cls
 
 

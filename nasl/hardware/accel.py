@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
+from nasl.common.vocab import PRECISIONS
 from nasl.data import DataSplits
-from nasl.devices import resolve_device
-from nasl.vocab import PRECISIONS
+from nasl.hardware.devices import resolve_device
 
 #: Autocast dtypes of the reduced precisions.
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

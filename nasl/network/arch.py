@@ -5,7 +5,7 @@ short id, and an analytic cost walk (MACs, params, shapes) that takes microsecon
 
 MACs follow the papers' convention: multiply-accumulates of convolution and linear
 layers only; BN, activations, pooling, additions and channel shuffle count zero.
-Params count exactly what :func:`nasl.builder.build_model` creates (BN has 2 per channel).
+Params count exactly what :func:`nasl.network.builder.build_model` creates (BN has 2 per channel).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasl.specs import (
+from nasl.network.specs import (
     DWS,
     SPECS,
     BlockSpec,

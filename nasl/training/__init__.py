@@ -1,0 +1,1 @@
+"""Proxy training: named recipes, on-device augmentation, the training loop and its evaluation."""
