@@ -19,8 +19,8 @@ from nasl.hardware.omp import choose_wait_policy
 
 choose_wait_policy()  # as the `nasl` command does, before torch is imported
 
-from nasl.run import results  # noqa: E402
 from nasl.hardware.devices import cpu_name  # noqa: E402
+from nasl.run import results  # noqa: E402
 from nasl.search import SearchOptions, run_search  # noqa: E402
 from nasl.space import load_space  # noqa: E402
 

@@ -30,12 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nasl.training import recipes  # noqa: E402
 from nasl.data import load_dataset  # noqa: E402
 from nasl.network.builder import build_model  # noqa: E402
 from nasl.network.cost import costs  # noqa: E402
 from nasl.space import load_space  # noqa: E402
 from nasl.space.describe import sample_configs  # noqa: E402
+from nasl.training import recipes  # noqa: E402
 from nasl.training.train import TrainConfig, train_model  # noqa: E402
 
 

@@ -191,8 +191,9 @@ def test_latency_budget_screened_by_the_predictor_first(tiny_space: Path, tmp_pa
     from types import SimpleNamespace
 
     import nasl.latency.predictor as lp
+    from nasl.search import run_session
+    from nasl.search.backends import OptunaBackend
     from nasl.search.objective import Evaluator
-    from nasl.search.run import run_optuna
     from nasl.search.session import Session
 
     timed: list[str] = []
@@ -213,7 +214,7 @@ def test_latency_budget_screened_by_the_predictor_first(tiny_space: Path, tmp_pa
     session = Session(load_space(tiny_space), opts)
     session.log.predictor = SimpleNamespace(margin=0.1)
     timed.clear()
-    run_optuna(session)
+    run_session(session, OptunaBackend())
     rows = read_csv(tmp_path / "p" / "trials.csv")
     screened = [r for r in rows if "calibrated predictor" in r["reason"]]
     assert screened and all(r["width_mult"] == "0.5" and r["feasible"] == "False"

@@ -28,20 +28,26 @@ def run_search(space: Any, opts: SearchOptions, *, backend: str = "optuna",
     ``backend="optuna"`` runs trials one after another in this process; ``"ray"`` runs
     them on Ray workers (``workers`` at once, ``address`` of a cluster). With
     ``opts.resume`` the run ``opts.runs_dir/opts.name`` continues with its own space and
-    settings (``space`` may then be None). ``listeners`` (:class:`nasl.common.events.Listener`) receive
-the typed progress events.
+    settings (``space`` may then be None). ``listeners`` (:class:`nasl.common.events.Listener`)
+    receive the typed progress events.
     """
-    import time
-
-    from nasl.common.signals import acknowledge as acknowledge_interrupt
     from nasl.search.backends import make_backend
     from nasl.search.ray_backend import check_gpus
-    from nasl.search.run import INTERRUPTED
 
     impl = make_backend(backend, opts, workers=workers, address=address,
                         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
     check_gpus(gpus_per_trial, address)  # before anything is written, with either backend
-    session = Session(space, impl.prepare(space, opts))
+    return run_session(Session(space, impl.prepare(space, opts)), impl, listeners)
+
+
+def run_session(session: Session, impl: Any, listeners: list[Any] | None = None) -> SearchOutcome:
+    """Run a set-up ``session`` on the backend ``impl`` (:class:`nasl.search.backends.Backend`)
+    → :class:`SearchOutcome`: the deadline, Ctrl-C, the timings and the finish are owned here."""
+    import time
+
+    from nasl.common.signals import acknowledge as acknowledge_interrupt
+    from nasl.search.run import INTERRUPTED
+
     log = session.log
     with session.listening(listeners):
         t0 = time.perf_counter()
@@ -62,4 +68,4 @@ the typed progress events.
     return session.outcome(front, interrupted)
 
 
-__all__ = ["SearchOptions", "SearchOutcome", "Session", "TrialLog", "run_search"]
+__all__ = ["SearchOptions", "SearchOutcome", "Session", "TrialLog", "run_search", "run_session"]
