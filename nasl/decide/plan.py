@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 
 from nasl.decide.claims import Arm, Claim, decide, family
 from nasl.decide.recommend import Pick, recommend
+from nasl.decide.split import CANDIDATES, selection_order, selection_view, split_family, tested_view
 from nasl.decide.stats import Sample, pooled
+
+#: Selection share of the budget, and trainings per tested claim (sample splitting).
+SELECT_SHARE = 3
+PER_CLAIM = 8
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,15 @@ class Plan:
     alpha: float = 0.05
     correction: str = "holm"
     sequential: bool = True
+    #: sample splitting (nasl.decide.split): each candidate's first ``select_seeds`` seeds
+    #: choose the family, the later ones test it (0: the family from the search's numbers).
+    select_seeds: int = 1
+    #: trainings of the selection stage (None: :func:`selection_size`).
+    select: int | None = None
+    #: superiority / non-inferiority candidates per baseline in the selection stage.
+    candidates: int = CANDIDATES
+    #: claims tested at most (None: :func:`claims_budget`).
+    max_claims: int | None = None
 
 
 @dataclass
@@ -77,19 +91,49 @@ def priority(arms: Sequence[Arm], front: Sequence[str], knee: str | None, margin
     return list(dict.fromkeys(order))
 
 
+def selection_size(plan: Plan) -> int:
+    """Trainings of the selection stage: ``plan.select``, else a third of the budget (>= 3)."""
+    return plan.select if plan.select is not None else max(3, plan.budget // SELECT_SHARE)
+
+
+def claims_budget(plan: Plan, selected: int) -> int:
+    """Claims the budget left after ``selected`` selection trainings can test (>= 1)."""
+    if plan.max_claims is not None:
+        return plan.max_claims
+    return max(1, (plan.budget - selected) // PER_CLAIM)
+
+
+def claims_of(arms: Sequence[Arm], samples: dict[str, Sample], plan: Plan) -> list[Claim]:
+    """The run's claims from its stored samples (seeds in the order trained): with sample
+    splitting the family is chosen on each design's first ``plan.select_seeds`` seeds and
+    tested on the rest; else the family of the search's numbers, tested on every seed."""
+    confirmed = [a for a in arms if a.name in samples]
+    k = plan.select_seeds
+    if k <= 0:
+        return decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
+                      correction=plan.correction)
+    fam = split_family(confirmed, selection_view(samples, k), plan.margin,
+                       claims_budget(plan, sum(1 for s in samples.values() if s.n >= k)))
+    return decide(confirmed, tested_view(samples, k), margin=plan.margin, alpha=plan.alpha,
+                  correction=plan.correction, hypotheses=fam)
+
+
 def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample],
         plan: Plan, *, recipe: str = "", epochs: int = 0,
         on_step: Callable[[str, int, int], None] | None = None) -> Decision:
     """Spend ``plan.budget`` trainings on ``order`` → Decision.
 
     ``train(name)`` returns the design's sample after one more fresh seed (all its seeds so
-    far). ``on_step(name, done, budget)`` is called before each training."""
-    if plan.seeds < 1 or plan.budget < 0:
-        raise ValueError("plan: seeds >= 1 and budget >= 0 expected")
+    far). ``on_step(name, done, budget)`` is called before each training. With sample
+    splitting (``plan.select_seeds``) the first stage gives that many seeds to the first
+    :func:`selection_size` designs of :func:`~nasl.decide.split.selection_order`; the family
+    is then fixed from them, and its designs get ``plan.seeds`` more (tested) seeds each."""
+    if plan.seeds < 1 or plan.budget < 0 or plan.select_seeds < 0:
+        raise ValueError("plan: seeds >= 1, budget >= 0 and select_seeds >= 0 expected")
     samples: dict[str, Sample] = {}
     spent = 0
-    cap = plan.max_designs if plan.max_designs is not None else plan.budget // plan.seeds
-    chosen = [n for n in order if n in {a.name for a in arms}][: max(0, min(cap, plan.budget // plan.seeds))]
+    names = {a.name for a in arms}
+    k = plan.select_seeds
 
     def step(name: str) -> None:
         nonlocal spent
@@ -98,13 +142,27 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
         samples[name] = train(name)
         spent += 1
 
-    for name in chosen:
-        while samples.get(name, Sample(())).n < plan.seeds and spent < plan.budget:
+    def fill(name: str, n: int) -> None:
+        while samples.get(name, Sample(())).n < n and spent < plan.budget:
             step(name)
+
+    if k > 0:
+        chosen = [n for n in selection_order(arms, order, plan.margin, plan.candidates)
+                  if n in names][: selection_size(plan)]
+        for name in chosen:
+            fill(name, k)
+        fam = split_family([a for a in arms if a.name in samples], selection_view(samples, k),
+                           plan.margin, claims_budget(plan, len(samples)))
+        for name in dict.fromkeys(n for h in fam for n in (h.other, h.design)):
+            fill(name, k + plan.seeds)
+    else:
+        cap = plan.max_designs if plan.max_designs is not None else plan.budget // plan.seeds
+        chosen = [n for n in order if n in names][: max(0, min(cap, plan.budget // plan.seeds))]
+        for name in chosen:
+            fill(name, plan.seeds)
     confirmed = [a for a in arms if a.name in samples]
     while plan.sequential and spent < plan.budget:
-        claims = decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
-                        correction=plan.correction)
+        claims = claims_of(confirmed, samples, plan)
         open_ = [c for c in claims if not c.holds and math.isfinite(c.to_decide)
                  and c.to_decide <= plan.budget - spent]
         if open_:
@@ -118,7 +176,5 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
             break
         a, b = samples[pick.design], samples[pick.runner_up]
         step(pick.design if a.n <= b.n else pick.runner_up)
-    claims = decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
-                    correction=plan.correction)
-    return Decision(recipe, epochs, samples, claims, recommend(confirmed, samples, plan.margin),
-                    spent, plan.budget, list(chosen))
+    return Decision(recipe, epochs, samples, claims_of(confirmed, samples, plan),
+                    recommend(confirmed, samples, plan.margin), spent, plan.budget, list(chosen))
