@@ -53,7 +53,9 @@ def selection_order(arms: Sequence[Arm], order: Sequence[str], margin: float,
                     candidates: int = CANDIDATES) -> list[str]:
     """``order`` (:func:`nasl.decide.plan.priority`) with, after each baseline, up to
     ``candidates`` superiority and non-inferiority candidates more, from the search's numbers
-    (most accurate at no more cost; strictly cheaper rated within δ, most accurate first)."""
+    (most accurate at no more cost; strictly cheaper rated within δ, most accurate first),
+    and after a searched design listed before any baseline it could beat, the strongest
+    such baseline (so that its selection seed can be compared)."""
     by = {a.name: a for a in arms}
     searched = [a for a in arms if a.baseline is None and math.isfinite(a.low_accuracy)]
     extra: dict[str, list[str]] = {}
@@ -64,12 +66,16 @@ def selection_order(arms: Sequence[Arm], order: Sequence[str], margin: float,
         cheap = sorted((s for s in searched if cheaper(s, b)), key=lambda s: (-s.low_accuracy, s.macs))
         near = [s for s in cheap if s.low_accuracy >= b.low_accuracy - margin] or cheap
         extra.setdefault(b.name, []).extend(s.name for s in near[:candidates])
+    bases = sorted((a for a in arms if a.baseline is not None), key=lambda a: -a.low_accuracy)
     out: list[str] = []
-    for n in order:
+    for n in (x for x in order if x in by):
         out.append(n)
-        if n in by and by[n].baseline is not None:
+        if by[n].baseline is not None:
             out += extra.get(n, [])
-    return list(dict.fromkeys(x for x in out if x in by))
+        elif not any(by[x].baseline is not None and no_costlier(by[n], by[x]) for x in out):
+            # a searched design (the top of the front, the knee) with the baseline it could beat
+            out += [b.name for b in bases if no_costlier(by[n], b)][:1]
+    return list(dict.fromkeys(out))
 
 
 def split_family(arms: Sequence[Arm], first: Mapping[str, float], margin: float,
