@@ -35,7 +35,7 @@ from nasl.decide.claims import KINDS, Arm, Hypothesis, cheaper, family, no_costl
 from nasl.decide.stats import Sample
 
 #: Challenger candidates per baseline and kind that get a selection seed (budget allowing).
-CANDIDATES = 2
+CANDIDATES = 3
 
 
 def selection_view(samples: Mapping[str, Sample], k: int = 1) -> dict[str, float]:
