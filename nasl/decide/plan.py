@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from nasl.decide.claims import Arm, Claim, decide, family
 from nasl.decide.recommend import Pick, recommend
-from nasl.decide.split import CANDIDATES, selection_order, selection_view, split_family, tested_view
+from nasl.decide.split import CANDIDATES, later_seeds, selection_order, selection_view, split_family
 from nasl.decide.stats import Sample, pooled
 
 #: Selection share of the budget, and trainings per tested claim (sample splitting).
@@ -53,6 +53,9 @@ class Plan:
     candidates: int = CANDIDATES
     #: claims tested at most (None: :func:`claims_budget`).
     max_claims: int | None = None
+    #: with sample splitting: False spreads the budget left over the family's designs in turn
+    #: (no look at the tested seeds before the end); True feeds the claim nearest to a decision.
+    adaptive: bool = False
 
 
 @dataclass
@@ -114,7 +117,7 @@ def claims_of(arms: Sequence[Arm], samples: dict[str, Sample], plan: Plan) -> li
                       correction=plan.correction)
     fam = split_family(confirmed, selection_view(samples, k), plan.margin,
                        claims_budget(plan, sum(1 for s in samples.values() if s.n >= k)))
-    return decide(confirmed, tested_view(samples, k), margin=plan.margin, alpha=plan.alpha,
+    return decide(confirmed, later_seeds(samples, k), margin=plan.margin, alpha=plan.alpha,
                   correction=plan.correction, hypotheses=fam)
 
 
@@ -153,8 +156,11 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
             fill(name, k)
         fam = split_family([a for a in arms if a.name in samples], selection_view(samples, k),
                            plan.margin, claims_budget(plan, len(samples)))
-        for name in dict.fromkeys(n for h in fam for n in (h.other, h.design)):
+        tested = list(dict.fromkeys(n for h in fam for n in (h.other, h.design)))
+        for name in tested:
             fill(name, k + plan.seeds)
+        while tested and not plan.adaptive and spent < plan.budget:
+            step(min(tested, key=lambda n: (samples[n].n, tested.index(n))))
     else:
         cap = plan.max_designs if plan.max_designs is not None else plan.budget // plan.seeds
         chosen = [n for n in order if n in names][: max(0, min(cap, plan.budget // plan.seeds))]

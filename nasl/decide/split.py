@@ -43,7 +43,7 @@ def selection_view(samples: Mapping[str, Sample], k: int = 1) -> dict[str, float
     return {n: sum(s.values[:k]) / k for n, s in samples.items() if s.n >= k}
 
 
-def tested_view(samples: Mapping[str, Sample], k: int = 1) -> dict[str, Sample]:
+def later_seeds(samples: Mapping[str, Sample], k: int = 1) -> dict[str, Sample]:
     """Each design's seeds after the first ``k`` (designs that have any). The per-image
     shares stay those of all seeds (the images are the same holdout)."""
     return {n: Sample(s.values[k:], s.correct) for n, s in samples.items() if s.n > k}
