@@ -9,11 +9,20 @@ claims, recommendation, what was spent).
 Order of the candidates that can change the answer: the most accurate front member, the
 knee, then per baseline (strongest first) the baseline, its superiority challenger and its
 non-inferiority challenger (:func:`nasl.decide.claims.family`), then the rest of the front.
-Phase 1 gives each of the first ``max_designs`` ``seeds`` fresh seeds; phase 2 spends what
-is left one training at a time on the undecided claim that is cheapest to decide (the arm
-with fewer seeds of its pair), until every claim is decided or nothing can be decided within
-the budget. The same data always give the same plan, so a resumed run replays the trainings
-it stored and continues where it stopped.
+
+The rule (``Plan.select_seeds`` = 1, the default) is **sample splitting**
+(:mod:`nasl.decide.split`): a selection stage gives one fresh seed each to the first
+:func:`selection_size` designs of that order, widened to ``Plan.candidates`` challengers per
+baseline and kind; the family of claims is then fixed from those first seeds (at most
+:func:`claims_budget` claims, the most promising first), and the budget left goes to the
+family's designs in turn (``seeds`` each first, then one at a time to the design with the
+fewest), so that the tested seeds decide nothing before the end. The claims are tested on
+the seeds after the first only. With ``select_seeds`` = 0 (the rule before): the family
+comes from the search's numbers; phase 1 gives each of the first ``max_designs`` ``seeds``
+fresh seeds; phase 2 spends what is left one training at a time on the undecided claim that
+is cheapest to decide, until every claim is decided or nothing can be decided within the
+budget. The same data always give the same plan, so a resumed run replays the trainings it
+stored and continues where it stopped.
 """
 
 from __future__ import annotations
@@ -95,8 +104,10 @@ def priority(arms: Sequence[Arm], front: Sequence[str], knee: str | None, margin
 
 
 def selection_size(plan: Plan) -> int:
-    """Trainings of the selection stage: ``plan.select``, else a third of the budget (>= 3)."""
-    return plan.select if plan.select is not None else max(3, plan.budget // SELECT_SHARE)
+    """Trainings of the selection stage: ``plan.select``, else a third of the budget (>= 3),
+    at most ``plan.max_designs`` when given."""
+    n = plan.select if plan.select is not None else max(3, plan.budget // SELECT_SHARE)
+    return n if plan.max_designs is None else min(n, plan.max_designs)
 
 
 def claims_budget(plan: Plan, selected: int) -> int:
@@ -178,7 +189,7 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
         # every claim decided (or out of reach): sharpen the most accurate pick vs its runner-up
         pick = next((p for p in recommend(confirmed, samples, plan.margin)
                      if p.tradeoff == "accurate"), None)
-        if pick is None or pick.runner_up is None or pick.ahead is not False:
+        if pick is None or pick.runner_up is None or pick.ahead:  # None: noise unknown yet
             break
         a, b = samples[pick.design], samples[pick.runner_up]
         step(pick.design if a.n <= b.n else pick.runner_up)
