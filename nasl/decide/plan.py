@@ -13,10 +13,10 @@ non-inferiority challenger (:func:`nasl.decide.claims.family`), then the rest of
 The rule (``Plan.select_seeds`` = 1, the default) is **sample splitting**
 (:mod:`nasl.decide.split`): a selection stage gives one fresh seed each to the first
 :func:`selection_size` designs of that order, widened to ``Plan.candidates`` challengers per
-baseline and kind; the family of claims is then fixed from those first seeds (at most
-:func:`claims_budget` claims, the most promising first), and the budget left goes to the
-family's designs in turn (``seeds`` each first, then one at a time to the design with the
-fewest), so that the tested seeds decide nothing before the end. The claims are tested on
+baseline and kind (3; more above a budget of 48); the family of claims is then fixed from
+those first seeds (at most :func:`claims_budget` claims, the most promising first), and the
+budget left goes to the family's designs in turn (``seeds`` each first, then one at a time to
+the design with the fewest), so that the tested seeds decide nothing before the end. The claims are tested on
 the seeds after the first only. With ``select_seeds`` = 0 (the rule before): the family
 comes from the search's numbers; phase 1 gives each of the first ``max_designs`` ``seeds``
 fresh seeds; phase 2 spends what is left one training at a time on the undecided claim that
@@ -58,8 +58,9 @@ class Plan:
     select_seeds: int = 1
     #: trainings of the selection stage (None: :func:`selection_size`).
     select: int | None = None
-    #: superiority / non-inferiority candidates per baseline in the selection stage.
-    candidates: int = CANDIDATES
+    #: superiority / non-inferiority candidates per baseline in the selection stage
+    #: (None: CANDIDATES, one more per 16 trainings above 48).
+    candidates: int | None = None
     #: claims tested at most (None: :func:`claims_budget`).
     max_claims: int | None = None
     #: with sample splitting: False spreads the budget left over the family's designs in turn
@@ -161,7 +162,8 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
             step(name)
 
     if k > 0:
-        chosen = [n for n in selection_order(arms, order, plan.margin, plan.candidates)
+        cands = plan.candidates if plan.candidates is not None else max(CANDIDATES, plan.budget // 16)
+        chosen = [n for n in selection_order(arms, order, plan.margin, cands)
                   if n in names][: selection_size(plan)]
         for name in chosen:
             fill(name, k)
