@@ -118,7 +118,8 @@ def lines(ans: Mapping[str, Any]) -> list[str]:
                 c["text"].removeprefix("undecided: ") for c in open_[:4])
                 + (" …" if len(open_) > 4 else ""))
         if not r["claims"]:
-            out.append("  no claim tested: no baseline with a searched challenger was confirmed")
+            out.append("  no claim tested: no searched design confirmed at its first seed looked "
+                       "better than (or within δ of) a baseline it costs no more than")
     out += [f"  {a}" for a in ans.get("agreement", [])]
     out.append(f"  rule: {ans['rule']}")
     return out
