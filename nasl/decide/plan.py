@@ -127,8 +127,8 @@ def claims_of(arms: Sequence[Arm], samples: dict[str, Sample], plan: Plan) -> li
     if k <= 0:
         return decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
                       correction=plan.correction)
-    fam = split_family(confirmed, selection_view(samples, k), plan.margin,
-                       claims_budget(plan, sum(1 for s in samples.values() if s.n >= k)))
+    first = selection_view(samples, k)
+    fam = split_family(confirmed, first, plan.margin, claims_budget(plan, len(first)))
     return decide(confirmed, later_seeds(samples, k), margin=plan.margin, alpha=plan.alpha,
                   correction=plan.correction, hypotheses=fam)
 
@@ -167,8 +167,9 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
                   if n in names][: selection_size(plan)]
         for name in chosen:
             fill(name, k)
-        fam = split_family([a for a in arms if a.name in samples], selection_view(samples, k),
-                           plan.margin, claims_budget(plan, len(samples)))
+        first = selection_view(samples, k)
+        fam = split_family([a for a in arms if a.name in samples], first, plan.margin,
+                           claims_budget(plan, len(first)))
         tested = list(dict.fromkeys(n for h in fam for n in (h.other, h.design)))
         for name in tested:
             fill(name, k + plan.seeds)
