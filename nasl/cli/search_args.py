@@ -158,15 +158,16 @@ def add_search(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     g = sp.add_argument_group("confirmation (after the search)")
     g.add_argument("--confirm-seeds", type=int, default=None, metavar="K",
-                   help="train each design that can change the answer with K fresh seeds at "
-                        "higher fidelity first (default 2; 0 turns the confirmation off)")
+                   help="one fresh seed at higher fidelity for each design that can change the "
+                        "answer chooses the claims; each claim's designs then get K more, which "
+                        "test it (default 2; 0 turns the confirmation off)")
     g.add_argument("--confirm-budget", type=int, default=None, metavar="N",
                    help="trainings the confirmation may spend in all (default 8)")
     g.add_argument("--confirm-epochs", type=int, default=None, metavar="E",
                    help="epochs of a confirmation training, on the search's train + validation "
                         "images, scored on the holdout (default 3x --epochs)")
     g.add_argument("--confirm-max", type=int, default=None, metavar="N",
-                   help="confirm at most N designs (default: budget / seeds)")
+                   help="confirm at most N designs (default: a third of the budget, >= 3)")
     g.add_argument("--confirm-recipe", choices=tuple(RECIPES), default=None,
                    help="also confirm under this recipe (budget and alpha shared); claims say "
                         "under which recipe they hold and where recipes disagree")

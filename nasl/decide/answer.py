@@ -24,7 +24,8 @@ def rule_text(margin: float, alpha: float, correction: str, recipes: int) -> str
     corr = {"holm": "Holm (family-wise error)", "bh": "Benjamini-Hochberg (false discovery rate)"}
     per = f", α split over {recipes} recipes" if recipes > 1 else ""
     return (f"one-sided t-tests on fresh-seed accuracies at the confirmation fidelity, scored on "
-            f"held-out images (seed std pooled, image sampling error added); superiority and "
+            f"held-out images (each design's first confirmation seed chose the claims and is left "
+            f"out of their tests; seed std pooled, image sampling error added); superiority and "
             f"non-inferiority within δ = {100 * margin:g} accuracy points; {corr[correction]} at "
             f"α = {alpha:g}{per}; a claim not shown is undecided, not false")
 
@@ -117,7 +118,8 @@ def lines(ans: Mapping[str, Any]) -> list[str]:
                 c["text"].removeprefix("undecided: ") for c in open_[:4])
                 + (" …" if len(open_) > 4 else ""))
         if not r["claims"]:
-            out.append("  no claim tested: no baseline with a searched challenger was confirmed")
+            out.append("  no claim tested: no searched design confirmed at its first seed looked "
+                       "better than (or within δ of) a baseline it costs no more than")
     out += [f"  {a}" for a in ans.get("agreement", [])]
     out.append(f"  rule: {ans['rule']}")
     return out

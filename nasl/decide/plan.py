@@ -9,11 +9,20 @@ claims, recommendation, what was spent).
 Order of the candidates that can change the answer: the most accurate front member, the
 knee, then per baseline (strongest first) the baseline, its superiority challenger and its
 non-inferiority challenger (:func:`nasl.decide.claims.family`), then the rest of the front.
-Phase 1 gives each of the first ``max_designs`` ``seeds`` fresh seeds; phase 2 spends what
-is left one training at a time on the undecided claim that is cheapest to decide (the arm
-with fewer seeds of its pair), until every claim is decided or nothing can be decided within
-the budget. The same data always give the same plan, so a resumed run replays the trainings
-it stored and continues where it stopped.
+
+The rule (``Plan.select_seeds`` = 1, the default) is **sample splitting**
+(:mod:`nasl.decide.split`): a selection stage gives one fresh seed each to the first
+:func:`selection_size` designs of that order, widened to ``Plan.candidates`` challengers per
+baseline and kind (3; more above a budget of 48); the family of claims is then fixed from
+those first seeds (at most :func:`claims_budget` claims, the most promising first), and the
+budget left goes to the family's designs in turn (``seeds`` each first, then one at a time to
+the design with the fewest), so that the tested seeds decide nothing before the end. The claims are tested on
+the seeds after the first only. With ``select_seeds`` = 0 (the rule before): the family
+comes from the search's numbers; phase 1 gives each of the first ``max_designs`` ``seeds``
+fresh seeds; phase 2 spends what is left one training at a time on the undecided claim that
+is cheapest to decide, until every claim is decided or nothing can be decided within the
+budget. The same data always give the same plan, so a resumed run replays the trainings it
+stored and continues where it stopped.
 """
 
 from __future__ import annotations
@@ -24,7 +33,12 @@ from dataclasses import dataclass, field
 
 from nasl.decide.claims import Arm, Claim, decide, family
 from nasl.decide.recommend import Pick, recommend
+from nasl.decide.split import CANDIDATES, later_seeds, selection_order, selection_view, split_family
 from nasl.decide.stats import Sample, pooled
+
+#: Selection share of the budget, and trainings per tested claim (sample splitting).
+SELECT_SHARE = 3
+PER_CLAIM = 8
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,19 @@ class Plan:
     alpha: float = 0.05
     correction: str = "holm"
     sequential: bool = True
+    #: sample splitting (nasl.decide.split): each candidate's first ``select_seeds`` seeds
+    #: choose the family, the later ones test it (0: the family from the search's numbers).
+    select_seeds: int = 1
+    #: trainings of the selection stage (None: :func:`selection_size`).
+    select: int | None = None
+    #: superiority / non-inferiority candidates per baseline in the selection stage
+    #: (None: CANDIDATES, one more per 16 trainings above 48).
+    candidates: int | None = None
+    #: claims tested at most (None: :func:`claims_budget`).
+    max_claims: int | None = None
+    #: with sample splitting: False spreads the budget left over the family's designs in turn
+    #: (no look at the tested seeds before the end); True feeds the claim nearest to a decision.
+    adaptive: bool = False
 
 
 @dataclass
@@ -77,19 +104,51 @@ def priority(arms: Sequence[Arm], front: Sequence[str], knee: str | None, margin
     return list(dict.fromkeys(order))
 
 
+def selection_size(plan: Plan) -> int:
+    """Trainings of the selection stage: ``plan.select``, else a third of the budget (>= 3),
+    at most ``plan.max_designs`` when given."""
+    n = plan.select if plan.select is not None else max(3, plan.budget // SELECT_SHARE)
+    return n if plan.max_designs is None else min(n, plan.max_designs)
+
+
+def claims_budget(plan: Plan, selected: int) -> int:
+    """Claims the budget left after ``selected`` selection trainings can test (>= 1)."""
+    if plan.max_claims is not None:
+        return plan.max_claims
+    return max(1, (plan.budget - selected) // PER_CLAIM)
+
+
+def claims_of(arms: Sequence[Arm], samples: dict[str, Sample], plan: Plan) -> list[Claim]:
+    """The run's claims from its stored samples (seeds in the order trained): with sample
+    splitting the family is chosen on each design's first ``plan.select_seeds`` seeds and
+    tested on the rest; else the family of the search's numbers, tested on every seed."""
+    confirmed = [a for a in arms if a.name in samples]
+    k = plan.select_seeds
+    if k <= 0:
+        return decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
+                      correction=plan.correction)
+    first = selection_view(samples, k)
+    fam = split_family(confirmed, first, plan.margin, claims_budget(plan, len(first)))
+    return decide(confirmed, later_seeds(samples, k), margin=plan.margin, alpha=plan.alpha,
+                  correction=plan.correction, hypotheses=fam)
+
+
 def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample],
         plan: Plan, *, recipe: str = "", epochs: int = 0,
         on_step: Callable[[str, int, int], None] | None = None) -> Decision:
     """Spend ``plan.budget`` trainings on ``order`` → Decision.
 
     ``train(name)`` returns the design's sample after one more fresh seed (all its seeds so
-    far). ``on_step(name, done, budget)`` is called before each training."""
-    if plan.seeds < 1 or plan.budget < 0:
-        raise ValueError("plan: seeds >= 1 and budget >= 0 expected")
+    far). ``on_step(name, done, budget)`` is called before each training. With sample
+    splitting (``plan.select_seeds``) the first stage gives that many seeds to the first
+    :func:`selection_size` designs of :func:`~nasl.decide.split.selection_order`; the family
+    is then fixed from them, and its designs get ``plan.seeds`` more (tested) seeds each."""
+    if plan.seeds < 1 or plan.budget < 0 or plan.select_seeds < 0:
+        raise ValueError("plan: seeds >= 1, budget >= 0 and select_seeds >= 0 expected")
     samples: dict[str, Sample] = {}
     spent = 0
-    cap = plan.max_designs if plan.max_designs is not None else plan.budget // plan.seeds
-    chosen = [n for n in order if n in {a.name for a in arms}][: max(0, min(cap, plan.budget // plan.seeds))]
+    names = {a.name for a in arms}
+    k = plan.select_seeds
 
     def step(name: str) -> None:
         nonlocal spent
@@ -98,13 +157,32 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
         samples[name] = train(name)
         spent += 1
 
-    for name in chosen:
-        while samples.get(name, Sample(())).n < plan.seeds and spent < plan.budget:
+    def fill(name: str, n: int) -> None:
+        while samples.get(name, Sample(())).n < n and spent < plan.budget:
             step(name)
+
+    if k > 0:
+        cands = plan.candidates if plan.candidates is not None else max(CANDIDATES, plan.budget // 16)
+        chosen = [n for n in selection_order(arms, order, plan.margin, cands)
+                  if n in names][: selection_size(plan)]
+        for name in chosen:
+            fill(name, k)
+        first = selection_view(samples, k)
+        fam = split_family([a for a in arms if a.name in samples], first, plan.margin,
+                           claims_budget(plan, len(first)))
+        tested = list(dict.fromkeys(n for h in fam for n in (h.other, h.design)))
+        for name in tested:
+            fill(name, k + plan.seeds)
+        while tested and not plan.adaptive and spent < plan.budget:
+            step(min(tested, key=lambda n: (samples[n].n, tested.index(n))))
+    else:
+        cap = plan.max_designs if plan.max_designs is not None else plan.budget // plan.seeds
+        chosen = [n for n in order if n in names][: max(0, min(cap, plan.budget // plan.seeds))]
+        for name in chosen:
+            fill(name, plan.seeds)
     confirmed = [a for a in arms if a.name in samples]
     while plan.sequential and spent < plan.budget:
-        claims = decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
-                        correction=plan.correction)
+        claims = claims_of(confirmed, samples, plan)
         open_ = [c for c in claims if not c.holds and math.isfinite(c.to_decide)
                  and c.to_decide <= plan.budget - spent]
         if open_:
@@ -114,11 +192,9 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
         # every claim decided (or out of reach): sharpen the most accurate pick vs its runner-up
         pick = next((p for p in recommend(confirmed, samples, plan.margin)
                      if p.tradeoff == "accurate"), None)
-        if pick is None or pick.runner_up is None or pick.ahead is not False:
+        if pick is None or pick.runner_up is None or pick.ahead:  # None: noise unknown yet
             break
         a, b = samples[pick.design], samples[pick.runner_up]
         step(pick.design if a.n <= b.n else pick.runner_up)
-    claims = decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
-                    correction=plan.correction)
-    return Decision(recipe, epochs, samples, claims, recommend(confirmed, samples, plan.margin),
-                    spent, plan.budget, list(chosen))
+    return Decision(recipe, epochs, samples, claims_of(confirmed, samples, plan),
+                    recommend(confirmed, samples, plan.margin), spent, plan.budget, list(chosen))

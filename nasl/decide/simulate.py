@@ -164,9 +164,9 @@ def _old_rule_false(arms: Sequence[Arm], truth: dict[str, float], low_sd: float)
 
 
 def simulate(w: World, plan: Plan, runs: int = 500, seed: int = 0) -> list[Outcome]:
-    """``runs`` independent synthetic runs (seeded) → their Outcomes."""
-    rng = np.random.default_rng(seed)
-    return [simulate_one(rng, w, plan) for _ in range(runs)]
+    """``runs`` independent synthetic runs (seeded) → their Outcomes. Run ``i`` draws its world
+    first from the generator seeded ``(seed, i)``: two plans see the same worlds."""
+    return [simulate_one(np.random.default_rng([seed, i]), w, plan) for i in range(runs)]
 
 
 def summary(outcomes: Sequence[Outcome]) -> dict[str, float]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from nasl.common import record
 from nasl.common.events import StageProgress
-from nasl.decide import Arm, Plan, Sample, decide, priority, recommend, run
+from nasl.decide import Arm, Plan, Sample, claims_of, priority, recommend, run
 from nasl.decide.answer import answer as make_answer
 from nasl.run import results, verdict
 from nasl.search.objective import seed_list
@@ -157,8 +157,7 @@ def finalize(session: Any) -> dict[str, Any] | None:
     for label, _ in which:
         samples = samples_of(store[label])
         confirmed = [a for a in arms if a.name in samples]
-        claims = decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
-                        correction=plan.correction)
+        claims = claims_of(confirmed, samples, plan)  # the family as run() fixed it
         table = getattr(session.space, "family", None) == "table"  # looked up, not trained
         per.append({"label": label, "describe": "table lookup" if table else
                     store[label].get("describe", label),

@@ -66,7 +66,7 @@ class SearchOptions:
     final_repeats: int = 100
     seeds: int | None = None  # seeds per trial (default: the space's search.seeds, else 1)
     confirm_seeds: int | None = None  # fresh seeds per confirmed design at first (0: no confirmation)
-    confirm_max: int | None = None  # designs confirmed at most (default: budget // seeds)
+    confirm_max: int | None = None  # designs confirmed at most (default: budget // 3, >= 3)
     confirm_budget: int | None = None  # trainings the confirmation may spend (default 8)
     confirm_epochs: int | None = None  # epochs of a confirmation training (default 3 x --epochs)
     confirm_recipe: str | None = None  # a second recipe the claims are checked under
