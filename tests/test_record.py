@@ -117,3 +117,22 @@ def test_outcome_of_a_training_result() -> None:
     assert out.seconds == 1.235 and out.train_device == "cpu" and out.threads == 2
     assert Outcome.from_attrs({**out.to_attrs(), "nasl_state": "COMPLETE"}) == out
     assert set(out.to_attrs()) <= set(NAMES)  # every outcome field is a record field
+
+
+def test_one_front_for_tables_report_and_confirmation() -> None:
+    """results.front is the front of trials.csv (mark_front), of the report (front_indices, rows
+    read back from a CSV: state text, no feasible flag → judged against the budgets)."""
+    from nasl.report.rows import front_indices
+
+    objectives = [("accuracy", "maximize"), ("macs", "minimize")]
+    rows = [{"state": "COMPLETE", "feasible": True, "accuracy": 0.8, "macs": 10},
+            {"state": "COMPLETE", "feasible": True, "accuracy": 0.7, "macs": 5},
+            {"state": "COMPLETE", "feasible": True, "accuracy": 0.6, "macs": 8},  # dominated
+            {"state": "PRUNED", "feasible": True, "accuracy": 0.9, "macs": 1},
+            {"state": "TrialState.COMPLETE", "accuracy": 0.95, "macs": 50}]  # no flag: over budget
+    assert results.front(rows, objectives, {"macs": 40}) == [0, 1]
+    assert front_indices(rows, objectives, {"macs": 40}) == [0, 1]
+    assert results.front(rows, objectives) == [0, 1, 4]
+    marked = [dict(r) for r in rows[:4]]
+    assert results.mark_front(marked, objectives) == [0, 1]
+    assert [r.get("pareto", False) for r in marked] == [True, True, False, False]

@@ -11,6 +11,7 @@ from typing import Any
 
 from nasl.common import record
 from nasl.common.errors import NaslError
+from nasl.run import results
 from nasl.stats import pareto
 
 Row = dict[str, Any]
@@ -184,17 +185,8 @@ def hover(row: Row, columns: Sequence[str]) -> str:
 def front_indices(
     trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None
 ) -> list[int]:
-    """Indices into ``trials`` of the front (feasible COMPLETE rows with all objectives)."""
-    names = [col(n) for n, _ in objectives]
-    pool = [
-        i
-        for i, r in enumerate(trials)
-        if row_state(r) == "COMPLETE"
-        and row_feasible(r, budgets)
-        and None not in [num(r, n) for n in names]
-    ]
-    points = [[num(trials[i], n) or 0.0 for n in names] for i in pool]
-    return [pool[j] for j in pareto.non_dominated(points, [d for _, d in objectives])]
+    """Indices into ``trials`` of the front (:func:`nasl.run.results.front`, the one definition)."""
+    return results.front(trials, objectives, budgets)
 
 
 def front_rows(trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None) -> list[Row]:

@@ -13,7 +13,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +24,7 @@ import optuna
 from nasl.common import record
 from nasl.common.errors import NaslError
 from nasl.run import verdict
-from nasl.stats.pareto import non_dominated
+from nasl.stats.pareto import ALIASES, finite, non_dominated
 
 # Columns every trials.csv has; design choices go between BEFORE and AFTER (nasl.common.record).
 BEFORE = list(record.BEFORE)
@@ -126,18 +126,32 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     return row
 
 
+def front(rows: Sequence[Mapping[str, Any]], objectives: Sequence[tuple[str, str]],
+          budgets: Mapping[str, float] | None = None) -> list[int]:
+    """Indices of the front among ``rows``: the non-dominated COMPLETE, feasible rows that have
+    every objective (the one definition trials.csv, pareto.*, the report and the confirmation
+    use). Rows read back from a CSV work too: the state is normalised, and a row without a
+    ``feasible`` flag is feasible when its values are within ``budgets``."""
+    names = [ALIASES.get(m, m) for m, _ in objectives]
+
+    def feasible(r: Mapping[str, Any]) -> bool:
+        if isinstance(r.get("feasible"), bool):
+            return bool(r["feasible"])
+        return all((finite(r.get(ALIASES.get(k, k))) or 0.0) <= v for k, v in (budgets or {}).items())
+
+    pool = [i for i, r in enumerate(rows)
+            if str(r.get("state") or "").rsplit(".", 1)[-1].upper() == "COMPLETE" and feasible(r)
+            and all(finite(r.get(n)) is not None for n in names)]
+    points = [[float(finite(rows[i].get(n)) or 0.0) for n in names] for i in pool]
+    return [pool[j] for j in non_dominated(points, [d for _, d in objectives])]
+
+
 def mark_front(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) -> list[int]:
-    """Set ``pareto`` on the feasible, complete, non-dominated rows; return their indices."""
-    cand = [i for i, r in enumerate(rows)
-            if r["state"] == "COMPLETE" and r["feasible"]
-            and all(r.get(m) is not None for m, _ in objectives)]
-    if not cand:
-        return []
-    points = [[float(rows[i][m]) for m, _ in objectives] for i in cand]
-    front = [cand[j] for j in non_dominated(points, [d for _, d in objectives])]
-    for i in front:
+    """Set ``pareto`` on the rows of the :func:`front`; return their indices."""
+    idx = front(rows, objectives)
+    for i in idx:
         rows[i]["pareto"] = True
-    return front
+    return idx
 
 
 def pooled_seed_std(rows: list[dict[str, Any]]) -> float | None:
