@@ -260,3 +260,100 @@ def test_one_seed_each_leaves_everything_undecided_and_the_answer_is_strict_json
                  {}, margin=0.01, alpha=0.05, correction="holm")
     text = json.dumps(ans, allow_nan=False)  # no NaN or Infinity anywhere
     assert '"low": null' in text and lines(ans)
+
+
+# ------------------------------------------------------------ holdout images split in halves
+def _lucky_world(rng: np.random.Generator, designs: int = 20, m: int = 400, seeds: int = 3,
+                noise: float = 0.01):
+    """One baseline ``b`` and ``designs`` challengers at the same cost, each a design × image
+    interaction: fixed at every seed, a challenger gets right 20 % of the images the baseline
+    gets wrong and wrong 5 % of those it gets right (baseline right on 80 %): in expectation
+    over images every challenger is exactly as accurate as the baseline, but on a given
+    holdout some are lucky. Each seed's per-image results: 0/1, flipped with probability ``noise``."""
+    base = rng.random(m) < 0.8
+    arms = [Arm("b", 10.0, None, "base", 0.8)]
+    p = {"b": np.where(base, 1 - noise, noise)}
+    for j in range(designs):
+        flip = np.where(base, rng.random(m) < 0.05, rng.random(m) < 0.20)
+        p[f"c{j}"] = np.where(base ^ flip, 1 - noise, noise)
+        arms.append(Arm(f"c{j}", 10.0, None, None, 0.8))
+    samples = {}
+    for n, q in p.items():
+        bits = (rng.random((seeds, m)) < q).astype(np.uint8)
+        samples[n] = Sample(tuple(float(x) for x in bits.mean(axis=1)), bits.mean(axis=0), bits)
+    return arms, samples
+
+
+def test_image_split_removes_the_design_by_image_selection_bias():
+    """No challenger is truly better; the one luckiest on the holdout at its selection seed
+    stays lucky at its tested seeds on the same images. Tested on the other half of the
+    images, the false claims stay near α; on the same images (same data) they are frequent."""
+    runs, split, shared = 60, 0, 0
+    for r in range(runs):
+        arms, samples = _lucky_world(np.random.default_rng([18, r]))
+        on = claims_of(arms, samples, Plan(max_claims=1))
+        off = claims_of(arms, samples, Plan(max_claims=1, split_images=False))
+        assert len(on) <= 1 and len(off) <= 1 and all(c.kind == "superior" for c in on + off)
+        assert all(c.n_design == 2 for c in on + off)  # the selection seed is left out either way
+        split += any(c.holds for c in on)
+        shared += any(c.holds for c in off)
+    assert split <= 0.05 * runs + 2 * math.sqrt(0.05 * 0.95 * runs)
+    assert shared >= 0.25 * runs and shared >= split + 0.2 * runs
+
+
+def test_image_split_chooses_on_half_a_and_tests_on_half_b():
+    from nasl.decide.split import image_halves, image_split, views
+
+    arms, samples = _lucky_world(np.random.default_rng(7), designs=6, m=200)
+    a, b = image_split(samples)
+    assert len(a) == len(b) == 100 and not set(a) & set(b)
+    assert all((x == y).all() for x, y in zip(image_halves(200), (a, b), strict=True))  # fixed: replays
+    # stratified when labels are given: each class halved
+    labels = np.arange(200) % 3
+    la, lb = image_halves(200, labels)
+    assert all(abs(int((labels[la] == k).sum()) - int((labels[lb] == k).sum())) <= 1 for k in range(3))
+    plan = Plan(max_claims=1)
+    (claim,) = claims_of(arms, samples, plan)
+    chosen = claim.design
+    other = next(n for n in samples if n not in ("b", chosen))
+
+    def edit(name: str, seeds: slice, images: np.ndarray, value: int) -> dict[str, Sample]:
+        bits = samples[name].bits.copy()
+        bits[seeds, images] = value
+        return {**samples, name: Sample(tuple(float(x) for x in bits.mean(axis=1)), bits.mean(axis=0), bits)}
+
+    def fam(s: dict[str, Sample]) -> list[tuple[str, str, str]]:
+        return [(c.kind, c.design, c.other) for c in claims_of(arms, s, plan)]
+
+    # another design perfect on half B at its selection seed (the best overall there): same family
+    assert fam(edit(other, slice(0, 1), b, 1)) == fam(samples)
+    # ... perfect on half A at its selection seed: it is chosen instead
+    assert fam(edit(other, slice(0, 1), a, 1)) == [("superior", other, "b")]
+    # the tested seeds' half A does not enter the test; their half B does
+    first, tested, split = views(samples, 1)
+    assert split and first[chosen] == pytest.approx(samples[chosen].bits[0, a].mean())
+    assert tested[chosen].mean == pytest.approx(samples[chosen].bits[1:, b].mean())
+    same = claims_of(arms, edit(chosen, slice(1, None), a, 0), plan)[0]
+    assert (same.diff, same.p) == (claim.diff, claim.p)
+    assert claims_of(arms, edit(chosen, slice(1, None), b, 0), plan)[0].diff < claim.diff
+
+
+def test_without_per_image_results_the_images_are_not_split_and_the_rule_says_so():
+    from nasl.decide import images_split
+
+    arms, samples = _lucky_world(np.random.default_rng(3), designs=4, m=100)
+    plain = {n: Sample(s.values) for n, s in samples.items()}  # an older run: accuracies only
+    plan = Plan(max_claims=1)
+    assert images_split(samples, plan) and not images_split(plain, plan)
+    old = claims_of(arms, plain, plan)
+    assert [(c.diff, c.p) for c in old] == [(c.diff, c.p) for c in claims_of(
+        arms, plain, Plan(max_claims=1, split_images=False))]
+    per = [{"label": lab, "describe": lab, "epochs": 6, "scored_on": "holdout", "claims": old,
+            "picks": [], "spent": 12, "budget": 12, "images_split": split}
+           for lab, split in (("plain", True), ("augmented", False))]
+    rule = answer(per[:1], {}, margin=0.01, alpha=0.05, correction="holm")["rule"]
+    assert "on half of the held-out images, its tests on the other half" in rule
+    rule = answer(per[1:], {}, margin=0.01, alpha=0.05, correction="holm")["rule"]
+    assert "no per-image results stored" in rule and "stays lucky" in rule
+    rule = answer(per, {}, margin=0.01, alpha=0.05, correction="holm")["rule"]
+    assert "under augmented: every image" in rule

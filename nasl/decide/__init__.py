@@ -7,9 +7,10 @@ a budget) → ``simulate`` (synthetic runs with known truth through the same cod
 """
 
 from nasl.decide.claims import Arm, Claim, Hypothesis, decide, family, sentence
-from nasl.decide.plan import Decision, Plan, claims_of, priority, run
+from nasl.decide.plan import Decision, Plan, claims_of, images_split, priority, run
 from nasl.decide.recommend import Pick, recommend
 from nasl.decide.stats import Sample, adjust, pair_test, pooled
 
 __all__ = ["Arm", "Claim", "Decision", "Hypothesis", "Pick", "Plan", "Sample", "adjust", "claims_of",
-           "decide", "family", "pair_test", "pooled", "priority", "recommend", "run", "sentence"]
+           "decide", "family", "images_split", "pair_test", "pooled", "priority", "recommend", "run",
+           "sentence"]

@@ -19,13 +19,28 @@ LABELS = {"accurate": "most accurate within budget", "fast": "fastest within δ 
           "knee": "knee (balanced)"}
 
 
-def rule_text(margin: float, alpha: float, correction: str, recipes: int) -> str:
-    """How claims are decided, in one sentence (stored in pareto.json)."""
+#: How the holdout images were used, by how many recipes split them (all, none, some).
+IMAGES = {
+    "all": "on half of the held-out images, its tests on the other half",
+    "none": "on every held-out image, as are its tests (no per-image results stored, so the images "
+            "are not split: a design lucky on those images when chosen stays lucky in its tests)",
+    "some": "on half of the held-out images and its tests on the other half where per-image "
+            "results are stored (under {which}: every image for both)",
+}
+
+
+def rule_text(margin: float, alpha: float, correction: str, recipes: int,
+              unsplit: Sequence[str] = ()) -> str:
+    """How claims are decided, in one sentence (stored in pareto.json); ``unsplit``: the
+    recipes whose selection and tests share every holdout image (no per-image results)."""
     corr = {"holm": "Holm (family-wise error)", "bh": "Benjamini-Hochberg (false discovery rate)"}
     per = f", α split over {recipes} recipes" if recipes > 1 else ""
+    how = ("all" if not unsplit else "none" if len(unsplit) >= recipes else "some")
+    images = IMAGES[how].format(which=", ".join(unsplit))
     return (f"one-sided t-tests on fresh-seed accuracies at the confirmation fidelity, scored on "
-            f"held-out images (each design's first confirmation seed chose the claims and is left "
-            f"out of their tests; seed std pooled, image sampling error added); superiority and "
+            f"held-out images (each design's first confirmation seed chose the claims {images}, "
+            f"and is left out of their tests; seed std pooled, image sampling error added); "
+            f"superiority and "
             f"non-inferiority within δ = {100 * margin:g} accuracy points; {corr[correction]} at "
             f"α = {alpha:g}{per}; a claim not shown is undecided, not false")
 
@@ -33,8 +48,9 @@ def rule_text(margin: float, alpha: float, correction: str, recipes: int) -> str
 def answer(per_recipe: Sequence[Mapping[str, Any]], names: Mapping[str, str], *, margin: float,
            alpha: float, correction: str) -> dict[str, Any]:
     """The answer dict. ``per_recipe``: dicts with ``label``, ``describe``, ``epochs``,
-    ``scored_on``, ``claims`` (Claim list), ``picks`` (Pick list), ``spent``, ``budget``;
-    ``names``: trial number → display name (baseline name or ``#12``)."""
+    ``scored_on``, ``claims`` (Claim list), ``picks`` (Pick list), ``spent``, ``budget``, and
+    ``images_split`` (the claims chose and tested on different halves of the holdout images;
+    absent: False); ``names``: trial number → display name (baseline name or ``#12``)."""
     recipes = []
     for r in per_recipe:
         claims: list[Claim] = list(r["claims"])
@@ -42,6 +58,7 @@ def answer(per_recipe: Sequence[Mapping[str, Any]], names: Mapping[str, str], *,
         recipes.append({
             "recipe": r["label"], "describe": r["describe"], "epochs": r["epochs"],
             "scored_on": r["scored_on"], "spent": r["spent"], "budget": r["budget"],
+            "images_split": bool(r.get("images_split", False)),
             "recommendation": [{**p.to_dict(), "name": names.get(p.design, f"#{p.design}"),
                                 "runner_up_name": names.get(p.runner_up or "", None)
                                 if p.runner_up else None, "label": LABELS[p.tradeoff]}
@@ -52,7 +69,8 @@ def answer(per_recipe: Sequence[Mapping[str, Any]], names: Mapping[str, str], *,
     agree = _agreement(recipes)
     return _json_safe({"recommendation": recipes[0]["recommendation"] if recipes else [],
                        "recipes": recipes, "agreement": agree,
-                       "rule": rule_text(margin, alpha, correction, len(recipes)),
+                       "rule": rule_text(margin, alpha, correction, len(recipes),
+                                         [r["recipe"] for r in recipes if not r["images_split"]]),
                        "margin": margin, "alpha": alpha, "correction": correction})
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from nasl.decide.claims import Arm, Claim, decide, family
 from nasl.decide.recommend import Pick, recommend
-from nasl.decide.split import CANDIDATES, later_seeds, selection_order, selection_view, split_family
+from nasl.decide.split import CANDIDATES, selection_order, split_family, views
 from nasl.decide.stats import Sample, pooled
 
 #: Selection share of the budget, and trainings per tested claim (sample splitting).
@@ -63,6 +63,9 @@ class Plan:
     candidates: int | None = None
     #: claims tested at most (None: :func:`claims_budget`).
     max_claims: int | None = None
+    #: with sample splitting: the selection reads half A of the holdout images, the tests half B
+    #: (when every design has per-image results; False: both read every image).
+    split_images: bool = True
     #: with sample splitting: False spreads the budget left over the family's designs in turn
     #: (no look at the tested seeds before the end); True feeds the claim nearest to a decision.
     adaptive: bool = False
@@ -118,18 +121,25 @@ def claims_budget(plan: Plan, selected: int) -> int:
     return max(1, (plan.budget - selected) // PER_CLAIM)
 
 
+def images_split(samples: dict[str, Sample], plan: Plan) -> bool:
+    """Whether the claims of ``samples`` under ``plan`` choose and test on different halves
+    of the holdout images (sample splitting, ``plan.split_images`` and per-image results)."""
+    return plan.select_seeds > 0 and views(samples, plan.select_seeds, plan.split_images)[2]
+
+
 def claims_of(arms: Sequence[Arm], samples: dict[str, Sample], plan: Plan) -> list[Claim]:
     """The run's claims from its stored samples (seeds in the order trained): with sample
-    splitting the family is chosen on each design's first ``plan.select_seeds`` seeds and
-    tested on the rest; else the family of the search's numbers, tested on every seed."""
+    splitting the family is chosen on each design's first ``plan.select_seeds`` seeds (on
+    half A of the holdout images when split, :func:`nasl.decide.split.views`) and tested on
+    the rest (on half B); else the family of the search's numbers, tested on every seed."""
     confirmed = [a for a in arms if a.name in samples]
     k = plan.select_seeds
     if k <= 0:
         return decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
                       correction=plan.correction)
-    first = selection_view(samples, k)
+    first, tested, _ = views(samples, k, plan.split_images)
     fam = split_family(confirmed, first, plan.margin, claims_budget(plan, len(first)))
-    return decide(confirmed, later_seeds(samples, k), margin=plan.margin, alpha=plan.alpha,
+    return decide(confirmed, tested, margin=plan.margin, alpha=plan.alpha,
                   correction=plan.correction, hypotheses=fam)
 
 
@@ -167,7 +177,7 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
                   if n in names][: selection_size(plan)]
         for name in chosen:
             fill(name, k)
-        first = selection_view(samples, k)
+        first = views(samples, k, plan.split_images)[0]
         fam = split_family([a for a in arms if a.name in samples], first, plan.margin,
                            claims_budget(plan, len(first)))
         tested = list(dict.fromkeys(n for h in fam for n in (h.other, h.design)))

@@ -9,9 +9,12 @@ Why: a family fixed from the search's low-fidelity numbers is unbiased but often
 wrong design (a fidelity bias reorders designs). Choosing on the first high-fidelity seed
 aims better; testing on the later seeds only keeps the test free of that choice, so the
 family-wise correction (Holm / BH) stays valid: the family is fixed before the tested data
-exist. What stays shared: the holdout images (a design that is lucky on those images at its
-selection seed stays lucky at its tested seeds); the per-image noise term of each test
-covers the sampling error of the images, not that selection.
+exist. The holdout **images** are split too (:func:`image_halves`, :func:`views`): the
+selection reads the first seed's results on half A of the images only, the tests the later
+seeds' results on half B only, so a design that is lucky on particular images (a
+design × image interaction) is not chosen for luck its test then sees again. This needs each
+seed's per-image results (``Sample.bits``); without them (older runs, table spaces) both steps
+use every image, and the image selection bias stays.
 
 The family (:func:`split_family`): for every baseline with a selection seed,
 
@@ -31,22 +34,80 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from nasl.decide.claims import KINDS, Arm, Hypothesis, cheaper, family, no_costlier
 from nasl.decide.stats import Sample
 
 #: Challenger candidates per baseline and kind that get a selection seed (budget allowing).
 CANDIDATES = 3
+#: Seed of the holdout images' split: fixed, so a resumed run replays the same halves.
+IMAGE_SEED = 18
+#: Fewest holdout images worth splitting.
+MIN_IMAGES = 4
+
+Halves = tuple[np.ndarray, np.ndarray]
 
 
-def selection_view(samples: Mapping[str, Sample], k: int = 1) -> dict[str, float]:
-    """Each design's mean over its first ``k`` seeds (designs with at least ``k``)."""
+def image_halves(m: int, labels: Sequence[int] | np.ndarray | None = None,
+                 seed: int = IMAGE_SEED) -> Halves:
+    """The ``m`` holdout images' indices split in two halves (A: selection, B: tests), sorted:
+    even and odd positions after a seeded permutation (stratified by ``labels`` when given:
+    the permutation is taken within each class). Deterministic in ``m``, ``labels``, ``seed``."""
+    key = np.random.default_rng(seed).permutation(m)
+    order = np.lexsort((key, np.asarray(labels))) if labels is not None else np.argsort(key)
+    return np.sort(order[0::2]), np.sort(order[1::2])
+
+
+def image_split(samples: Mapping[str, Sample]) -> Halves | None:
+    """The halves of the holdout when every sample has per-image results for each of its seeds
+    on the same ``m`` >= MIN_IMAGES images; None otherwise (then nothing is split by image)."""
+    shapes = {None if s.bits is None else np.shape(s.bits) for s in samples.values()}
+    ms = {sh[1] for sh in shapes if sh is not None and len(sh) == 2}
+    if not samples or None in shapes or len(ms) != 1 or any(
+            np.shape(s.bits)[0] != s.n for s in samples.values()):
+        return None
+    m = ms.pop()
+    return image_halves(m) if m >= MIN_IMAGES else None
+
+
+def on_images(s: Sample, seeds: slice, images: np.ndarray) -> Sample:
+    """``s`` restricted to the seeds ``seeds`` and the images ``images``: each seed's accuracy
+    and each image's correct share recomputed from the per-image results."""
+    assert s.bits is not None
+    sub = np.asarray(s.bits, float)[seeds][:, images]
+    return Sample(tuple(float(x) for x in sub.mean(axis=1)), sub.mean(axis=0) if len(sub) else None, sub)
+
+
+def selection_view(samples: Mapping[str, Sample], k: int = 1,
+                   images: np.ndarray | None = None) -> dict[str, float]:
+    """Each design's mean over its first ``k`` seeds (designs with at least ``k``), on the
+    images ``images`` only when given (else the stored accuracies)."""
+    if images is not None:
+        return {n: on_images(s, slice(0, k), images).mean for n, s in samples.items() if s.n >= k}
     return {n: sum(s.values[:k]) / k for n, s in samples.items() if s.n >= k}
 
 
-def later_seeds(samples: Mapping[str, Sample], k: int = 1) -> dict[str, Sample]:
-    """Each design's seeds after the first ``k`` (designs that have any). The per-image
-    shares stay those of all seeds (the images are the same holdout)."""
+def later_seeds(samples: Mapping[str, Sample], k: int = 1,
+                images: np.ndarray | None = None) -> dict[str, Sample]:
+    """Each design's seeds after the first ``k`` (designs that have any): on the images
+    ``images`` only when given; else the stored accuracies, and the per-image shares stay
+    those of all seeds and images."""
+    if images is not None:
+        return {n: on_images(s, slice(k, None), images) for n, s in samples.items() if s.n > k}
     return {n: Sample(s.values[k:], s.correct) for n, s in samples.items() if s.n > k}
+
+
+def views(samples: Mapping[str, Sample], k: int = 1,
+          split_images: bool = True) -> tuple[dict[str, float], dict[str, Sample], bool]:
+    """(selection view, tested samples, whether the images were split): the first ``k`` seeds
+    on half A of the holdout images and the later seeds on half B when ``split_images`` and
+    every sample has per-image results (:func:`image_split`); else both on every image."""
+    halves = image_split(samples) if split_images else None
+    if halves is None:
+        return selection_view(samples, k), later_seeds(samples, k), False
+    a, b = halves
+    return selection_view(samples, k, a), later_seeds(samples, k, b), True
 
 
 def selection_order(arms: Sequence[Arm], order: Sequence[str], margin: float,

@@ -33,10 +33,12 @@ CORRECTIONS = ("holm", "bh")
 
 @dataclass(frozen=True)
 class Sample:
-    """One design's confirmation results: seed accuracies and per-image correct shares."""
+    """One design's confirmation results: seed accuracies, per-image correct shares and,
+    where stored, each seed's per-image results (``bits``: seeds × images, 0/1, seed order)."""
 
     values: tuple[float, ...]
     correct: np.ndarray | None = field(default=None, compare=False)
+    bits: np.ndarray | None = field(default=None, compare=False)
 
     @property
     def n(self) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 
 from nasl.common import record
 from nasl.common.events import StageProgress
-from nasl.decide import Arm, Plan, Sample, claims_of, priority, recommend, run
+from nasl.decide import Arm, Plan, Sample, claims_of, images_split, priority, recommend, run
 from nasl.decide.answer import answer as make_answer
 from nasl.run import results, verdict
 from nasl.search.objective import seed_list
@@ -74,16 +74,21 @@ def arms_of(rows: list[dict[str, Any]], objectives: Any) -> list[Arm]:
 
 
 def _unpack(hexes: list[str], n: int) -> np.ndarray | None:
+    """Each seed's per-image results (seeds × ``n`` images, uint8 0/1); None when one is missing."""
     if not hexes or any(not h for h in hexes):
         return None
-    bits = [np.unpackbits(np.frombuffer(bytes.fromhex(h), dtype=np.uint8))[:n] for h in hexes]
-    return np.mean(bits, axis=0)
+    return np.stack([np.unpackbits(np.frombuffer(bytes.fromhex(h), dtype=np.uint8))[:n] for h in hexes])
 
 
 def samples_of(store: dict[str, Any]) -> dict[str, Sample]:
-    """The stored designs of one recipe as Samples (per-image shares when stored)."""
-    return {n: Sample(tuple(d["accuracies"]), _unpack(d.get("correct", []), int(d.get("images", 0))))
-            for n, d in store.get("designs", {}).items() if d.get("accuracies")}
+    """The stored designs of one recipe as Samples (per-image shares and each seed's per-image
+    results when stored)."""
+    out = {}
+    for n, d in store.get("designs", {}).items():
+        if d.get("accuracies"):
+            bits = _unpack(d.get("correct", []), int(d.get("images", 0)))
+            out[n] = Sample(tuple(d["accuracies"]), None if bits is None else bits.mean(axis=0), bits)
+    return out
 
 
 def confirm(session: Any) -> list[int]:
@@ -165,6 +170,7 @@ def finalize(session: Any) -> dict[str, Any] | None:
                     "scored_on": "the table's values (and the space's noise)" if table
                     else session.scored_on,
                     "claims": claims, "picks": recommend(confirmed, samples, plan.margin),
+                    "images_split": images_split(samples, plan),
                     "spent": sum(s.n for s in samples.values()), "budget": plan.budget})
     ans = make_answer(per, names, margin=plan.margin, alpha=session.opts.alpha,
                       correction=plan.correction)
