@@ -128,6 +128,13 @@ def test_confirmation_at_higher_fidelity_and_interleaved_retiming(tiny_space: Pa
     assert ans["correction"] == "holm" and ans["alpha"] == 0.05 and "Holm" in ans["rule"]
     assert [r["recipe"] for r in ans["recipes"]] == ["plain", "crop"]
     assert "split over 2 recipes" in ans["rule"] and "left out of their tests" in ans["rule"]
+    # per-image results stored for every seed: chosen on half the holdout, tested on the other
+    assert all(r["images_split"] for r in ans["recipes"]) and "the other half" in ans["rule"]
+    from nasl.decide import Plan, images_split
+    from nasl.search.confirm import samples_of
+
+    stored = samples_of(store["plain"])
+    assert all(s.bits.shape == (s.n, 288) for s in stored.values()) and images_split(stored, Plan())
     for c in (c for r in ans["recipes"] for c in r["claims"]):  # tested without the first seed
         lab = next(r["recipe"] for r in ans["recipes"] if c in r["claims"])
         assert c["n_design"] == len(store[lab]["designs"][c["design"]]["accuracies"]) - 1
