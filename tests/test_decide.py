@@ -352,8 +352,8 @@ def test_without_per_image_results_the_images_are_not_split_and_the_rule_says_so
             "picks": [], "spent": 12, "budget": 12, "images_split": split}
            for lab, split in (("plain", True), ("augmented", False))]
     rule = answer(per[:1], {}, margin=0.01, alpha=0.05, correction="holm")["rule"]
-    assert "on half of the held-out images, its tests on the other half" in rule
+    assert "the choice read half of the held-out images, the tests the other half" in rule
     rule = answer(per[1:], {}, margin=0.01, alpha=0.05, correction="holm")["rule"]
     assert "no per-image results stored" in rule and "stays lucky" in rule
     rule = answer(per, {}, margin=0.01, alpha=0.05, correction="holm")["rule"]
-    assert "under augmented: every image" in rule
+    assert "except under augmented (no per-image results stored" in rule

@@ -21,11 +21,11 @@ LABELS = {"accurate": "most accurate within budget", "fast": "fastest within δ 
 
 #: How the holdout images were used, by how many recipes split them (all, none, some).
 IMAGES = {
-    "all": "on half of the held-out images, its tests on the other half",
-    "none": "on every held-out image, as are its tests (no per-image results stored, so the images "
-            "are not split: a design lucky on those images when chosen stays lucky in its tests)",
-    "some": "on half of the held-out images and its tests on the other half where per-image "
-            "results are stored (under {which}: every image for both)",
+    "all": "the choice read half of the held-out images, the tests the other half",
+    "none": "the choice and the tests read every held-out image (no per-image results stored: a "
+            "design lucky on those images when chosen stays lucky in its tests)",
+    "some": "the choice read half of the held-out images, the tests the other half, except under "
+            "{which} (no per-image results stored: both read every image)",
 }
 
 
@@ -38,8 +38,8 @@ def rule_text(margin: float, alpha: float, correction: str, recipes: int,
     how = ("all" if not unsplit else "none" if len(unsplit) >= recipes else "some")
     images = IMAGES[how].format(which=", ".join(unsplit))
     return (f"one-sided t-tests on fresh-seed accuracies at the confirmation fidelity, scored on "
-            f"held-out images (each design's first confirmation seed chose the claims {images}, "
-            f"and is left out of their tests; seed std pooled, image sampling error added); "
+            f"held-out images (each design's first confirmation seed chose the claims and is left "
+            f"out of their tests; {images}; seed std pooled, image sampling error added); "
             f"superiority and "
             f"non-inferiority within δ = {100 * margin:g} accuracy points; {corr[correction]} at "
             f"α = {alpha:g}{per}; a claim not shown is undecided, not false")
