@@ -11,6 +11,9 @@ Scenarios (accuracies are fractions; every claim is scored against the truth):
   (each is at most as accurate as the least accurate baseline that costs as much or more),
   so every superiority claim is false; a non-inferiority claim is false when the design is
   truly more than δ worse.
+* ``eq_null``: every searched design exactly as accurate as the least accurate baseline that
+  costs as much or more: every superiority claim is false (the worst case for a selection
+  bias), every non-inferiority claim true.
 * ``ni_null``: every searched design is exactly δ less accurate than every baseline: every
   claim is false.
 * ``superior``: ``null`` plus one searched design truly ``effect`` more accurate than the
@@ -23,11 +26,20 @@ The search's (low-fidelity) view of each design is its truth plus a fidelity bia
 converging designs do in short training) — plus seed noise (``low_sd``); the confirmation
 sees the truth plus seed noise (``seed_sd``). The low-fidelity front and knee choose what
 is confirmed, exactly as after a real search.
+
+With ``images`` > 0 each confirmation seed is scored image by image on a holdout of that
+many images (per-image results in ``Sample.bits``, so the claims split the images as after a
+real run): design d gets image i right when ``mu_d + u_di + z_s + e_dsi > h_i`` (probit
+units): ``h_i`` the image's difficulty, shared by all designs (``difficulty_sd``);
+``u_di`` a design × image interaction fixed at every seed (``interaction_sd``); ``z_s`` a
+seed's shift of the whole model and ``e_dsi`` its per-image noise (``image_noise_sd``).
+``mu_d`` is set so that the expectation over images and seeds is the design's truth exactly:
+the interaction makes a design lucky or unlucky on a given holdout, never truly better.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +48,7 @@ from nasl.decide.claims import Arm
 from nasl.decide.plan import Plan, priority, run
 from nasl.decide.stats import Sample
 
-SCENARIOS = ("null", "ni_null", "superior", "noninferior")
+SCENARIOS = ("null", "eq_null", "ni_null", "superior", "noninferior")
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,13 @@ class World:
     spread: float = 0.02
     effect: float = 0.02
     scenario: str = "null"
+    #: holdout images scored one by one (0: seed accuracies only, no per-image results).
+    images: int = 0
+    difficulty_sd: float = 2.0
+    interaction_sd: float = 0.5
+    image_noise_sd: float = 0.5
+    #: a seed's shift of the whole model (probit units, images > 0).
+    shift_sd: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,8 @@ def _world(rng: np.random.Generator, w: World,
         acc = cap - abs(rng.normal(0, w.spread / 2))
         if w.scenario == "ni_null":
             acc = float(b_acc.min()) - margin
+        elif w.scenario == "eq_null":
+            acc = cap
         truth[f"s{j}"] = acc
         arms_meta.append((f"s{j}", float(s_macs[j]), None))
     planted = None
@@ -126,12 +147,13 @@ def simulate_one(rng: np.random.Generator, w: World, plan: Plan) -> Outcome:
     front, knee = _low_front(arms)
     order = priority(arms, front, knee, plan.margin)
     seen: dict[str, list[float]] = {}
+    train = _image_trainer(rng, w, truth) if w.images > 0 else None
 
-    def train(name: str) -> Sample:
+    def seeds_only(name: str) -> Sample:
         seen.setdefault(name, []).append(truth[name] + float(rng.normal(0, w.seed_sd)))
         return Sample(tuple(seen[name]))
 
-    d = run(arms, order, train, plan)
+    d = run(arms, order, train or seeds_only, plan)
     false = 0
     found = False if planted else None
     for c in d.claims:
@@ -149,6 +171,32 @@ def simulate_one(rng: np.random.Generator, w: World, plan: Plan) -> Outcome:
     old_best = max(arms, key=lambda a: a.low_accuracy).name == best
     return Outcome(sum(c.holds for c in d.claims), false, found, pick == best, within, d.spent,
                    old_false, old_best, (planted in d.samples) if planted else None)
+
+
+def _image_trainer(rng: np.random.Generator, w: World,
+                   truth: dict[str, float]) -> Callable[[str], Sample]:
+    """train(name) → the design's Sample with each seed's per-image results on ``w.images``
+    holdout images (the probit model of the module's docstring)."""
+    from scipy.stats import norm
+
+    m = w.images
+    h = rng.normal(0, w.difficulty_sd, m)
+    scale = float(np.sqrt(w.difficulty_sd ** 2 + w.interaction_sd ** 2 + w.image_noise_sd ** 2
+                          + w.shift_sd ** 2))
+    u: dict[str, np.ndarray] = {}
+    rows: dict[str, list[np.ndarray]] = {}
+
+    def train(name: str) -> Sample:
+        if name not in u:
+            u[name] = rng.normal(0, w.interaction_sd, m)
+        mu = float(norm.ppf(truth[name])) * scale
+        z = rng.normal(0, w.shift_sd)
+        rows.setdefault(name, []).append(
+            (mu + u[name] + z + rng.normal(0, w.image_noise_sd, m) > h).astype(np.uint8))
+        bits = np.stack(rows[name])
+        return Sample(tuple(float(x) for x in bits.mean(axis=1)), bits.mean(axis=0), bits)
+
+    return train
 
 
 def _old_rule_false(arms: Sequence[Arm], truth: dict[str, float], low_sd: float) -> int:
