@@ -61,6 +61,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=2000)
     p.add_argument("--interaction", type=float, nargs="+", default=[0.5, 1.0])
     p.add_argument("--image-noise", type=float, nargs="+", default=[0.5, 0.1])
+    p.add_argument("--share", type=float, default=0.5, help="share of the images the selection reads")
     p.add_argument("--out", type=Path)
     a = p.parse_args()
     rows = []
@@ -71,12 +72,13 @@ def main() -> None:
             row[rule] = {}
             for i, sc in enumerate(SCEN):
                 w = World(scenario=sc, images=a.images, interaction_sd=isd, image_noise_sd=ins)
-                row[rule][sc] = summary(simulate(w, Plan(budget=budget, split_images=split),
+                row[rule][sc] = summary(simulate(w, Plan(budget=budget, split_images=split,
+                                                                  select_images=a.share),
                                                  runs=a.runs, seed=1800 + i))
         rows.append(row)
         print(table({"rows": [row]}).splitlines()[-1], flush=True)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    res = {"runs": a.runs, "rows": rows, "wall_s": wall, "cpu_s": cpu}
+    res = {"runs": a.runs, "share": a.share, "rows": rows, "wall_s": wall, "cpu_s": cpu}
     print(table(res))
     print(f"{wall:.0f} s wall, CPU/wall {cpu / wall:.2f}")
     if a.out:

@@ -66,6 +66,8 @@ class Plan:
     #: with sample splitting: the selection reads half A of the holdout images, the tests half B
     #: (when every design has per-image results; False: both read every image).
     split_images: bool = True
+    #: share of the holdout images the selection reads (the tests read the rest).
+    select_images: float = 0.5
     #: with sample splitting: False spreads the budget left over the family's designs in turn
     #: (no look at the tested seeds before the end); True feeds the claim nearest to a decision.
     adaptive: bool = False
@@ -124,7 +126,8 @@ def claims_budget(plan: Plan, selected: int) -> int:
 def images_split(samples: dict[str, Sample], plan: Plan) -> bool:
     """Whether the claims of ``samples`` under ``plan`` choose and test on different halves
     of the holdout images (sample splitting, ``plan.split_images`` and per-image results)."""
-    return plan.select_seeds > 0 and views(samples, plan.select_seeds, plan.split_images)[2]
+    return plan.select_seeds > 0 and views(samples, plan.select_seeds, plan.split_images,
+                                           plan.select_images)[2]
 
 
 def claims_of(arms: Sequence[Arm], samples: dict[str, Sample], plan: Plan) -> list[Claim]:
@@ -137,7 +140,7 @@ def claims_of(arms: Sequence[Arm], samples: dict[str, Sample], plan: Plan) -> li
     if k <= 0:
         return decide(confirmed, samples, margin=plan.margin, alpha=plan.alpha,
                       correction=plan.correction)
-    first, tested, _ = views(samples, k, plan.split_images)
+    first, tested, _ = views(samples, k, plan.split_images, plan.select_images)
     fam = split_family(confirmed, first, plan.margin, claims_budget(plan, len(first)))
     return decide(confirmed, tested, margin=plan.margin, alpha=plan.alpha,
                   correction=plan.correction, hypotheses=fam)
@@ -177,7 +180,7 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
                   if n in names][: selection_size(plan)]
         for name in chosen:
             fill(name, k)
-        first = views(samples, k, plan.split_images)[0]
+        first = views(samples, k, plan.split_images, plan.select_images)[0]
         fam = split_family([a for a in arms if a.name in samples], first, plan.margin,
                            claims_budget(plan, len(first)))
         tested = list(dict.fromkeys(n for h in fam for n in (h.other, h.design)))

@@ -50,25 +50,29 @@ Halves = tuple[np.ndarray, np.ndarray]
 
 
 def image_halves(m: int, labels: Sequence[int] | np.ndarray | None = None,
-                 seed: int = IMAGE_SEED) -> Halves:
-    """The ``m`` holdout images' indices split in two halves (A: selection, B: tests), sorted:
-    even and odd positions after a seeded permutation (stratified by ``labels`` when given:
-    the permutation is taken within each class). Deterministic in ``m``, ``labels``, ``seed``."""
+                 seed: int = IMAGE_SEED, share: float = 0.5) -> Halves:
+    """The ``m`` holdout images' indices split in two parts (A: selection, B: tests), sorted:
+    after a seeded permutation (within each class when ``labels`` are given: stratified),
+    every position whose running share crosses a multiple of 1/``share`` goes to A (share 0.5:
+    the odd positions), the rest to B. Deterministic in ``m``, ``labels``, ``seed``, ``share``."""
     key = np.random.default_rng(seed).permutation(m)
     order = np.lexsort((key, np.asarray(labels))) if labels is not None else np.argsort(key)
-    return np.sort(order[0::2]), np.sort(order[1::2])
+    j = np.arange(m)
+    in_a = np.floor((j + 1) * share + 1e-9) > np.floor(j * share + 1e-9)
+    return np.sort(order[in_a]), np.sort(order[~in_a])
 
 
-def image_split(samples: Mapping[str, Sample]) -> Halves | None:
-    """The halves of the holdout when every sample has per-image results for each of its seeds
-    on the same ``m`` >= MIN_IMAGES images; None otherwise (then nothing is split by image)."""
+def image_split(samples: Mapping[str, Sample], share: float = 0.5) -> Halves | None:
+    """The two parts of the holdout (:func:`image_halves`, ``share`` of the images for the
+    selection) when every sample has per-image results for each of its seeds on the same
+    ``m`` >= MIN_IMAGES images; None otherwise (then nothing is split by image)."""
     shapes = {None if s.bits is None else np.shape(s.bits) for s in samples.values()}
     ms = {sh[1] for sh in shapes if sh is not None and len(sh) == 2}
     if not samples or None in shapes or len(ms) != 1 or any(
             np.shape(s.bits)[0] != s.n for s in samples.values()):
         return None
     m = ms.pop()
-    return image_halves(m) if m >= MIN_IMAGES else None
+    return image_halves(m, share=share) if m >= MIN_IMAGES else None
 
 
 def on_images(s: Sample, seeds: slice, images: np.ndarray) -> Sample:
@@ -98,12 +102,13 @@ def later_seeds(samples: Mapping[str, Sample], k: int = 1,
     return {n: Sample(s.values[k:], s.correct) for n, s in samples.items() if s.n > k}
 
 
-def views(samples: Mapping[str, Sample], k: int = 1,
-          split_images: bool = True) -> tuple[dict[str, float], dict[str, Sample], bool]:
+def views(samples: Mapping[str, Sample], k: int = 1, split_images: bool = True,
+          share: float = 0.5) -> tuple[dict[str, float], dict[str, Sample], bool]:
     """(selection view, tested samples, whether the images were split): the first ``k`` seeds
-    on half A of the holdout images and the later seeds on half B when ``split_images`` and
-    every sample has per-image results (:func:`image_split`); else both on every image."""
-    halves = image_split(samples) if split_images else None
+    on part A (``share`` of the holdout images, half by default) and the later seeds on part B
+    when ``split_images`` and every sample has per-image results (:func:`image_split`); else
+    both on every image."""
+    halves = image_split(samples, share) if split_images else None
     if halves is None:
         return selection_view(samples, k), later_seeds(samples, k), False
     a, b = halves
