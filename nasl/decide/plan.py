@@ -15,15 +15,16 @@ The rule (``Plan.select_seeds`` = 1, the default) is **sample splitting**
 :func:`selection_size` designs of that order, widened to ``Plan.candidates`` challengers per
 baseline and kind (3; more above a budget of 48); the family of claims is then fixed from
 those first seeds (at most :func:`claims_budget` claims, the most promising first), and the
-budget left goes to the family's designs in turn (``seeds`` each first, then one at a time to
-the design with the fewest), so that the tested seeds decide nothing before the end. The claims are tested on
-the seeds after the first only. With ``select_seeds`` = 0 (the rule before): the family
-comes from the search's numbers; phase 1 gives each of the first ``max_designs`` ``seeds``
-fresh seeds; phase 2 spends what is left one training at a time on the undecided claim that
-is cheapest to decide, until every claim is decided or nothing can be decided within the
-budget. The same data always give the same plan, so a resumed run replays the trainings it
-stored and continues where it stopped.
-"""
+budget left goes to the family's designs in turn (``seeds`` each first, then one at a time
+to the design with the fewest), so that the tested seeds decide nothing before the end. The
+claims are tested on the seeds after the first only; where every design has per-image
+results the selection reads half A of the holdout images and the tests half B
+(``Plan.split_images``, :func:`nasl.decide.split.views`). With ``select_seeds`` = 0 (the
+rule before): the family comes from the search's numbers; phase 1 gives each of the first
+``max_designs`` ``seeds`` fresh seeds; phase 2 spends what is left one training at a time on
+the undecided claim that is cheapest to decide, until every claim is decided or nothing can
+be decided within the budget. The same data always give the same plan, so a resumed run
+replays the trainings it stored and continues where it stopped."""
 
 from __future__ import annotations
 
