@@ -61,8 +61,11 @@ def test_trainings_to_decide_grows_as_the_effect_shrinks():
     small = trainings_to_decide(pair_test(a, b, sd, dof), a, b, sd, 0.05)
     big = trainings_to_decide(pair_test(Sample((0.83, 0.84)), b, sd, dof), Sample((0.83, 0.84)), b,
                               sd, 0.05)
-    assert 0 <= big < small < math.inf
+    assert 1 <= big < small < math.inf
     assert trainings_to_decide(pair_test(b, a, sd, dof), b, a, sd, 0.05) == math.inf
+    # a large effect the normal approximation calls decided already: still "at least one more"
+    huge = Sample((0.95, 0.96))
+    assert trainings_to_decide(pair_test(huge, b, sd, dof), huge, b, sd, 0.05) == 1
 
 
 def _arms() -> list[Arm]:

@@ -125,8 +125,9 @@ def lines(ans: Mapping[str, Any]) -> list[str]:
                        if p.get("diff") is not None else "")
                 verdict = {True: "ahead beyond noise", False: "undecided", None: "undecided"}[p["ahead"]]
                 vs = f"; vs {p['runner_up_name']} {gap} points, {verdict}"
+            seeds = f"{p['n']} seed{'' if p['n'] == 1 else 's'}"
             out.append(f"  {p['label']}: {p['name']} {_pts(p['accuracy'])} % "
-                       f"[{_pts(p['low'])}, {_pts(p['high'])}] ({p['n']} seeds){vs}")
+                       f"[{_pts(p['low'])}, {_pts(p['high'])}] ({seeds}){vs}")
         held = [c for c in r["claims"] if c["status"] == "holds"]
         open_ = [c for c in r["claims"] if c["status"] != "holds"]
         for c in held:

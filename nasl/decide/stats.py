@@ -145,7 +145,9 @@ def trainings_to_decide(test: PairTest, a: Sample, b: Sample, sd: float, level: 
     if target <= 0:
         return math.inf
     n = math.ceil(2 * sd * sd / target)  # equal seeds per design
-    return float(max(0, n - a.n) + max(0, n - b.n))
+    # the normal approximation ignores the t-test's few degrees of freedom: an undecided
+    # comparison always needs at least one more training
+    return float(max(1, max(0, n - a.n) + max(0, n - b.n)))
 
 
 def samples_from(values: Mapping[str, Sequence[float]],
