@@ -204,9 +204,10 @@ def add_search(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="N",
                    help="ray: GPUs per trial; 0.25 packs four trials on a GPU, each training on "
                         "the GPU Ray gave it (needs a GPU)")
-    g.add_argument("--trials-per-device", type=int, default=1, metavar="K",
+    g.add_argument("--trials-per-device", type=_k_per_device, default=1, metavar="K",
                    help="optuna: K trials train at once on each device, in worker processes "
-                        "sharing the run's study (docs/gpu.md)")
+                        "sharing the run's study; auto: K from free memory and a throughput "
+                        "probe (docs/gpu.md)")
     g.add_argument("--devices", default=None, metavar="LIST",
                    help="optuna: the devices of --trials-per-device, e.g. 0,1 (cuda:0, cuda:1) "
                         "or cpu (default: the training device)")
@@ -229,6 +230,12 @@ def add_search(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 WANDB_HELP = {"--wandb-project": "W&B project (default: nasl)",
               "--wandb-entity": "W&B entity, a user or team (default: your default entity)"}
+
+
+def _k_per_device(value: str) -> int | str:
+    """``--trials-per-device``: an integer, or ``auto`` (checked by the backend, in one line)."""
+    value = value.strip()
+    return int(value) if re.fullmatch(r"[+-]?\d+", value) else value
 
 
 def add_wandb(g: Any, what: str) -> None:

@@ -94,7 +94,8 @@ class TrialEnded(Event):
 
 
 #: The stages (:attr:`StageProgress.stage`).
-STAGES = ("confirm", "remeasure", "prescreen", "timeout", "interrupted", "stopped", "exhausted")
+STAGES = ("confirm", "remeasure", "prescreen", "packing", "timeout", "interrupted", "stopped",
+          "exhausted")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import dataclasses
 from typing import Any, Protocol
 
 from nasl.common.errors import NaslError
+from nasl.common.events import StageProgress
 from nasl.common.signals import check as check_interrupt
 from nasl.search.options import SearchOptions
 from nasl.search.run import keep_going
@@ -65,28 +66,53 @@ class OptunaBackend:
 
 class WorkersBackend(OptunaBackend):
     """The Optuna loop here (the first slot) plus a worker process per other training slot
-    (``trials_per_device`` on each of ``devices``), all on the run's study."""
+    (``trials_per_device`` on each of ``devices``; ``"auto"``: K measured by
+    :mod:`nasl.search.packing` before the first trial), all on the run's study."""
 
     name = "optuna-workers"
 
     def __init__(self) -> None:
         self.placed: list[str] = []
         self.procs: list[Any] = []
+        self.auto = False
 
     def prepare(self, space: Any, opts: SearchOptions) -> SearchOptions:
         from nasl.search import workers
 
         default = opts.train_device or (space.proxy.device if space is not None else "auto")
+        self.auto = opts.trials_per_device == "auto"
         self.placed = workers.slots(opts.devices, default, opts.trials_per_device)
         return dataclasses.replace(opts, train_device=self.placed[0])  # this process: slot 1
 
     def run(self, session: Session) -> None:
         from nasl.search import workers
 
+        if self.auto:
+            self._pack(session)
         session.log.shared = True
         self.procs = workers.start(session, self.placed[1:])
         session.workers = self.procs
         super().run(session)
+
+    def _pack(self, session: Session) -> None:
+        """Measure K on the first device and place K slots on each; on the CPU without
+        ``--threads``, each slot then trains with the cores // K threads the probe used."""
+        from nasl.search import packing
+
+        devices = list(dict.fromkeys(self.placed))
+        if session.trained() >= session.trials_target:  # a resumed run with nothing left to train
+            return
+        pack = packing.measure(session, devices[0])
+        self.placed = [d for d in devices for _ in range(pack.k)]
+        cpu_slots = self.placed.count("cpu")
+        if cpu_slots > 1 and session.opts.threads is None:
+            threads = max(1, packing.usable_cores() // cpu_slots)
+            session.opts = dataclasses.replace(session.opts, threads=threads)
+            session.settings = dataclasses.replace(session.settings, threads=threads)
+            session.evaluator.settings = session.settings
+        session.record_env({"trials_per_device_auto": pack.to_dict()})
+        session.log.progress(StageProgress("packing", done=pack.k, total=pack.limit,
+                                           reason=pack.line()))
 
     def close(self) -> None:
         from nasl.search import workers

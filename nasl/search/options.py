@@ -59,7 +59,7 @@ class SearchOptions:
     train_device: str | None = None  # auto | cpu | cuda[:i] | mps (default: the space's proxy.device)
     precision: str | None = None  # auto | fp32 | bf16 | fp16 (default: the space's proxy.precision)
     compile: bool = False  # torch.compile each trial's training (compile time recorded apart)
-    trials_per_device: int = 1  # trials training at once on each device (Optuna worker processes)
+    trials_per_device: int | str = 1  # trials at once on each device (worker processes); "auto": probed
     devices: str | None = None  # "0,1" or "cpu": the devices of --trials-per-device
     join: bool = False  # a worker process joining the run's study (nasl.search.workers)
     adapt_threads: bool = True  # step down to 1 thread while the machine is busy (docs/search.md)

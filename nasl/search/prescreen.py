@@ -12,13 +12,11 @@ in 90 % of paired bootstrap resamples, over at least ten completed trials.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from nasl.common.errors import NaslError
 from nasl.common.events import StageProgress
 from nasl.common.vocab import STATIC_METRICS
-from nasl.run import results
 from nasl.search.objective import static_costs, violations
 
 #: Completed trials between two decisions (the first comes at the decision's minimum).
@@ -82,11 +80,8 @@ class PreScreen:
 
     def _record(self) -> None:
         """The decision (and the correlations behind it) into env.json and a progress event."""
-        env_path = self.session.run.env_json
-        env = json.loads(env_path.read_text())
-        env["prescreen"] = {"candidates": self.n, "picked": self.picks,
-                            **self.decision.to_dict()}
-        results.write_text_atomic(env_path, json.dumps(env, indent=2, default=str))
+        self.session.record_env({"prescreen": {"candidates": self.n, "picked": self.picks,
+                                               **self.decision.to_dict()}})
         self.session.log.progress(StageProgress("prescreen", on=self.decision.on,
                                                 reason=self.decision.reason))
 

@@ -234,6 +234,8 @@ class SearchProgress(Listener):
     def stage(self, e: StageProgress) -> None:
         if e.stage in ("confirm", "remeasure"):
             self.say(self._stage_line(e.stage, e))
+        elif e.stage == "packing" and e.reason:
+            self.say(e.reason)
         elif e.stage == "prescreen" and e.reason:
             self.say(f"pre-screen {'on' if e.on else 'off'}: {e.reason}")
         elif e.stage in ("timeout", "interrupted", "exhausted"):

@@ -206,6 +206,12 @@ class Session:
             env["device"], env["device_name"] = fp.get("device"), fp.get("gpu") or fp.get("cpu")
         results.write_text_atomic(self.run.env_json, to_json(env))
 
+    def record_env(self, extra: dict[str, Any]) -> None:
+        """Add ``extra``'s keys to the run's env.json (written atomically)."""
+        env = self.run.read_env()
+        env.update(extra)
+        results.write_text_atomic(self.run.env_json, to_json(env))
+
     def _training_env(self) -> dict[str, Any]:
         """Where and how this process trains (env.json): device, its name, precision, compile."""
         from nasl.hardware.accel import resolve_precision

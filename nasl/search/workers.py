@@ -24,14 +24,17 @@ from typing import Any
 from nasl.common.errors import NaslError
 
 
-def slots(devices: str | None, train_device: str, k: int) -> list[str]:
+def slots(devices: str | None, train_device: str, k: int | str) -> list[str]:
     """The training slot of each process: every device of ``devices`` (``0,1`` = cuda:0,
     cuda:1, or names such as ``cpu``; None: ``train_device`` only) ``k`` times, device by
-    device. ``NaslError`` in one line for a bad count or a device this machine lacks."""
+    device (``k="auto"``: once, the probe decides later). ``NaslError`` in one line for a bad
+    count or a device this machine lacks."""
     from nasl.hardware.accel import resolve_train_device
 
+    if k == "auto":
+        k = 1
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64:
-        raise NaslError(f"--trials-per-device {k}: expected an integer from 1 to 64")
+        raise NaslError(f"--trials-per-device {k}: expected auto or an integer from 1 to 64")
     names = [train_device] if not devices else [
         f"cuda:{d}" if d.isdigit() else d for d in (p.strip() for p in devices.split(",")) if d]
     out = []
