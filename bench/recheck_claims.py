@@ -159,6 +159,37 @@ def summarize(run: Path, lines: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def design_choices(run: Path) -> dict[int, dict[str, Any]]:
+    """Trial number → the design's choices, read from the run's study."""
+    from nasl.run.results import RunDir, open_run_study
+
+    study, _ = open_run_study(RunDir(run))
+    return {t.number: t.user_attrs["choices"] for t in study.get_trials() if "choices" in t.user_attrs}
+
+
+def reuse(run: Path, out: Path, choices: dict[int, dict[str, Any]], have: list[dict[str, Any]],
+          dest: Path) -> list[dict[str, Any]]:
+    """Copy ``run``'s re-check lines (``out``) of designs with the same choices as a design of
+    this run into ``dest`` under this run's trial number (``from`` names the source)."""
+    theirs = design_choices(run)
+    key = lambda c: json.dumps(c, sort_keys=True)  # noqa: E731
+    mine: dict[str, int] = {}
+    for n, c in sorted(choices.items()):
+        mine.setdefault(key(c), n)
+    done = {(x["recipe"], x["number"], x["seed"], x["epochs"]) for x in have}
+    new = []
+    for x in (json.loads(s) for s in out.read_text().splitlines()):
+        n = mine.get(key(theirs.get(int(x["number"]), {})))
+        if n is None or (x["recipe"], n, x["seed"], x["epochs"]) in done or "from" in x:
+            continue
+        new.append({**x, "number": n, "from": f"{run.name} #{x['number']}"})
+        done.add((x["recipe"], n, x["seed"], x["epochs"]))
+    with dest.open("a") as f:
+        for x in new:
+            f.write(json.dumps(x) + "\n")
+    return new
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path)
@@ -169,6 +200,10 @@ def main() -> None:
     p.add_argument("--contested", type=float, default=1.0, help="points")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--summarize", action="store_true")
+    p.add_argument("--reuse", nargs=2, action="append", default=[], metavar=("RUN", "JSONL"),
+                   help="take the trainings of identical designs (same choices, recipe, seed, "
+                        "epochs) from another run's re-check on the same data instead of "
+                        "training them again")
     a = p.parse_args()
     lines = [json.loads(x) for x in a.out.read_text().splitlines()] if a.out.exists() else []
     if a.summarize:
@@ -177,11 +212,10 @@ def main() -> None:
     rows, env = load_run(a.run)
     space = load_space(a.run / "space.yaml")
     epochs = a.epochs or 10 * int(env["epochs"])
-    from nasl.run.results import RunDir, open_run_study
-
-    study, _ = open_run_study(RunDir(a.run))
-    choices = {t.number: t.user_attrs["choices"] for t in study.get_trials() if "choices" in t.user_attrs}
+    choices = design_choices(a.run)
     todo = designs_of(rows, env.get("answer"), a.max_designs)
+    for other_run, other_out in a.reuse:
+        lines += reuse(Path(other_run), Path(other_out), choices, lines, a.out)
     cache: dict[int, Any] = {}
     done = {(x["recipe"], x["number"], x["seed"]) for x in lines}
 

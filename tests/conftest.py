@@ -46,6 +46,19 @@ def _isolated_locks(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("WANDB_SILENT", "true")
 
 
+@pytest.fixture(scope="module")
+def ray_down():
+    """Shut a local Ray down after the module that uses it (``pytestmark`` or autouse)."""
+    yield
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except ImportError:
+        pass
+
+
 def db_count(db: Path, sql: str, *params: object) -> int:
     """A count from an Optuna SQLite file, read-only (never creates or migrates the schema,
     which would race with the process that is creating it)."""

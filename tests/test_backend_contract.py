@@ -15,19 +15,9 @@ import pytest
 from nasl.search import SearchOptions, run_search
 from nasl.space import load_space
 
+pytestmark = pytest.mark.usefixtures("ray_down")  # Ray shut down after this module (conftest)
+
 BACKENDS = {"optuna": {}, "optuna-workers": {"trials_per_device": 2}, "ray": {}}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _ray_down():
-    yield
-    try:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
-    except ImportError:
-        pass
 
 
 def _table_space(tmp_path: Path) -> Path:

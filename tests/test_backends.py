@@ -20,23 +20,11 @@ from nasl.search.early_stop import EarlyStopper
 from nasl.search.options import choice_names
 from nasl.space import load_space
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_down")]  # Ray shut down after (conftest)
 
 BACKENDS = ["optuna", "ray"]
 FILES = {"trials.csv", "pareto.csv", "pareto.json", "report.html", "pareto.png", "env.json",
          "space.yaml", "study.db"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _ray_down():
-    yield
-    try:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
-    except ImportError:
-        pass
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
