@@ -125,10 +125,16 @@ STRATEGIES: dict[str, Callable[[int], Any]] = {
     "pls": lambda s: make_sampler("random", s),  # start-up designs; then LocalSearch below
     "pls-cost": lambda s: make_sampler("random", s),
     "cost-gp": lambda s: make_sampler("random", s),  # start-up designs; then CostGP below
+    # hybrids: nasl's TPE proposes; from trial M on, Pareto local search proposes every E-th trial
+    "tpe-pls20": lambda s: make_sampler("tpe", s),
+    "tpe-pls20-alt": lambda s: make_sampler("tpe", s),
+    "tpe-pls50": lambda s: make_sampler("tpe", s),
+    "tpe-pls30-alt": lambda s: make_sampler("tpe", s),
     "tpe-strata4": lambda s: None,  # run_stratified: multivariate TPE + free-cost strata
     "tpe-strata8": lambda s: None,
 }
 LOCAL = {"pls": False, "pls-cost": True}  # Pareto local search; True: neighbour chosen by free costs
+HYBRID = {"tpe-pls20": (20, 1), "tpe-pls20-alt": (20, 2), "tpe-pls50": (50, 1), "tpe-pls30-alt": (30, 2)}
 COST_AWARE = {"cost-rf": (500, 1.0), "cost-rf-p2000": (2000, 1.0), "cost-rf-p2000-k0": (2000, 0.0),
               "cost-rf-p2000-k2": (2000, 2.0)}
 
@@ -187,9 +193,9 @@ class LocalSearch:
     its parent's accuracy — would add the most hypervolume; else a random front member's random
     neighbour."""
 
-    def __init__(self, truth: Truth, seed: int, use_costs: bool, startup: int = 10):
+    def __init__(self, truth: Truth, seed: int, use_costs: bool, startup: int = 10, every: int = 1):
         self.truth, self.rng = truth, np.random.default_rng(seed)
-        self.use_costs, self.startup = use_costs, startup
+        self.use_costs, self.startup, self.every = use_costs, startup, every
         self.values = [sorted({k[i] for k in truth.lookup}) for i in range(len(next(iter(truth.lookup))))]
 
     def neighbours(self, key: tuple[str, ...], seen: set[tuple[str, ...]]) -> list[tuple[str, ...]]:
@@ -197,7 +203,7 @@ class LocalSearch:
                 for n in [key[:i] + (v,) + key[i + 1:]] if n not in seen]
 
     def propose(self, done: list[tuple[tuple[str, ...], float, float]]) -> tuple[str, ...] | None:
-        if len(done) < self.startup:
+        if len(done) < self.startup or (len(done) - self.startup) % self.every:
             return None
         seen = {d[0] for d in done}
         loss = self.truth.norm(np.array([(d[1], d[2]) for d in done]))
@@ -354,6 +360,8 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
         aware = CostGP(truth, seed)
     elif strategy in LOCAL:
         aware = LocalSearch(truth, seed, LOCAL[strategy])
+    elif strategy in HYBRID:
+        aware = LocalSearch(truth, seed, False, *HYBRID[strategy])
     done: list[tuple[tuple[str, ...], float, float]] = []
     out: dict[str, Any] = {"checkpoints": {}}
     suggest = 0.0

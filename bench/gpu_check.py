@@ -14,8 +14,9 @@ would not fit are skipped and say so):
 4. proxy training (the main job's network and data): images/s of one trial and in aggregate
    with K = 1, 2, 4, 8 trials training at once on the GPU (K processes started together), fp32
    and bf16, and each trial's peak GPU memory;
-5. the main job (``nasl search shufflenet --budget 40MFLOPs``) trained on the GPU: its wall
-   time and its front, against the same search trained on the CPU when time is left.
+5. the main job (``nasl search shufflenet --budget 40MFLOPs``) trained on the GPU with
+   ``--trials-per-device auto`` (the K its probe chose is reported): its wall time and its
+   front, against the same search trained on the CPU (one trial at a time) when time is left.
 
 Writes a Markdown report to ``--out`` (default ``$OUT/gpu_check.md`` when ``$OUT`` is set,
 else ``gpu_check.md``) and the same results as JSON beside it. Without CUDA it prints one line
@@ -177,14 +178,17 @@ def train_rows(device: str, precisions: Sequence[str], ks: Sequence[int], *, epo
 
 
 def main_job(device: str, train_device: str, runs_dir: str, *, timeout: float,
-             tiny: bool) -> dict[str, Any]:
-    """The main job with training on ``train_device`` (latency on ``device``) → exit status,
-    wall seconds, the train devices recorded and the front (arch ids, accuracies)."""
+             tiny: bool, auto_k: bool = False) -> dict[str, Any]:
+    """The main job with training on ``train_device`` (latency on ``device``; ``auto_k``:
+    ``--trials-per-device auto``) → exit status, wall seconds, the train devices recorded, the
+    front (arch ids, accuracies) and the K the probe chose."""
     import csv
 
     name = f"main-{train_device.replace(':', '')}"
     cmd = [sys.executable, "-m", "nasl.cli", "search", *MAIN_JOB, "--device", device,
            "--train-device", train_device, "--name", name, "--runs-dir", runs_dir, "--quiet"]
+    if auto_k:
+        cmd += ["--trials-per-device", "auto"]
     if tiny:
         cmd += ["--trials", "2", "--epochs", "1", "--confirm-seeds", "0", "--no-baselines"]
     t0 = time.perf_counter()
@@ -203,8 +207,10 @@ def main_job(device: str, train_device: str, runs_dir: str, *, timeout: float,
         with (run / "pareto.csv").open() as f:
             front = [{"arch_id": r["arch_id"], "accuracy": float(r["accuracy"] or "nan"),
                       "macs": int(r["macs"])} for r in csv.DictReader(f)]
+    env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
     return {"command": " ".join(cmd[2:]).replace("nasl.cli", "nasl", 1), "rc": rc,
             "seconds": seconds, "tail": tail, "front": front,
+            "packing": env.get("trials_per_device_auto"),
             "train_devices": sorted({r.get("train_device", "") for r in rows} - {""}),
             "images_per_second": [float(r["images_per_second"]) for r in rows
                                   if r.get("images_per_second")]}
@@ -313,6 +319,12 @@ def render_training(res: dict[str, Any]) -> list[str]:
                      f"{j['seconds']:.0f} s, trained on {', '.join(j['train_devices']) or '—'}, "
                      f"front of {len(j['front'])}, median "
                      + (f"{statistics.median(ips):.0f} images/s per trial." if ips else "— images/s."))
+        pack = j.get("packing")
+        if pack:
+            levels = ", ".join(f"K={r['k']}: {r['aggregate']:.0f}" for r in pack["rows"]
+                               if r.get("aggregate"))
+            lines.append(f"  `--trials-per-device auto` chose K = {pack['k']} ({pack['reason']}; aggregate "
+                         f"images/s {levels}; probe {pack['seconds']:.0f} s).")
         if j["rc"] != 0:
             lines += ["", "```", *j["tail"], "```"]
     cmp_ = res.get("fronts")
@@ -343,7 +355,7 @@ def train_parts(res: dict[str, Any], device: str, dry: bool, t0: float, deadline
                 break
             where = train_device.split(":again")[0]
             jobs[train_device] = main_job(device, where, tmp + "/" + str(len(jobs)),
-                                          timeout=left - 5, tiny=dry)
+                                          timeout=left - 5, tiny=dry, auto_k=not jobs)
     res["main_job"] = jobs
     if len(jobs) == 2:
         a, b = jobs.values()

@@ -110,6 +110,15 @@ def kendall(a: list[float], b: list[float]) -> float | None:
     return float(kendalltau(a, b).statistic) if len(a) >= 3 else None
 
 
+def tau_ceiling(means: list[float], sd: float, seeds: list[int], draws: int = 2000) -> float:
+    """Expected Kendall τ between the true order of ``means`` and one re-check of them with
+    seed noise ``sd`` (each mean over its number of ``seeds``)."""
+    rng = np.random.default_rng(0)
+    m = np.asarray(means)
+    scale = sd / np.sqrt(np.asarray(seeds, dtype=float))
+    return float(np.mean([kendall(list(m), list(m + rng.normal(0, scale))) for _ in range(draws)]))
+
+
 def summarize(run: Path, lines: list[dict[str, Any]]) -> str:
     rows, env = load_run(run)
     by = {int(r["number"]): r for r in rows}
@@ -148,6 +157,12 @@ def summarize(run: Path, lines: list[dict[str, Any]]) -> str:
                        f"confirmed (after) {r2(after)}")
             best = max(done, key=lambda n: t[n])
             sd = np.sqrt(np.mean([np.var(v, ddof=1) for v in truth[rec].values() if len(v) > 1] or [np.nan]))
+            if sd == sd:
+                seeds = {n: len(truth[rec][n]) for n in done}
+                out.append(f"  τ ceiling: a perfect ranking scored against a truth with its own seed noise "
+                           f"(sd {100 * sd:.2f} points, from the designs with 2 seeds): "
+                           f"{r2(tau_ceiling([t[n] for n in done], sd, [seeds[n] for n in done]))} on "
+                           f"{len(done)} designs (an upper bound: the truth's spread includes its noise)")
             for p in r["recommendation"]:
                 n = int(p["design"])
                 if n in t:

@@ -75,23 +75,25 @@ def test_search_command_parses(gpu_check: ModuleType, tmp_path: Path) -> None:
 def test_dry_run_parts_train_concurrently_and_run_the_main_job(gpu_check: ModuleType,
                                                                tmp_path: Path) -> None:
     """The code paths --dry-run takes on the CPU (the whole --dry-run is minutes here): K
-    workers started together in bf16, the main job with training on a named device, the
-    comparison of fronts and the report."""
+    workers started together in bf16, the main job with training on a named device and
+    ``--trials-per-device auto``, the comparison of fronts and the report."""
     import time
 
     rows = gpu_check.train_rows("cpu", ("bf16",), (2,), epochs=1, subset=128,
                                 deadline=time.monotonic() + 600)
     assert len(rows) == 1 and rows[0]["failed"] == 0 and "skipped" not in rows[0], rows
     assert rows[0]["aggregate"] >= rows[0]["per_trial"] > 0 and rows[0]["peak_mb"] is None
-    job = gpu_check.main_job("cpu", "cpu", str(tmp_path), timeout=600, tiny=True)
+    job = gpu_check.main_job("cpu", "cpu", str(tmp_path), timeout=600, tiny=True, auto_k=True)
     assert job["rc"] == 0 and job["train_devices"] == ["cpu"] and job["front"], job
     assert "--train-device cpu" in job["command"] and job["images_per_second"]
+    assert "--trials-per-device auto" in job["command"] and job["packing"]["k"] >= 1
     res = {"training": [*rows, {"precision": "fp32", "k": 8, "skipped": "time budget"}],
            "main_job": {"cuda:0": job, "cpu": job},
            "fronts": gpu_check.compare_fronts(job["front"], job["front"])}
     text = "\n".join(gpu_check.render_training(res))
     assert "| bf16 | 2 |" in text and "| fp32 | 8 | skipped: time budget" in text
     assert "training on cuda:0" in text and "Jaccard 1.00" in text
+    assert f"`--trials-per-device auto` chose K = {job['packing']['k']}" in text
 
 
 def test_render_training_without_results(gpu_check: ModuleType) -> None:
