@@ -56,6 +56,14 @@ def test_bad_trials_per_device_is_one_line(tiny_space: Path, tmp_path: Path, cap
     assert not runs.exists() or not any(runs.iterdir())  # nothing written
 
 
+def test_auto_on_a_table_space_is_one_process(tmp_path: Path) -> None:
+    rc = main(["search", "nb201", "--trials", "3", "--runs-dir", str(tmp_path), "--name", "t", "--quiet",
+               "--trials-per-device", "auto", "--confirm-seeds", "0"])
+    assert rc == 0
+    pack = json.loads((tmp_path / "t" / "env.json").read_text())["trials_per_device_auto"]
+    assert pack["k"] == 1 and "tabular" in pack["reason"] and not pack["rows"]
+
+
 @pytest.mark.slow
 def test_auto_probes_then_trains_k_trials_at_once(tiny_space: Path, tmp_path: Path) -> None:
     rc = main(["search", str(tiny_space), "--trials", "3", "--runs-dir", str(tmp_path), "--name", "auto",

@@ -94,8 +94,8 @@ class Packing:
         levels = ", ".join(f"K={r.k}: {r.aggregate:,.0f} img/s" for r in self.rows if r.aggregate)
         busy = "; the CPU was busy with other work (numbers inflated)" if any(
             r.contended for r in self.rows) else ""
-        return (f"trials per device: auto → {self.k} on {self.device} ({self.reason}; {levels}; "
-                f"probe {self.seconds:.0f} s{busy})")
+        measured = f"; {levels}; probe {self.seconds:.0f} s" if levels else ""
+        return f"trials per device: auto → {self.k} on {self.device} ({self.reason}{measured}{busy})"
 
 
 def choose_k(pick: float, rows: list[ProbeRow]) -> int:
@@ -166,6 +166,10 @@ def measure(session: Any, device: str, *, ks: tuple[int, ...] = KS,
     """Probe ``device`` for ``session``'s search and choose K (see the module docstring)."""
     t0 = time.monotonic()
     s = session.settings
+    if session.space.family == "table":
+        return Packing(k=1, device=device, design="", macs=0.0, free_mb=None, limit=1,
+                       reason="a tabular space looks its designs up, it trains nothing",
+                       seconds=time.monotonic() - t0)
     name, params, macs = probe_design(session.space, s.budgets, s.seed)
     arch, data = session.evaluator.proxy(params)
     cfg = dataclasses.replace(s.train, epochs=1, bn_recalibrate=False)
