@@ -409,12 +409,17 @@ def t_interval(xs: list[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
+STAT = {"name": "mean"}  # the statistic the verdicts compare (--median: the median)
+
+
 def diff_interval(a: list[float], b: list[float], reps: int = 4000) -> tuple[float, float, float]:
-    """Mean(a) - mean(b) and its 95 % bootstrap interval (seeds resampled in each group)."""
+    """Mean(a) - mean(b) (median with ``--median``) and its 95 % bootstrap interval (seeds
+    resampled in each group)."""
+    f = np.median if STAT["name"] == "median" else np.mean
     rng = np.random.default_rng(0)
     x, y = np.array(a), np.array(b)
-    d = rng.choice(x, (reps, len(x))).mean(1) - rng.choice(y, (reps, len(y))).mean(1)
-    return float(x.mean() - y.mean()), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
+    d = f(rng.choice(x, (reps, len(x))), axis=1) - f(rng.choice(y, (reps, len(y))), axis=1)
+    return float(f(x) - f(y)), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
 
 
 def verdict(a: list[float], b: list[float]) -> str:
@@ -463,7 +468,8 @@ def summary(res: dict[str, Any], n: int = 100) -> str:
         return [r["checkpoints"][str(n)]["regret"] for r in runs
                 if r["strategy"] == s and r["device"] == d and str(n) in r["checkpoints"]]
 
-    lines = [f"\n| strategy (N = {n}) | " + " | ".join(res["devices"]) + " | beats both on |",
+    lines = [f"\n| strategy (N = {n}, {STAT['name']} regret %) | " + " | ".join(res["devices"])
+             + " | beats both on |",
              "|---|" + "---|" * (len(res["devices"]) + 1)]
     for s in res["strategies"]:
         cells, wins = [], 0
@@ -475,7 +481,8 @@ def summary(res: dict[str, Any], n: int = 100) -> str:
             v = [verdict(mine, regrets(b, d)) if b != s and regrets(b, d) else "–"
                  for b in ("random", "tpe-default")]
             wins += all(x == "better" for x in v)
-            cells.append(f"{100 * np.mean(mine):.2f} ({v[0]}, {v[1]})")
+            f = np.median if STAT["name"] == "median" else np.mean
+            cells.append(f"{100 * f(mine):.2f} ({v[0]}, {v[1]})")
         lines.append(f"| {s} | " + " | ".join(cells) + f" | {wins} of {len(res['devices'])} |")
     return "\n".join(lines)
 
@@ -492,7 +499,10 @@ def main() -> None:
     p.add_argument("--table", type=Path, nargs="+",
                    help="print the markdown of existing JSON files (runs pooled) and stop")
     p.add_argument("--only", help="with --table: these strategies only (comma-separated)")
+    p.add_argument("--median", action="store_true",
+                   help="with --table: the summary and verdicts compare median regrets (bootstrap)")
     args = p.parse_args()
+    STAT["name"] = "median" if args.median else "mean"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     global ACC_TOLD
     ACC_TOLD = 100.0 if args.percent else 1.0
