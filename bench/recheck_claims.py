@@ -235,6 +235,9 @@ def main() -> None:
     done = {(x["recipe"], x["number"], x["seed"]) for x in lines}
 
     def one(recipe: str, n: int, seed: int) -> None:
+        if a.out.exists():  # another re-check process (e.g. one per recipe) may have done it
+            done.update((x["recipe"], x["number"], x["seed"])
+                        for x in map(json.loads, a.out.read_text().splitlines()))
         if (recipe, n, seed) in done:
             return
         params = choices[n]

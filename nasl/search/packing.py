@@ -237,21 +237,22 @@ def _level(arch: Any, cfg: Any, device: str, k: int, threads: int | None, second
         p.join(timeout=5)
         if p.is_alive():
             p.kill()
-    ok = [g for g in got if "images_per_second" in g]
+    ok = [g for g in got if "rate" in g]
     errors = [g["error"] for g in got if "error" in g]
     if len(ok) < k:
         note = errors[0] if errors else "a probe process ended without a result"
         return ProbeRow(k, failed=k - len(ok), threads=threads, note=note[:120])
-    ips = [g["images_per_second"] for g in ok]
+    ips = [g["rate"] for g in ok]
     return ProbeRow(k, per_trial=sum(ips) / k, aggregate=sum(ips), threads=threads,
                     footprint_mb=max(g["footprint_mb"] for g in ok),
-                    contended=any(g["contended"] for g in ok) or None)
+                    contended=any(g["busy"] for g in ok) or None)
 
 
 def probe_worker(arch: Any, cfg: Any, device: str, threads: int | None, seconds: float,
                  classes: int, barrier: Any, out: Any) -> None:
     """A probe process: warm up, wait for the others, train ``seconds`` → put its images/s
-    and its memory footprint (MiB) on ``out`` (or ``{"error": ...}``)."""
+    (``rate``), its memory footprint (MiB) and whether its threads waited for cores (``busy``)
+    on ``out`` (or ``{"error": ...}``)."""
     try:
         out.put(_probe(arch, cfg, device, threads, seconds, classes, barrier))
     except Exception as e:  # reported as the level's note; the search goes on
@@ -295,5 +296,4 @@ def _probe(arch: Any, cfg: Any, device: str, threads: int | None, seconds: float
         footprint = torch.cuda.max_memory_reserved(device) / 2**20 + CUDA_CONTEXT_MB
     else:
         footprint = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"images_per_second": r.images_per_second, "footprint_mb": footprint,
-            "contended": bool(r.contended)}
+    return {"rate": r.images_per_second, "footprint_mb": footprint, "busy": bool(r.contended)}
