@@ -135,6 +135,31 @@ STRATEGIES: dict[str, Callable[[int], Any]] = {
 }
 LOCAL = {"pls": False, "pls-cost": True}  # Pareto local search; True: neighbour chosen by free costs
 HYBRID = {"tpe-pls20": (20, 1), "tpe-pls20-alt": (20, 2), "tpe-pls50": (50, 1), "tpe-pls30-alt": (30, 2)}
+def shv_options(name: str) -> dict[str, Any] | None:
+    """SurrogateHV settings from a strategy name (helper 23c): ``shv`` then any of ``-l<r>``
+    (candidates within r choices of the front), ``-x<e>`` (exploration ×0.e, e.g. x05 = 0.5,
+    x2 = 2), ``-ext`` / ``-ext<e>`` (extrapolate above the best seen), ``-s<n>`` (start-up),
+    ``-nolat`` (no latency in the kernel), ``-late`` (exploration 1.5 → 0.3). None: not shv."""
+    if not (name == "shv" or name.startswith("shv-")):
+        return None
+    opts: dict[str, Any] = {}
+    for part in name.split("-")[1:]:
+        if part == "nolat":
+            opts["lat_kernel"] = False
+        elif part == "late":
+            opts.update(explore=1.5, late_explore=0.3)
+        elif part.startswith("ext"):
+            opts["extrapolate"] = float("0." + part[4:] if part[3:4] == "0" else part[3:] or 1.0)
+        elif part[0] in "lsx" and part[1:].isdigit():
+            v = part[1:]
+            num = float("0." + v[1:]) if v.startswith("0") and len(v) > 1 else float(v)
+            opts[{"l": "local", "s": "startup", "x": "explore"}[part[0]]] = (
+                int(num) if part[0] != "x" else num)
+        else:
+            raise SystemExit(f"--strategies: unknown shv option {part!r} in {name!r}")
+    return opts
+
+
 COST_AWARE = {"cost-rf": (500, 1.0), "cost-rf-p2000": (2000, 1.0), "cost-rf-p2000-k0": (2000, 0.0),
               "cost-rf-p2000-k2": (2000, 2.0)}
 
@@ -303,6 +328,213 @@ class CostGP:
         return cands[int(np.argmax(gains))]
 
 
+def hv_gain(front: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Hypervolume gain (2-D, ref (1, 1), both minimised) of points (x[c, s], y[c]) added to a
+    sorted ``front``: ∫_x^1 max(0, h(u) - y) du with h the front's staircase height → C × S.
+    Front points outside the reference box are dropped and x is clipped to it (a point below
+    the reference accuracy adds nothing)."""
+    front = front[(front[:, 0] < 1) & (front[:, 1] < 1)]
+    x = np.minimum(x, 1.0)
+    lo = np.concatenate([[-np.inf], front[:, 0]])
+    hi = np.concatenate([front[:, 0], [1.0]])
+    h = np.concatenate([[1.0], front[:, 1]])
+    g = np.maximum(0.0, h[None, :] - y[:, None])  # C × K
+    width = np.clip(hi[None, None, :] - np.maximum(lo[None, None, :], x[:, :, None]), 0.0, None)
+    return np.einsum("csk,ck->cs", width, g)
+
+
+class SurrogateHV:
+    """A Gaussian process on the designs' choices and their FREE latency, and expected
+    hypervolume gain with each candidate's known latency (only accuracy is uncertain).
+
+    Kernel: σ² · exp(-Hamming(x, x') / ℓ) · exp(-(q - q')² / (2 ℓ_lat²)), q the design's latency
+    quantile among the candidates, its
+    hyper-parameters chosen on a small grid by marginal likelihood. Accuracies are modelled
+    after a rank (copula) transform to normal scores, and a predicted normal score is mapped
+    back through the observed accuracies (monotone interpolation, clipped to the observed
+    range): an unexplored region can look as good as the best design seen, never better, and
+    one dead design (10 %) is just "the worst", not an outlier that inflates the variance.
+    Startup: ``startup`` designs spread over latency quantiles of the pool (costs are free).
+    Candidates: all designs when ``pool`` covers the space, else ``pool`` random ones.
+    ``explore`` scales the predictive sd in the acquisition (0: pure exploitation)."""
+
+    def __init__(self, truth: Truth, seed: int, startup: int = 10, pool: int = 20000,
+                 lat_kernel: bool = True, explore: float = 1.0, late_explore: float | None = None,
+                 extrapolate: float = 0.0, local: int = 0):
+        self.truth, self.rng = truth, np.random.default_rng(seed)
+        self.startup, self.lat_kernel, self.explore = startup, lat_kernel, explore
+        self.late_explore, self.extrapolate, self.local = late_explore, extrapolate, local
+        keys = list(truth.lookup)
+        if pool < len(keys):
+            keys = [keys[i] for i in self.rng.choice(len(keys), pool, replace=False)]
+        self.keys = keys
+        self.pos = {k: i for i, k in enumerate(keys)}
+        self.values = vals = [sorted({k[i] for k in keys}) for i in range(len(keys[0]))]
+        self.codes = np.array([[vals[e].index(o) for e, o in enumerate(k)] for k in keys], dtype=np.int8)
+        lat = np.array([truth.lookup[k][1] for k in keys])  # free: known before training
+        self.loglat = np.log(lat)  # orders the latency-stratified start
+        self.latq = (np.argsort(np.argsort(lat)) + 0.5) / len(lat)  # latency quantile: the GP's cost input
+        self.loss_lat = truth.norm(np.stack([np.full(len(keys), ACC_REF), lat], 1))[:, 1]
+        self.hp: tuple[float, float, float] | None = None
+
+    def kern(self, a: np.ndarray, b: np.ndarray, ell: float, ell_lat: float) -> np.ndarray:
+        ham = (self.codes[a][:, None, :] != self.codes[b][None, :, :]).sum(-1)
+        k = np.exp(-ham / ell)
+        if self.lat_kernel and ell_lat < 1e6:
+            d = self.latq[a][:, None] - self.latq[b][None, :]
+            k = k * np.exp(-d ** 2 / (2 * ell_lat ** 2))
+        return k
+
+    def fit_hp(self, idx: np.ndarray, z: np.ndarray) -> tuple[float, float, float]:
+        best, best_ll = (1.0, 1.0, 1e-2), -np.inf
+        for ell in (0.5, 1.0, 2.0, 4.0):
+            for ell_lat in ((0.02, 0.05, 0.1, 0.2, 0.5) if self.lat_kernel else (1e9,)):
+                k0 = self.kern(idx, idx, ell, ell_lat)
+                for noise in (1e-3, 1e-2, 1e-1):
+                    k = k0 + noise * np.eye(len(idx))
+                    try:
+                        L = np.linalg.cholesky(k)
+                    except np.linalg.LinAlgError:
+                        continue
+                    a = np.linalg.solve(L, z)
+                    s2 = float(a @ a) / len(z)  # σ² profiled out
+                    ll = -0.5 * len(z) * np.log(s2) - np.log(np.diag(L)).sum()
+                    if ll > best_ll:
+                        best, best_ll = (ell, ell_lat, noise), ll
+        return best
+
+    def propose(self, done: list[tuple[tuple[str, ...], float, float]]) -> tuple[str, ...] | None:
+
+        seen = {d[0] for d in done}
+        n = len(done)
+        if n < self.startup:  # latency-stratified start: quantile slot n of the pool
+            order = np.argsort(self.loglat)
+            lo, hi = n * len(order) // self.startup, (n + 1) * len(order) // self.startup
+            for _ in range(100):
+                k = self.keys[order[self.rng.integers(lo, hi)]]
+                if k not in seen:
+                    return k
+            return None
+        cand = np.array([i for i in range(len(self.keys)) if self.keys[i] not in seen])
+        if self.local:  # only unseen designs within ``local`` choices of a front member
+            idx = np.array([self.pos[d[0]] for d in done])
+            loss = self.truth.norm(np.array([(d[1], d[2]) for d in done]))
+            on_front = [idx[i] for i in range(n) if loss[i, 0] < 1 and
+                        not ((loss <= loss[i]).all(1) & (loss < loss[i]).any(1)).any()]
+            if on_front:
+                ham = (self.codes[cand][:, None, :] != self.codes[on_front][None, :, :]).sum(-1).min(1)
+                if (ham <= self.local).any():
+                    cand = cand[ham <= self.local]
+        gains, mu = self.gains(done, cand)
+        if gains.max() <= 0:
+            return self.keys[cand[int(np.argmax(mu))]]
+        return self.keys[cand[int(np.argmax(gains))]]
+
+    def gains(self, done: list[tuple[tuple[str, ...], float, float]], cand: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Expected hypervolume gain of the candidates (indices into the pool) and their
+        predicted normal scores, from the GP fitted to ``done``."""
+        from scipy import stats
+
+        n = len(done)
+        idx = np.array([self.pos[d[0]] for d in done])
+        acc = np.array([d[1] for d in done])
+        ranks = stats.rankdata(acc, method="min")  # ties (dead designs) share the worst rank
+        z = stats.norm.ppf((ranks - 0.5) / n)
+        if self.hp is None or n % 10 == 0:
+            self.hp = self.fit_hp(idx, z)
+        ell, ell_lat, noise = self.hp
+        K = self.kern(idx, idx, ell, ell_lat) + noise * np.eye(n)
+        L = np.linalg.cholesky(K)
+        alpha = np.linalg.solve(L.T, np.linalg.solve(L, z))
+        s2 = float(np.linalg.solve(L, z) @ np.linalg.solve(L, z)) / n
+        ks = self.kern(cand, idx, ell, ell_lat)
+        mu = ks @ alpha
+        v = np.linalg.solve(L, ks.T)
+        sd = np.sqrt(np.clip(s2 * (1 - (v ** 2).sum(0)), 1e-12, None))
+        explore = self.explore
+        if self.late_explore is not None:
+            explore = self.explore + (self.late_explore - self.explore) * min(1.0, n / 100)
+        gh_z, gh_w = np.polynomial.hermite_e.hermegauss(12)
+        gh_w = gh_w / gh_w.sum()
+        zs = mu[:, None] + explore * sd[:, None] * gh_z[None, :]
+        zs_sorted, acc_sorted = np.sort(z), np.sort(acc)
+        a = np.interp(zs, zs_sorted, acc_sorted)
+        if self.extrapolate > 0:  # beyond the best seen: the top tenth's slope, continued
+            m = max(2, n // 10)
+            slope = (acc_sorted[-1] - acc_sorted[-m]) / max(1e-9, zs_sorted[-1] - zs_sorted[-m])
+            a = a + self.extrapolate * slope * np.clip(zs - zs_sorted[-1], 0, None)
+        t = self.truth
+        x = 1 - (a - ACC_REF) / (t.acc_max - ACC_REF)
+        front = front_of(t.norm(np.array([(d[1], d[2]) for d in done])))
+        return hv_gain(front, x, self.loss_lat[cand]) @ gh_w, mu
+
+
+def neighbours_of(key: tuple[str, ...], values: list[list[str]]) -> list[tuple[str, ...]]:
+    """The designs that differ from ``key`` in exactly one choice."""
+    return [key[:i] + (v,) + key[i + 1:] for i, vals in enumerate(values) for v in vals if v != key[i]]
+
+
+def run_tpe_pick(truth: Truth, seed: int, n: int, k: int, opts: dict[str, Any], neighbours: bool = False
+                 ) -> tuple[list[tuple[tuple[str, ...], float, float]], float]:
+    """nasl's TPE proposes ``k`` designs per evaluation (asked in a row; its constant liar
+    spreads them); SurrogateHV's expected hypervolume gain — the GP on choices + free
+    latency, each proposal's known latency — picks the one evaluated; the others are told
+    FAIL (TPE ignores them). A proposal evaluated before is told its known values and not
+    counted (as ``-dedup``). The first ``opts['startup']`` (10) evaluations take TPE's first
+    proposal. ``neighbours``: the unseen one-choice neighbours of the front's members compete
+    too (Pareto local search ranked by the same gain); when one wins, it is enqueued and
+    asked. → the evaluated designs and the seconds spent choosing."""
+    space = truth.space
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", seed))
+    model = SurrogateHV(truth, seed, **opts)
+    done: list[tuple[tuple[str, ...], float, float]] = []
+    known: dict[tuple[str, ...], tuple[float, float]] = {}
+    asking = 0.0
+    while len(done) < n:
+        t = time.perf_counter()
+        props: list[tuple[Any, tuple[str, ...]]] = []
+        for _ in range(k if len(done) >= model.startup else 1):
+            trial = study.ask()
+            key = tuple(space.sample(trial)[p] for p in space.order)
+            if key in known or any(key == q for _, q in props):
+                old = known.get(key)
+                study.tell(trial, [old[0] * ACC_TOLD, old[1]] if old else None,
+                           state=None if old else optuna.trial.TrialState.FAIL)
+                continue
+            props.append((trial, key))
+        if not props:
+            asking += time.perf_counter() - t
+            continue
+        best, extra = 0, []
+        if neighbours and len(done) >= model.startup:
+            loss = truth.norm(np.array([(d[1], d[2]) for d in done]))
+            front = [d[0] for i, d in enumerate(done) if loss[i, 0] < 1
+                     and not ((loss <= loss[i]).all(1) & (loss < loss[i]).any(1)).any()]
+            taken = set(known) | {q for _, q in props}
+            extra = list(dict.fromkeys(q for f in front for q in neighbours_of(f, model.values)
+                                       if q not in taken))
+        if len(props) + len(extra) > 1:
+            gains, _ = model.gains(done, np.array([model.pos[q] for q in [p[1] for p in props] + extra]))
+            best = int(np.argmax(gains))
+        for j, (trial, _) in enumerate(props):
+            if j != best:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if best >= len(props):  # a front neighbour won
+            study.enqueue_trial(dict(zip(space.order, extra[best - len(props)], strict=True)))
+            trial = study.ask()
+            key = tuple(space.sample(trial)[p] for p in space.order)
+        else:
+            trial, key = props[best]
+        asking += time.perf_counter() - t
+        row = space.to_arch(dict(zip(space.order, key, strict=True)))
+        acc, lat = row.accuracy(seed), row.values["latency_ms"]
+        study.tell(trial, [acc * ACC_TOLD, lat])
+        known[key] = (acc, lat)
+        done.append((key, acc, lat))
+    return done, asking
+
+
 def run_stratified(truth: Truth, seed: int, n: int, strata: int = 4, tries: int = 8
                    ) -> tuple[list[tuple[tuple[str, ...], float, float]], float]:
     """Cost-stratified TPE: trial i targets latency stratum i mod ``strata`` (quantiles of
@@ -339,9 +571,16 @@ def run_stratified(truth: Truth, seed: int, n: int, strata: int = 4, tries: int 
 
 def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
     """One search of ``n`` evaluations → scores at each checkpoint and seconds per suggestion."""
-    if strategy.startswith("tpe-strata"):
+    if strategy.startswith(("tpe-strata", "tpe-pick")):
         c0, w0 = time.process_time(), time.perf_counter()
-        done, asking = run_stratified(truth, seed, n, strata=int(strategy[len("tpe-strata"):] or 4))
+        if strategy.startswith("tpe-pick"):  # tpe-pick<k>[-shv options], e.g. tpe-pick8-x05
+            k, _, rest = strategy[len("tpe-pick"):].partition("-")
+            nb = rest == "nb" or rest.startswith("nb-")  # -nb: front neighbours compete too
+            rest = rest.removeprefix("nb").removeprefix("-")
+            opts = shv_options("shv-" + rest if rest else "shv") or {}
+            done, asking = run_tpe_pick(truth, seed, n, int(k), opts, neighbours=nb)
+        else:
+            done, asking = run_stratified(truth, seed, n, strata=int(strategy[len("tpe-strata"):] or 4))
         out = {"checkpoints": {str(c): dict(zip(("regret", "igd"), truth.scores(
             [(a, b) for _, a, b in done[:c]]), strict=True)) for c in CHECKPOINTS if c <= n},
             "seconds_per_suggestion": asking / n}
@@ -351,11 +590,13 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
     strategy = strategy.removesuffix("-dedup")  # again, unevaluated and uncounted, and re-asked
     space = truth.space
     study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=STRATEGIES[strategy](seed))
+                                sampler=STRATEGIES.get(strategy, STRATEGIES["random"])(seed))
     aware: Any = None
     if strategy in COST_AWARE:
         pool, kappa = COST_AWARE[strategy]
         aware = CostAware(truth, seed, pool=pool, kappa=kappa)
+    elif shv_options(strategy) is not None:
+        aware = SurrogateHV(truth, seed, **(shv_options(strategy) or {}))
     elif strategy == "cost-gp":
         aware = CostGP(truth, seed)
     elif strategy in LOCAL:
@@ -518,7 +759,8 @@ def main() -> None:
     strategies = args.strategies.split(",")
     devices = args.devices.split(",")
     for s in strategies:
-        if s.removesuffix("-dedup") not in STRATEGIES:
+        if (s.removesuffix("-dedup") not in STRATEGIES and shv_options(s) is None
+                and not s.startswith("tpe-pick")):
             raise SystemExit(f"--strategies: unknown {s!r}; expected some of {', '.join(STRATEGIES)}")
     res["strategies"] = list(dict.fromkeys([*res.get("strategies", []), *strategies]))
     res["devices"] = list(dict.fromkeys([*res.get("devices", []), *devices]))
