@@ -376,6 +376,7 @@ class SurrogateHV:
         self.latq = (np.argsort(np.argsort(lat)) + 0.5) / len(lat)  # latency quantile: the GP's cost input
         self.loss_lat = truth.norm(np.stack([np.full(len(keys), ACC_REF), lat], 1))[:, 1]
         self.hp: tuple[float, float, float] | None = None
+        self.last_ei = np.zeros(0)  # set by gains(): expected improvement of the best accuracy
 
     def kern(self, a: np.ndarray, b: np.ndarray, ell: float, ell_lat: float) -> np.ndarray:
         ham = (self.codes[a][:, None, :] != self.codes[b][None, :, :]).sum(-1)
@@ -467,6 +468,8 @@ class SurrogateHV:
         t = self.truth
         x = 1 - (a - ACC_REF) / (t.acc_max - ACC_REF)
         front = front_of(t.norm(np.array([(d[1], d[2]) for d in done])))
+        self.last_a, self.last_w = a, gh_w  # accuracy quadrature samples (C × S) and weights
+        self.last_ei = np.maximum(0.0, a - acc.max()) @ gh_w  # expected accuracy improvement
         return hv_gain(front, x, self.loss_lat[cand]) @ gh_w, mu
 
 
@@ -475,7 +478,8 @@ def neighbours_of(key: tuple[str, ...], values: list[list[str]]) -> list[tuple[s
     return [key[:i] + (v,) + key[i + 1:] for i, vals in enumerate(values) for v in vals if v != key[i]]
 
 
-def run_tpe_pick(truth: Truth, seed: int, n: int, k: int, opts: dict[str, Any], neighbours: bool = False
+def run_tpe_pick(truth: Truth, seed: int, n: int, k: int, opts: dict[str, Any], neighbours: bool = False,
+                 top_every: int = 0, caps: tuple[float, ...] = ()
                  ) -> tuple[list[tuple[tuple[str, ...], float, float]], float]:
     """nasl's TPE proposes ``k`` designs per evaluation (asked in a row; its constant liar
     spreads them); SurrogateHV's expected hypervolume gain — the GP on choices + free
@@ -484,7 +488,13 @@ def run_tpe_pick(truth: Truth, seed: int, n: int, k: int, opts: dict[str, Any], 
     counted (as ``-dedup``). The first ``opts['startup']`` (10) evaluations take TPE's first
     proposal. ``neighbours``: the unseen one-choice neighbours of the front's members compete
     too (Pareto local search ranked by the same gain); when one wins, it is enqueued and
-    asked. → the evaluated designs and the seconds spent choosing."""
+    asked. ``top_every`` m > 0: every m-th evaluation instead maximises the expected
+    improvement of the best accuracy alone (latency ignored), among the proposals and the
+    one-choice neighbours of the three most accurate designs: the high-accuracy end of the front
+    carries the most hypervolume. ``caps``: the top steps cycle through these latency caps,
+    fractions of the most accurate design's latency (1: none), and maximise the best accuracy
+    under the cap (an ε-constraint scalarisation; latency is free, so the cap is exact).
+    → the evaluated designs and the seconds spent choosing."""
     space = truth.space
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", seed))
     model = SurrogateHV(truth, seed, **opts)
@@ -507,7 +517,19 @@ def run_tpe_pick(truth: Truth, seed: int, n: int, k: int, opts: dict[str, Any], 
             asking += time.perf_counter() - t
             continue
         best, extra = 0, []
-        if neighbours and len(done) >= model.startup:
+        top = top_every > 0 and len(done) >= model.startup and len(done) % top_every == 0
+        cap, best_acc = np.inf, max((d[1] for d in done), default=0.0)
+        if top:
+            if caps:  # ε-constraint: latency ≤ a fraction of the most accurate design's
+                frac = caps[(len(done) // top_every) % len(caps)]
+                cap = frac * max(done, key=lambda d: d[1])[2] if frac < 1 else np.inf
+            under = [d for d in done if d[2] <= cap]
+            best_acc = max((d[1] for d in under), default=ACC_REF)
+            taken = set(known) | {q for _, q in props}
+            best3 = [d[0] for d in sorted(under, key=lambda d: -d[1])[:3]]
+            extra = list(dict.fromkeys(q for f in best3 for q in neighbours_of(f, model.values)
+                                       if q not in taken and truth.lookup[q][1] <= cap))
+        elif neighbours and len(done) >= model.startup:
             loss = truth.norm(np.array([(d[1], d[2]) for d in done]))
             front = [d[0] for i, d in enumerate(done) if loss[i, 0] < 1
                      and not ((loss <= loss[i]).all(1) & (loss < loss[i]).any(1)).any()]
@@ -516,7 +538,12 @@ def run_tpe_pick(truth: Truth, seed: int, n: int, k: int, opts: dict[str, Any], 
                                        if q not in taken))
         if len(props) + len(extra) > 1:
             gains, _ = model.gains(done, np.array([model.pos[q] for q in [p[1] for p in props] + extra]))
-            best = int(np.argmax(gains))
+            if top:
+                lat_c = np.array([truth.lookup[q][1] for q in [p[1] for p in props] + extra])  # free
+                ei = (np.maximum(0.0, model.last_a - best_acc) @ model.last_w) * (lat_c <= cap)
+                best = int(np.argmax(ei if ei.max() > 0 else gains))
+            else:
+                best = int(np.argmax(gains))
         for j, (trial, _) in enumerate(props):
             if j != best:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -577,8 +604,12 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
             k, _, rest = strategy[len("tpe-pick"):].partition("-")
             nb = rest == "nb" or rest.startswith("nb-")  # -nb: front neighbours compete too
             rest = rest.removeprefix("nb").removeprefix("-")
+            top, caps = 0, ()  # -top<m>: every m-th evaluation maximises the best accuracy
+            if rest.startswith("top"):  # -top<m>c: ... under latency caps cycling 1, 0.6, 0.35
+                head, _, rest = rest.partition("-")
+                top, caps = int(head[3:].removesuffix("c")), ((1.0, 0.6, 0.35) if head.endswith("c") else ())
             opts = shv_options("shv-" + rest if rest else "shv") or {}
-            done, asking = run_tpe_pick(truth, seed, n, int(k), opts, neighbours=nb)
+            done, asking = run_tpe_pick(truth, seed, n, int(k), opts, neighbours=nb, top_every=top, caps=caps)
         else:
             done, asking = run_stratified(truth, seed, n, strata=int(strategy[len("tpe-strata"):] or 4))
         out = {"checkpoints": {str(c): dict(zip(("regret", "igd"), truth.scores(
