@@ -348,14 +348,17 @@ class SurrogateHV:
     hypervolume gain with each candidate's known latency (only accuracy is uncertain).
 
     Kernel: σ² · exp(-Hamming(x, x') / ℓ) · exp(-(q - q')² / (2 ℓ_lat²)), q the design's latency
-    quantile among the candidates, its
-    hyper-parameters chosen on a small grid by marginal likelihood. Accuracies are modelled
-    after a rank (copula) transform to normal scores, and a predicted normal score is mapped
-    back through the observed accuracies (monotone interpolation, clipped to the observed
-    range): an unexplored region can look as good as the best design seen, never better, and
-    one dead design (10 %) is just "the worst", not an outlier that inflates the variance.
-    Startup: ``startup`` designs spread over latency quantiles of the pool (costs are free).
-    Candidates: all designs when ``pool`` covers the space, else ``pool`` random ones.
+    quantile among the candidates; ℓ, ℓ_lat and the noise chosen on a small grid by marginal
+    likelihood every 10 evaluations. Accuracies are modelled after a rank (copula) transform
+    to normal scores (ties, e.g. dead designs at 10 %, share the worst rank), and a predicted
+    score is mapped back through the observed accuracies (monotone interpolation): a dead
+    design is just "the worst", not an outlier that inflates the variance. Above the best
+    accuracy seen the map is clipped (``extrapolate`` 0: nothing can look better than the best)
+    or continued with the slope of the top tenth × ``extrapolate`` (needed: without it nothing
+    rewards looking for a more accurate design). Front points below the reference accuracy add
+    nothing (``hv_gain``). Startup: ``startup`` designs spread over latency quantiles of the
+    pool (costs are free). Candidates: all designs when ``pool`` covers the space, else
+    ``pool`` random ones; ``local`` r > 0: only those within r choices of a front member.
     ``explore`` scales the predictive sd in the acquisition (0: pure exploitation)."""
 
     def __init__(self, truth: Truth, seed: int, startup: int = 10, pool: int = 20000,
