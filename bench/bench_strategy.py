@@ -4,6 +4,7 @@ Usage:
     nice -n 10 python bench/bench_strategy.py --seeds 10 --n 200 \
         --strategies random,tpe-default,tpe-nasl --out bench/results/strategy.json
     python bench/bench_strategy.py --table bench/results/strategy.json   # markdown only
+    nice -n 10 python bench/bench_strategy.py --seeds 10 --n 100 --strategies tpe-pick8-top3-ext  # helper 23c
 
 Every run drives Optuna directly, the way ``nasl search`` samples: the sampler comes from
 nasl's factory (``nasl.search.study.make_sampler``) or is built here for the variants, the
@@ -795,7 +796,8 @@ def main() -> None:
     for s in strategies:
         if (s.removesuffix("-dedup") not in STRATEGIES and shv_options(s) is None
                 and not s.startswith("tpe-pick")):
-            raise SystemExit(f"--strategies: unknown {s!r}; expected some of {', '.join(STRATEGIES)}")
+            raise SystemExit(f"--strategies: unknown {s!r}; expected some of {', '.join(STRATEGIES)}, "
+                             "shv[-options] or tpe-pick<k>[-nb][-top<m>[c]][-options] (see shv_options)")
     res["strategies"] = list(dict.fromkeys([*res.get("strategies", []), *strategies]))
     res["devices"] = list(dict.fromkeys([*res.get("devices", []), *devices]))
     res["meta"] = {"reference_point": "accuracy 80 %, latency = the table's largest (normalised (1, 1))",
