@@ -140,7 +140,9 @@ def shv_options(name: str) -> dict[str, Any] | None:
     """SurrogateHV settings from a strategy name (helper 23c): ``shv`` then any of ``-l<r>``
     (candidates within r choices of the front), ``-x<e>`` (exploration ×0.e, e.g. x05 = 0.5,
     x2 = 2), ``-ext`` / ``-ext<e>`` (extrapolate above the best seen), ``-s<n>`` (start-up),
-    ``-nolat`` (no latency in the kernel), ``-late`` (exploration 1.5 → 0.3). None: not shv."""
+    ``-nolat`` (no latency in the kernel), ``-late`` (exploration 1.5 → 0.3), ``-r<p>`` (the
+    sampler's reference accuracy p %, not the scoring's 80 %), ``-rq<p>`` (its reference = the
+    p-th percentile of the accuracies seen). None: not shv."""
     if not (name == "shv" or name.startswith("shv-")):
         return None
     opts: dict[str, Any] = {}
@@ -151,6 +153,10 @@ def shv_options(name: str) -> dict[str, Any] | None:
             opts.update(explore=1.5, late_explore=0.3)
         elif part.startswith("ext"):
             opts["extrapolate"] = float("0." + part[4:] if part[3:4] == "0" else part[3:] or 1.0)
+        elif part.startswith("rq") and part[2:].isdigit():  # reference = this quantile of the seen
+            opts.update(ref=int(part[2:]) / 100, ref_is_quantile=True)
+        elif part[0] == "r" and part[1:].isdigit():  # the sampler's reference accuracy, in %
+            opts["ref"] = int(part[1:]) / 100
         elif part[0] in "lsx" and part[1:].isdigit():
             v = part[1:]
             num = float("0." + v[1:]) if v.startswith("0") and len(v) > 1 else float(v)
@@ -364,10 +370,12 @@ class SurrogateHV:
 
     def __init__(self, truth: Truth, seed: int, startup: int = 10, pool: int = 20000,
                  lat_kernel: bool = True, explore: float = 1.0, late_explore: float | None = None,
-                 extrapolate: float = 0.0, local: int = 0):
+                 extrapolate: float = 0.0, local: int = 0, ref: float | None = None,
+                 ref_is_quantile: bool = False):
         self.truth, self.rng = truth, np.random.default_rng(seed)
         self.startup, self.lat_kernel, self.explore = startup, lat_kernel, explore
         self.late_explore, self.extrapolate, self.local = late_explore, extrapolate, local
+        self.ref, self.ref_is_quantile = ref, ref_is_quantile  # None: ACC_REF (the scoring's)
         keys = list(truth.lookup)
         if pool < len(keys):
             keys = [keys[i] for i in self.rng.choice(len(keys), pool, replace=False)]
@@ -470,8 +478,15 @@ class SurrogateHV:
             slope = (acc_sorted[-1] - acc_sorted[-m]) / max(1e-9, zs_sorted[-1] - zs_sorted[-m])
             a = a + self.extrapolate * slope * np.clip(zs - zs_sorted[-1], 0, None)
         t = self.truth
-        x = 1 - (a - ACC_REF) / (t.acc_max - ACC_REF)
-        front = front_of(t.norm(np.array([(d[1], d[2]) for d in done])))
+        ref = ACC_REF if self.ref is None else (
+            float(np.quantile(acc, self.ref)) if self.ref_is_quantile else self.ref)
+        # the sampler's own reference accuracy (the scoring always uses ACC_REF); loss units
+        # are (best seen - ref): the argmax of the gain does not depend on the scale
+        scale = max(1e-9, acc.max() - ref)
+        x = 1 - (a - ref) / scale
+        obs = np.array([(d[1], d[2]) for d in done])
+        front = front_of(np.stack([1 - (obs[:, 0] - ref) / scale,
+                                   t.norm(obs)[:, 1]], 1))
         self.last_a, self.last_w = a, gh_w  # accuracy quadrature samples (C × S) and weights
         self.last_ei = np.maximum(0.0, a - acc.max()) @ gh_w  # expected accuracy improvement
         return hv_gain(front, x, self.loss_lat[cand]) @ gh_w, mu
