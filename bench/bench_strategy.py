@@ -44,6 +44,7 @@ from nasl.space.table import index
 DEVICES = ("raspi4", "pixel3", "gold_6226", "1080ti_1")
 CHECKPOINTS = (25, 50, 100, 200)
 ACC_REF = 0.80
+NOISE = {"std": 0.0}  # --noise: std of the accuracy the searches see (scores use the true values)
 ACC_TOLD = 1.0  # accuracy is told to Optuna × this (100 with --percent: in %, as the table has it)
 
 
@@ -52,7 +53,10 @@ class Truth:
     """One device's table: design → (accuracy, latency), the normalisation and the true front."""
 
     def __init__(self, device: str):
-        self.space = load_space("nb201").with_overrides({"table.device": device})
+        over: dict[str, Any] = {"table.device": device}
+        if NOISE["std"] > 0:  # --noise: the searches see seeded noisy accuracies; scores use the table's
+            over["table.noise"] = {"std": NOISE["std"]}
+        self.space = load_space("nb201").with_overrides(over)
         rows = index(self.space.spec)
         self.lookup = {k: (r.values["accuracy"], r.values["latency_ms"]) for k, r in rows.items()}
         pts = np.array(list(self.lookup.values()))
@@ -632,7 +636,7 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
         else:
             done, asking = run_stratified(truth, seed, n, strata=int(strategy[len("tpe-strata"):] or 4))
         out = {"checkpoints": {str(c): dict(zip(("regret", "igd"), truth.scores(
-            [(a, b) for _, a, b in done[:c]]), strict=True)) for c in CHECKPOINTS if c <= n},
+            [truth.lookup[k] for k, _, _ in done[:c]]), strict=True)) for c in CHECKPOINTS if c <= n},
             "seconds_per_suggestion": asking / n}
         out["cpu_over_wall"] = (time.process_time() - c0) / max(1e-9, time.perf_counter() - w0)
         return out
@@ -680,7 +684,7 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
         study.tell(trial, [acc * ACC_TOLD, lat])
         done.append((tuple(params[k] for k in space.order), acc, lat))
         if i in CHECKPOINTS:
-            regret, igd = truth.scores([(a, b) for _, a, b in done])
+            regret, igd = truth.scores([truth.lookup[k] for k, _, _ in done])  # true values
             out["checkpoints"][str(i)] = {"regret": regret, "igd": igd}
     out["seconds_per_suggestion"] = suggest / n
     out["cpu_over_wall"] = (time.process_time() - c0) / max(1e-9, time.perf_counter() - w0)
@@ -784,6 +788,8 @@ def main() -> None:
     p.add_argument("--devices", default=",".join(DEVICES))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--percent", action="store_true", help="tell Optuna accuracy in %% (not a fraction)")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="accuracy noise std (fraction) the searches see; scores use the table's values")
     p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--n", type=int, default=200, help="evaluations per run (scored at 25/50/100/200)")
     p.add_argument("--out", type=Path, default=Path("bench/results/strategy.json"))
@@ -794,6 +800,7 @@ def main() -> None:
                    help="with --table: the summary and verdicts compare median regrets (bootstrap)")
     args = p.parse_args()
     STAT["name"] = "median" if args.median else "mean"
+    NOISE["std"] = args.noise
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     global ACC_TOLD
     ACC_TOLD = 100.0 if args.percent else 1.0
@@ -819,7 +826,7 @@ def main() -> None:
                    "optuna": optuna.__version__, "python": platform.python_version(),
                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
                    "date": time.strftime("%Y-%m-%d"), "checkpoints": list(CHECKPOINTS),
-                   "accuracy_told_as": "percent" if args.percent else "fraction"}
+                   "accuracy_told_as": "percent" if args.percent else "fraction", "noise_std": args.noise}
     for dev in devices:
         truth = Truth(dev)
         for s in strategies:
