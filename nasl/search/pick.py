@@ -129,11 +129,20 @@ class ChoiceGP:
         return np.maximum(0.0, self.last_a - best) @ self.last_w
 
 
+def proposer_for(sampler: str, space: Any, settings: Any) -> PickProposer | None:
+    """The proposer of ``--sampler pick`` for ``space`` with the run's resolved ``settings``
+    (objectives, seed, budgets); None for any other sampler. ``NaslError`` for a CNN space."""
+    if sampler != "pick":
+        return None
+    return PickProposer(space, [d for _, d in settings.objectives], [m for m, _ in settings.objectives],
+                        settings.seed, dict(settings.budgets))
+
+
 class PickProposer:
     """Chooses the run's next design and enqueues it (see the module doc)."""
 
     def __init__(self, space: Any, directions: list[str], metrics: list[str], seed: int,
-                 k: int = 8, top_every: int = 3, startup: int = 10):
+                 budgets: dict[str, float] | None = None, k: int = 8, top_every: int = 3, startup: int = 10):
         from nasl.search.study import make_sampler, quiet_optuna
         from nasl.space.table import index
 
@@ -151,6 +160,11 @@ class PickProposer:
         self.keys = list(rows)
         self.cost = {key: float(r.values[cost[0]]) for key, r in rows.items()}  # free: known
         self.model = ChoiceGP(self.keys, np.array([self.cost[key] for key in self.keys]))
+        limits = {m: float(v) for m, v in (budgets or {}).items() if v is not None}
+        #: designs within the budgets the table's own columns can check (free: known before
+        #: evaluation); a TPE proposal outside is dropped unevaluated, as over-budget designs are
+        self.allowed = {key for key, r in rows.items()
+                        if all(float(r.values[m]) <= v for m, v in limits.items() if m in r.values)}
         with quiet_optuna():
             self.tpe = optuna.create_study(directions=directions, sampler=make_sampler("tpe", seed))
         self.done: list[tuple[Key, float, float]] = []
@@ -171,7 +185,9 @@ class PickProposer:
                 continue
             key = self._key(t.params)
             own = self.pending.pop(key, None)
-            if t.state != TrialState.COMPLETE or not t.values:
+            ua = t.user_attrs  # rejected (over budget, not in the table) and repeats: not evaluated
+            if (t.state != TrialState.COMPLETE or not t.values or not ua.get("trained", True)
+                    or not ua.get("feasible", True)):
                 if own is not None:
                     self.tpe.tell(own, state=TrialState.FAIL)
                 self.known.setdefault(key, [])  # never proposed again
@@ -196,7 +212,7 @@ class PickProposer:
             for _ in range(self.k if len(self.done) >= self.startup else 1):
                 trial = self.tpe.ask()
                 key = self._key(self.space.sample(trial))
-                if key not in self.model.pos:  # not in the table: never evaluated, not proposed
+                if key not in self.allowed:  # not in the table or over a budget: never proposed
                     self.tpe.tell(trial, state=TrialState.FAIL)
                     continue
                 if key in self.known or key in self.pending or any(key == q for _, q in props):
@@ -235,7 +251,7 @@ class PickProposer:
             taken = set(self.known) | set(self.pending) | {q for _, q in props}
             best3 = [d[0] for d in sorted(self.done, key=lambda d: -d[1])[:3]]
             extra = list(dict.fromkeys(q for f in best3 for q in _neighbours(f, self.model.values)
-                                       if q not in taken and q in self.model.pos))
+                                       if q not in taken and q in self.allowed))
         cands = [q for _, q in props] + extra
         if len(cands) == 1:
             return cands[0]
