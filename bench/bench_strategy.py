@@ -4,6 +4,7 @@ Usage:
     nice -n 10 python bench/bench_strategy.py --seeds 10 --n 200 \
         --strategies random,tpe-default,tpe-nasl --out bench/results/strategy.json
     python bench/bench_strategy.py --table bench/results/strategy.json   # markdown only
+    nice -n 10 python bench/bench_strategy.py --seeds 10 --n 100 --strategies tpe-pick8-top3-ext  # helper 23c
 
 Every run drives Optuna directly, the way ``nasl search`` samples: the sampler comes from
 nasl's factory (``nasl.search.study.make_sampler``) or is built here for the variants, the
@@ -43,6 +44,7 @@ from nasl.space.table import index
 DEVICES = ("raspi4", "pixel3", "gold_6226", "1080ti_1")
 CHECKPOINTS = (25, 50, 100, 200)
 ACC_REF = 0.80
+NOISE = {"std": 0.0}  # --noise: std of the accuracy the searches see (scores use the true values)
 ACC_TOLD = 1.0  # accuracy is told to Optuna × this (100 with --percent: in %, as the table has it)
 
 
@@ -51,7 +53,10 @@ class Truth:
     """One device's table: design → (accuracy, latency), the normalisation and the true front."""
 
     def __init__(self, device: str):
-        self.space = load_space("nb201").with_overrides({"table.device": device})
+        over: dict[str, Any] = {"table.device": device}
+        if NOISE["std"] > 0:  # --noise: the searches see seeded noisy accuracies; scores use the table's
+            over["table.noise"] = {"std": NOISE["std"]}
+        self.space = load_space("nb201").with_overrides(over)
         rows = index(self.space.spec)
         self.lookup = {k: (r.values["accuracy"], r.values["latency_ms"]) for k, r in rows.items()}
         pts = np.array(list(self.lookup.values()))
@@ -135,6 +140,37 @@ STRATEGIES: dict[str, Callable[[int], Any]] = {
 }
 LOCAL = {"pls": False, "pls-cost": True}  # Pareto local search; True: neighbour chosen by free costs
 HYBRID = {"tpe-pls20": (20, 1), "tpe-pls20-alt": (20, 2), "tpe-pls50": (50, 1), "tpe-pls30-alt": (30, 2)}
+def shv_options(name: str) -> dict[str, Any] | None:
+    """SurrogateHV settings from a strategy name (helper 23c): ``shv`` then any of ``-l<r>``
+    (candidates within r choices of the front), ``-x<e>`` (exploration ×0.e, e.g. x05 = 0.5,
+    x2 = 2), ``-ext`` / ``-ext<e>`` (extrapolate above the best seen), ``-s<n>`` (start-up),
+    ``-nolat`` (no latency in the kernel), ``-late`` (exploration 1.5 → 0.3), ``-r<p>`` (the
+    sampler's reference accuracy p %, not the scoring's 80 %), ``-rq<p>`` (its reference = the
+    p-th percentile of the accuracies seen). None: not shv."""
+    if not (name == "shv" or name.startswith("shv-")):
+        return None
+    opts: dict[str, Any] = {}
+    for part in name.split("-")[1:]:
+        if part == "nolat":
+            opts["lat_kernel"] = False
+        elif part == "late":
+            opts.update(explore=1.5, late_explore=0.3)
+        elif part.startswith("ext"):
+            opts["extrapolate"] = float("0." + part[4:] if part[3:4] == "0" else part[3:] or 1.0)
+        elif part.startswith("rq") and part[2:].isdigit():  # reference = this quantile of the seen
+            opts.update(ref=int(part[2:]) / 100, ref_is_quantile=True)
+        elif part[0] == "r" and part[1:].isdigit():  # the sampler's reference accuracy, in %
+            opts["ref"] = int(part[1:]) / 100
+        elif part[0] in "lsx" and part[1:].isdigit():
+            v = part[1:]
+            num = float("0." + v[1:]) if v.startswith("0") and len(v) > 1 else float(v)
+            opts[{"l": "local", "s": "startup", "x": "explore"}[part[0]]] = (
+                int(num) if part[0] != "x" else num)
+        else:
+            raise SystemExit(f"--strategies: unknown shv option {part!r} in {name!r}")
+    return opts
+
+
 COST_AWARE = {"cost-rf": (500, 1.0), "cost-rf-p2000": (2000, 1.0), "cost-rf-p2000-k0": (2000, 0.0),
               "cost-rf-p2000-k2": (2000, 2.0)}
 
@@ -303,6 +339,252 @@ class CostGP:
         return cands[int(np.argmax(gains))]
 
 
+def hv_gain(front: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Hypervolume gain (2-D, ref (1, 1), both minimised) of points (x[c, s], y[c]) added to a
+    sorted ``front``: ∫_x^1 max(0, h(u) - y) du with h the front's staircase height → C × S.
+    Front points outside the reference box are dropped and x is clipped to it (a point below
+    the reference accuracy adds nothing)."""
+    front = front[(front[:, 0] < 1) & (front[:, 1] < 1)]
+    x = np.minimum(x, 1.0)
+    lo = np.concatenate([[-np.inf], front[:, 0]])
+    hi = np.concatenate([front[:, 0], [1.0]])
+    h = np.concatenate([[1.0], front[:, 1]])
+    g = np.maximum(0.0, h[None, :] - y[:, None])  # C × K
+    width = np.clip(hi[None, None, :] - np.maximum(lo[None, None, :], x[:, :, None]), 0.0, None)
+    return np.einsum("csk,ck->cs", width, g)
+
+
+class SurrogateHV:
+    """A Gaussian process on the designs' choices and their FREE latency, and expected
+    hypervolume gain with each candidate's known latency (only accuracy is uncertain).
+
+    Kernel: σ² · exp(-Hamming(x, x') / ℓ) · exp(-(q - q')² / (2 ℓ_lat²)), q the design's latency
+    quantile among the candidates; ℓ, ℓ_lat and the noise chosen on a small grid by marginal
+    likelihood every 10 evaluations. Accuracies are modelled after a rank (copula) transform
+    to normal scores (ties, e.g. dead designs at 10 %, share the worst rank), and a predicted
+    score is mapped back through the observed accuracies (monotone interpolation): a dead
+    design is just "the worst", not an outlier that inflates the variance. Above the best
+    accuracy seen the map is clipped (``extrapolate`` 0: nothing can look better than the best)
+    or continued with the slope of the top tenth × ``extrapolate`` (needed: without it nothing
+    rewards looking for a more accurate design). Front points below the reference accuracy add
+    nothing (``hv_gain``). Startup: ``startup`` designs spread over latency quantiles of the
+    pool (costs are free). Candidates: all designs when ``pool`` covers the space, else
+    ``pool`` random ones; ``local`` r > 0: only those within r choices of a front member.
+    ``explore`` scales the predictive sd in the acquisition (0: pure exploitation)."""
+
+    def __init__(self, truth: Truth, seed: int, startup: int = 10, pool: int = 20000,
+                 lat_kernel: bool = True, explore: float = 1.0, late_explore: float | None = None,
+                 extrapolate: float = 0.0, local: int = 0, ref: float | None = None,
+                 ref_is_quantile: bool = False):
+        self.truth, self.rng = truth, np.random.default_rng(seed)
+        self.startup, self.lat_kernel, self.explore = startup, lat_kernel, explore
+        self.late_explore, self.extrapolate, self.local = late_explore, extrapolate, local
+        self.ref, self.ref_is_quantile = ref, ref_is_quantile  # None: ACC_REF (the scoring's)
+        keys = list(truth.lookup)
+        if pool < len(keys):
+            keys = [keys[i] for i in self.rng.choice(len(keys), pool, replace=False)]
+        self.keys = keys
+        self.pos = {k: i for i, k in enumerate(keys)}
+        self.values = vals = [sorted({k[i] for k in keys}) for i in range(len(keys[0]))]
+        self.codes = np.array([[vals[e].index(o) for e, o in enumerate(k)] for k in keys], dtype=np.int8)
+        lat = np.array([truth.lookup[k][1] for k in keys])  # free: known before training
+        self.loglat = np.log(lat)  # orders the latency-stratified start
+        self.latq = (np.argsort(np.argsort(lat)) + 0.5) / len(lat)  # latency quantile: the GP's cost input
+        self.loss_lat = truth.norm(np.stack([np.full(len(keys), ACC_REF), lat], 1))[:, 1]
+        self.hp: tuple[float, float, float] | None = None
+        self.last_ei = np.zeros(0)  # set by gains(): expected improvement of the best accuracy
+
+    def kern(self, a: np.ndarray, b: np.ndarray, ell: float, ell_lat: float) -> np.ndarray:
+        ham = (self.codes[a][:, None, :] != self.codes[b][None, :, :]).sum(-1)
+        k = np.exp(-ham / ell)
+        if self.lat_kernel and ell_lat < 1e6:
+            d = self.latq[a][:, None] - self.latq[b][None, :]
+            k = k * np.exp(-d ** 2 / (2 * ell_lat ** 2))
+        return k
+
+    def fit_hp(self, idx: np.ndarray, z: np.ndarray) -> tuple[float, float, float]:
+        best, best_ll = (1.0, 1.0, 1e-2), -np.inf
+        for ell in (0.5, 1.0, 2.0, 4.0):
+            for ell_lat in ((0.02, 0.05, 0.1, 0.2, 0.5) if self.lat_kernel else (1e9,)):
+                k0 = self.kern(idx, idx, ell, ell_lat)
+                for noise in (1e-3, 1e-2, 1e-1):
+                    k = k0 + noise * np.eye(len(idx))
+                    try:
+                        L = np.linalg.cholesky(k)
+                    except np.linalg.LinAlgError:
+                        continue
+                    a = np.linalg.solve(L, z)
+                    s2 = float(a @ a) / len(z)  # σ² profiled out
+                    ll = -0.5 * len(z) * np.log(s2) - np.log(np.diag(L)).sum()
+                    if ll > best_ll:
+                        best, best_ll = (ell, ell_lat, noise), ll
+        return best
+
+    def propose(self, done: list[tuple[tuple[str, ...], float, float]]) -> tuple[str, ...] | None:
+
+        seen = {d[0] for d in done}
+        n = len(done)
+        if n < self.startup:  # latency-stratified start: quantile slot n of the pool
+            order = np.argsort(self.loglat)
+            lo, hi = n * len(order) // self.startup, (n + 1) * len(order) // self.startup
+            for _ in range(100):
+                k = self.keys[order[self.rng.integers(lo, hi)]]
+                if k not in seen:
+                    return k
+            return None
+        cand = np.array([i for i in range(len(self.keys)) if self.keys[i] not in seen])
+        if self.local:  # only unseen designs within ``local`` choices of a front member
+            idx = np.array([self.pos[d[0]] for d in done])
+            loss = self.truth.norm(np.array([(d[1], d[2]) for d in done]))
+            on_front = [idx[i] for i in range(n) if loss[i, 0] < 1 and
+                        not ((loss <= loss[i]).all(1) & (loss < loss[i]).any(1)).any()]
+            if on_front:
+                ham = (self.codes[cand][:, None, :] != self.codes[on_front][None, :, :]).sum(-1).min(1)
+                if (ham <= self.local).any():
+                    cand = cand[ham <= self.local]
+        gains, mu = self.gains(done, cand)
+        if gains.max() <= 0:
+            return self.keys[cand[int(np.argmax(mu))]]
+        return self.keys[cand[int(np.argmax(gains))]]
+
+    def gains(self, done: list[tuple[tuple[str, ...], float, float]], cand: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Expected hypervolume gain of the candidates (indices into the pool) and their
+        predicted normal scores, from the GP fitted to ``done``."""
+        from scipy import stats
+
+        n = len(done)
+        idx = np.array([self.pos[d[0]] for d in done])
+        acc = np.array([d[1] for d in done])
+        ranks = stats.rankdata(acc, method="min")  # ties (dead designs) share the worst rank
+        z = stats.norm.ppf((ranks - 0.5) / n)
+        if self.hp is None or n % 10 == 0:
+            self.hp = self.fit_hp(idx, z)
+        ell, ell_lat, noise = self.hp
+        K = self.kern(idx, idx, ell, ell_lat) + noise * np.eye(n)
+        L = np.linalg.cholesky(K)
+        alpha = np.linalg.solve(L.T, np.linalg.solve(L, z))
+        s2 = float(np.linalg.solve(L, z) @ np.linalg.solve(L, z)) / n
+        ks = self.kern(cand, idx, ell, ell_lat)
+        mu = ks @ alpha
+        v = np.linalg.solve(L, ks.T)
+        sd = np.sqrt(np.clip(s2 * (1 - (v ** 2).sum(0)), 1e-12, None))
+        explore = self.explore
+        if self.late_explore is not None:
+            explore = self.explore + (self.late_explore - self.explore) * min(1.0, n / 100)
+        gh_z, gh_w = np.polynomial.hermite_e.hermegauss(12)
+        gh_w = gh_w / gh_w.sum()
+        zs = mu[:, None] + explore * sd[:, None] * gh_z[None, :]
+        zs_sorted, acc_sorted = np.sort(z), np.sort(acc)
+        a = np.interp(zs, zs_sorted, acc_sorted)
+        if self.extrapolate > 0:  # beyond the best seen: the top tenth's slope, continued
+            m = max(2, n // 10)
+            slope = (acc_sorted[-1] - acc_sorted[-m]) / max(1e-9, zs_sorted[-1] - zs_sorted[-m])
+            a = a + self.extrapolate * slope * np.clip(zs - zs_sorted[-1], 0, None)
+        t = self.truth
+        ref = ACC_REF if self.ref is None else (
+            float(np.quantile(acc, self.ref)) if self.ref_is_quantile else self.ref)
+        # the sampler's own reference accuracy (the scoring always uses ACC_REF); loss units
+        # are (best seen - ref): the argmax of the gain does not depend on the scale
+        scale = max(1e-9, acc.max() - ref)
+        x = 1 - (a - ref) / scale
+        obs = np.array([(d[1], d[2]) for d in done])
+        front = front_of(np.stack([1 - (obs[:, 0] - ref) / scale,
+                                   t.norm(obs)[:, 1]], 1))
+        self.last_a, self.last_w = a, gh_w  # accuracy quadrature samples (C × S) and weights
+        self.last_ei = np.maximum(0.0, a - acc.max()) @ gh_w  # expected accuracy improvement
+        return hv_gain(front, x, self.loss_lat[cand]) @ gh_w, mu
+
+
+def neighbours_of(key: tuple[str, ...], values: list[list[str]]) -> list[tuple[str, ...]]:
+    """The designs that differ from ``key`` in exactly one choice."""
+    return [key[:i] + (v,) + key[i + 1:] for i, vals in enumerate(values) for v in vals if v != key[i]]
+
+
+def run_tpe_pick(truth: Truth, seed: int, n: int, k: int, opts: dict[str, Any], neighbours: bool = False,
+                 top_every: int = 0, caps: tuple[float, ...] = ()
+                 ) -> tuple[list[tuple[tuple[str, ...], float, float]], float]:
+    """nasl's TPE proposes ``k`` designs per evaluation (asked in a row; its constant liar
+    spreads them); SurrogateHV's expected hypervolume gain — the GP on choices + free
+    latency, each proposal's known latency — picks the one evaluated; the others are told
+    FAIL (TPE ignores them). A proposal evaluated before is told its known values and not
+    counted (as ``-dedup``). The first ``opts['startup']`` (10) evaluations take TPE's first
+    proposal. ``neighbours``: the unseen one-choice neighbours of the front's members compete
+    too (Pareto local search ranked by the same gain); when one wins, it is enqueued and
+    asked. ``top_every`` m > 0: every m-th evaluation instead maximises the expected
+    improvement of the best accuracy alone (latency ignored), among the proposals and the
+    one-choice neighbours of the three most accurate designs: the high-accuracy end of the front
+    carries the most hypervolume. ``caps``: the top steps cycle through these latency caps,
+    fractions of the most accurate design's latency (1: none), and maximise the best accuracy
+    under the cap (an ε-constraint scalarisation; latency is free, so the cap is exact).
+    → the evaluated designs and the seconds spent choosing."""
+    space = truth.space
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", seed))
+    model = SurrogateHV(truth, seed, **opts)
+    done: list[tuple[tuple[str, ...], float, float]] = []
+    known: dict[tuple[str, ...], tuple[float, float]] = {}
+    asking = 0.0
+    while len(done) < n:
+        t = time.perf_counter()
+        props: list[tuple[Any, tuple[str, ...]]] = []
+        for _ in range(k if len(done) >= model.startup else 1):
+            trial = study.ask()
+            key = tuple(space.sample(trial)[p] for p in space.order)
+            if key in known or any(key == q for _, q in props):
+                old = known.get(key)
+                study.tell(trial, [old[0] * ACC_TOLD, old[1]] if old else None,
+                           state=None if old else optuna.trial.TrialState.FAIL)
+                continue
+            props.append((trial, key))
+        if not props:
+            asking += time.perf_counter() - t
+            continue
+        best, extra = 0, []
+        top = top_every > 0 and len(done) >= model.startup and len(done) % top_every == 0
+        cap, best_acc = np.inf, max((d[1] for d in done), default=0.0)
+        if top:
+            if caps:  # ε-constraint: latency ≤ a fraction of the most accurate design's
+                frac = caps[(len(done) // top_every) % len(caps)]
+                cap = frac * max(done, key=lambda d: d[1])[2] if frac < 1 else np.inf
+            under = [d for d in done if d[2] <= cap]
+            best_acc = max((d[1] for d in under), default=ACC_REF)
+            taken = set(known) | {q for _, q in props}
+            best3 = [d[0] for d in sorted(under, key=lambda d: -d[1])[:3]]
+            extra = list(dict.fromkeys(q for f in best3 for q in neighbours_of(f, model.values)
+                                       if q not in taken and truth.lookup[q][1] <= cap))
+        elif neighbours and len(done) >= model.startup:
+            loss = truth.norm(np.array([(d[1], d[2]) for d in done]))
+            front = [d[0] for i, d in enumerate(done) if loss[i, 0] < 1
+                     and not ((loss <= loss[i]).all(1) & (loss < loss[i]).any(1)).any()]
+            taken = set(known) | {q for _, q in props}
+            extra = list(dict.fromkeys(q for f in front for q in neighbours_of(f, model.values)
+                                       if q not in taken))
+        if len(props) + len(extra) > 1:
+            gains, _ = model.gains(done, np.array([model.pos[q] for q in [p[1] for p in props] + extra]))
+            if top:
+                lat_c = np.array([truth.lookup[q][1] for q in [p[1] for p in props] + extra])  # free
+                ei = (np.maximum(0.0, model.last_a - best_acc) @ model.last_w) * (lat_c <= cap)
+                best = int(np.argmax(ei if ei.max() > 0 else gains))
+            else:
+                best = int(np.argmax(gains))
+        for j, (trial, _) in enumerate(props):
+            if j != best:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if best >= len(props):  # a front neighbour won
+            study.enqueue_trial(dict(zip(space.order, extra[best - len(props)], strict=True)))
+            trial = study.ask()
+            key = tuple(space.sample(trial)[p] for p in space.order)
+        else:
+            trial, key = props[best]
+        asking += time.perf_counter() - t
+        row = space.to_arch(dict(zip(space.order, key, strict=True)))
+        acc, lat = row.accuracy(seed), row.values["latency_ms"]
+        study.tell(trial, [acc * ACC_TOLD, lat])
+        known[key] = (acc, lat)
+        done.append((key, acc, lat))
+    return done, asking
+
+
 def run_stratified(truth: Truth, seed: int, n: int, strata: int = 4, tries: int = 8
                    ) -> tuple[list[tuple[tuple[str, ...], float, float]], float]:
     """Cost-stratified TPE: trial i targets latency stratum i mod ``strata`` (quantiles of
@@ -339,11 +621,22 @@ def run_stratified(truth: Truth, seed: int, n: int, strata: int = 4, tries: int 
 
 def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
     """One search of ``n`` evaluations → scores at each checkpoint and seconds per suggestion."""
-    if strategy.startswith("tpe-strata"):
+    if strategy.startswith(("tpe-strata", "tpe-pick")):
         c0, w0 = time.process_time(), time.perf_counter()
-        done, asking = run_stratified(truth, seed, n, strata=int(strategy[len("tpe-strata"):] or 4))
+        if strategy.startswith("tpe-pick"):  # tpe-pick<k>[-shv options], e.g. tpe-pick8-x05
+            k, _, rest = strategy[len("tpe-pick"):].partition("-")
+            nb = rest == "nb" or rest.startswith("nb-")  # -nb: front neighbours compete too
+            rest = rest.removeprefix("nb").removeprefix("-")
+            top, caps = 0, ()  # -top<m>: every m-th evaluation maximises the best accuracy
+            if rest.startswith("top"):  # -top<m>c: ... under latency caps cycling 1, 0.6, 0.35
+                head, _, rest = rest.partition("-")
+                top, caps = int(head[3:].removesuffix("c")), ((1.0, 0.6, 0.35) if head.endswith("c") else ())
+            opts = shv_options("shv-" + rest if rest else "shv") or {}
+            done, asking = run_tpe_pick(truth, seed, n, int(k), opts, neighbours=nb, top_every=top, caps=caps)
+        else:
+            done, asking = run_stratified(truth, seed, n, strata=int(strategy[len("tpe-strata"):] or 4))
         out = {"checkpoints": {str(c): dict(zip(("regret", "igd"), truth.scores(
-            [(a, b) for _, a, b in done[:c]]), strict=True)) for c in CHECKPOINTS if c <= n},
+            [truth.lookup[k] for k, _, _ in done[:c]]), strict=True)) for c in CHECKPOINTS if c <= n},
             "seconds_per_suggestion": asking / n}
         out["cpu_over_wall"] = (time.process_time() - c0) / max(1e-9, time.perf_counter() - w0)
         return out
@@ -351,11 +644,13 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
     strategy = strategy.removesuffix("-dedup")  # again, unevaluated and uncounted, and re-asked
     space = truth.space
     study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=STRATEGIES[strategy](seed))
+                                sampler=STRATEGIES.get(strategy, STRATEGIES["random"])(seed))
     aware: Any = None
     if strategy in COST_AWARE:
         pool, kappa = COST_AWARE[strategy]
         aware = CostAware(truth, seed, pool=pool, kappa=kappa)
+    elif shv_options(strategy) is not None:
+        aware = SurrogateHV(truth, seed, **(shv_options(strategy) or {}))
     elif strategy == "cost-gp":
         aware = CostGP(truth, seed)
     elif strategy in LOCAL:
@@ -389,7 +684,7 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
         study.tell(trial, [acc * ACC_TOLD, lat])
         done.append((tuple(params[k] for k in space.order), acc, lat))
         if i in CHECKPOINTS:
-            regret, igd = truth.scores([(a, b) for _, a, b in done])
+            regret, igd = truth.scores([truth.lookup[k] for k, _, _ in done])  # true values
             out["checkpoints"][str(i)] = {"regret": regret, "igd": igd}
     out["seconds_per_suggestion"] = suggest / n
     out["cpu_over_wall"] = (time.process_time() - c0) / max(1e-9, time.perf_counter() - w0)
@@ -493,6 +788,8 @@ def main() -> None:
     p.add_argument("--devices", default=",".join(DEVICES))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--percent", action="store_true", help="tell Optuna accuracy in %% (not a fraction)")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="accuracy noise std (fraction) the searches see; scores use the table's values")
     p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--n", type=int, default=200, help="evaluations per run (scored at 25/50/100/200)")
     p.add_argument("--out", type=Path, default=Path("bench/results/strategy.json"))
@@ -503,6 +800,7 @@ def main() -> None:
                    help="with --table: the summary and verdicts compare median regrets (bootstrap)")
     args = p.parse_args()
     STAT["name"] = "median" if args.median else "mean"
+    NOISE["std"] = args.noise
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     global ACC_TOLD
     ACC_TOLD = 100.0 if args.percent else 1.0
@@ -518,15 +816,17 @@ def main() -> None:
     strategies = args.strategies.split(",")
     devices = args.devices.split(",")
     for s in strategies:
-        if s.removesuffix("-dedup") not in STRATEGIES:
-            raise SystemExit(f"--strategies: unknown {s!r}; expected some of {', '.join(STRATEGIES)}")
+        if (s.removesuffix("-dedup") not in STRATEGIES and shv_options(s) is None
+                and not s.startswith("tpe-pick")):
+            raise SystemExit(f"--strategies: unknown {s!r}; expected some of {', '.join(STRATEGIES)}, "
+                             "shv[-options] or tpe-pick<k>[-nb][-top<m>[c]][-options] (see shv_options)")
     res["strategies"] = list(dict.fromkeys([*res.get("strategies", []), *strategies]))
     res["devices"] = list(dict.fromkeys([*res.get("devices", []), *devices]))
     res["meta"] = {"reference_point": "accuracy 80 %, latency = the table's largest (normalised (1, 1))",
                    "optuna": optuna.__version__, "python": platform.python_version(),
                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
                    "date": time.strftime("%Y-%m-%d"), "checkpoints": list(CHECKPOINTS),
-                   "accuracy_told_as": "percent" if args.percent else "fraction"}
+                   "accuracy_told_as": "percent" if args.percent else "fraction", "noise_std": args.noise}
     for dev in devices:
         truth = Truth(dev)
         for s in strategies:

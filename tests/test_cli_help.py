@@ -46,7 +46,7 @@ def test_search_help_has_groups_defaults_choices_and_examples(capsys) -> None:
     for group in ("space and budget:", "proxy training:", "search strategy:", "confirmation",
                   "latency:", "backends:", "tracking:", "output:", "examples:"):
         assert group in out, group
-    assert "{tpe,nsga2,nsga3,gp,random}" in out and "(default: auto)" in out
+    assert "{tpe,nsga2,nsga3,gp,random,pick}" in out and "(default: auto)" in out
     assert "(default: None)" not in out and "(default: False)" not in out
     assert "nasl search spaces/shufflenet.yaml --budget 40MFLOPs" in out
 

@@ -128,7 +128,8 @@ def test_search_on_nb201_with_budgets_noise_and_confirmation(tmp_path: Path) -> 
     p.write_text(space.to_yaml().replace("  id: index\n", "  id: index\n  noise: {std: 0.005}\n"))
     runs = tmp_path / "runs"
     rc = main(["search", str(p), "--trials", "25", "--name", "r", "--runs-dir", str(runs), "--quiet",
-               "--budget", "12ms", "--budget", "60MMACs", "--confirm-seeds", "2", "--seed", "3"])
+               "--budget", "12ms", "--budget", "60MMACs", "--confirm-seeds", "2", "--seed", "3",
+               "--sampler", "tpe"])  # (pick proposes within the budgets: nothing to reject)
     assert rc == 0
     run = runs / "r"
     for f in ("trials.csv", "pareto.csv", "pareto.json", "report.html", "env.json", "space.yaml"):
@@ -206,3 +207,40 @@ def test_confirmation_and_seeds_look_up_with_seeded_noise(tmp_path: Path, table:
     acc, mask = ev.confirm_train(params, 2, epochs=9, recipe=None)
     assert acc == accs[1] and mask is None
     assert ev.latency(space.to_arch(params)).median_ms == 21.0
+
+
+@pytest.mark.slow
+def test_pick_is_the_table_default_and_evaluates_new_designs(tmp_path: Path) -> None:
+    """`nasl search nb201` uses `pick` (TPE proposes, a GP with the known latency picks; issue
+    23): every trial is a design not evaluated before and within the latency budget (its
+    latency is known before evaluation: nothing is rejected), and the run folder is written."""
+    assert load_space("nb201").search.sampler == "pick"
+    runs = tmp_path / "runs"
+    rc = main(["search", "nb201", "--trials", "30", "--name", "p", "--runs-dir", str(runs), "--quiet",
+               "--confirm-seeds", "0", "--budget", "12ms"])
+    assert rc == 0
+    run = runs / "p"
+    assert json.loads((run / "env.json").read_text())["sampler"] == "pick"
+    rows = list(csv.DictReader((run / "trials.csv").open()))
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    designs = {tuple(r[f"edge_{e}"] for e in ("1_0", "2_0", "2_1", "3_0", "3_1", "3_2")) for r in done}
+    assert len(done) == 30 and len(designs) == 30 and len(rows) == 30  # no repeats, no rejections
+    assert all(float(r["latency_ms"]) <= 12 for r in done)
+    assert json.loads((run / "pareto.json").read_text()) and (run / "report.html").is_file()
+
+
+def test_pick_is_for_tables_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["search", "mobilenet", "--sampler", "pick", "--trials", "2", "--runs-dir", str(tmp_path),
+               "--quiet"])
+    _one_line_error(capsys, rc, "--sampler pick", "family: table", "mobilenet")
+    assert not list(tmp_path.iterdir())  # refused before anything is written
+
+
+def test_a_tables_default_sampler_follows_its_objectives(tmp_path: Path, table: Path) -> None:
+    from nasl.space.schema import table_search_doc
+
+    objs = list(load_space(_space(tmp_path)).objectives)  # accuracy max, latency min
+    assert table_search_doc(None, objs) == {"sampler": "pick"}
+    assert table_search_doc({"trials": 5}, objs) == {"trials": 5, "sampler": "pick"}
+    assert table_search_doc({"sampler": "random"}, objs) == {"sampler": "random"}
+    assert table_search_doc(None, [*objs, objs[1]]) == {"sampler": "tpe"}  # pick needs two objectives

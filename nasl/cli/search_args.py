@@ -127,7 +127,8 @@ def add_search(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="trained trials in total; rejected over-budget candidates do not count "
                         "(default: the space's search.trials, 20)")
     g.add_argument("--sampler", choices=SAMPLERS,
-                   help="Optuna sampler (default: the space's search.sampler, tpe)")
+                   help="Optuna sampler (default: the space's search.sampler, tpe; pick for a table: "
+                        "TPE proposes, a GP with the known latency picks, docs/tabular.md)")
     g.add_argument("--seed", type=int, metavar="N",
                    help="study seed; per-trial seeds derive from (seed, trial number) "
                         "(default: the space's search.seed, 0)")

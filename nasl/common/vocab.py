@@ -19,7 +19,7 @@ DEFAULT_DIRECTION = {"accuracy": "maximize", **{m: "minimize" for m in COST_METR
 DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
 
 #: Optuna samplers by name (``nasl search --sampler``).
-SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "pick")
 #: Trial schedulers by name (``nasl search --scheduler``).
 SCHEDULERS = ("auto", "none", "front", "asha", "asha-strict")
 #: The scheduler ``nasl search`` uses unless told (see docs/search.md for why): ``auto`` is

@@ -39,6 +39,8 @@ def keep_going(session: Session) -> bool:
 def one_trial(session: Session) -> bool:
     """Ask, evaluate and tell one candidate; True when it went into training."""
     session.prescreen.before_ask()
+    if session.proposer is not None:  # --sampler pick: the next design is enqueued
+        session.proposer.before_ask(session.study)
     log, trial = session.log, session.study.ask()
     cand = log.propose(trial)
     if not cand.over and session.skip_repeats:  # tabular: a repeat would look up the same row

@@ -33,6 +33,7 @@ from nasl.search.options import (
     resume_space,
     to_json,
 )
+from nasl.search.pick import proposer_for
 from nasl.search.schedulers import make_scheduler
 from nasl.search.study import make_sampler, open_study, trained_count
 
@@ -73,6 +74,7 @@ class Session:
             raise NaslError(f"--trials {self.trials_target}: expected an integer >= 1")
         self.sampler_name = opts.sampler or space.search.sampler
         self.sampler = make_sampler(self.sampler_name, self.settings.seed)
+        self.proposer = proposer_for(self.sampler_name, space, self.settings)  # pick: enqueues designs
         self.evaluator = make_evaluator(space, self.settings)
         self.evaluator.data(self.settings.proxy_resolution)  # bad data fails here, once
         self.device = _resolve_target_device(self.settings.device)

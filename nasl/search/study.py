@@ -26,7 +26,7 @@ UNMEASURED = {"accuracy": 0.0, "latency_ms": 1e6}
 
 def make_sampler(name: str, seed: int, *, n_startup: int = 10) -> optuna.samplers.BaseSampler:
     """The sampler called ``name`` (see :data:`SAMPLERS`), seeded."""
-    if name == "tpe":
+    if name in ("tpe", "pick"):  # pick: TPE here; nasl.search.pick enqueues its choices
         with warnings.catch_warnings():  # multivariate/group/constant_liar are "experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,

@@ -127,9 +127,19 @@ class Proxy(_Section):
 class SearchDefaults(_Section):
     """Defaults of ``nasl search`` for this space (the CLI may override them)."""
 
-    sampler: Literal["tpe", "nsga2", "nsga3", "random", "gp"] = "tpe"
+    sampler: Literal["tpe", "nsga2", "nsga3", "random", "gp", "pick"] = "tpe"
     trials: int = Field(20, ge=1)
     seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy's seed range
+
+
+def table_search_doc(doc: Any, objectives: Any) -> Any:
+    """A tabular space's ``search`` section with its default sampler: ``pick`` when the space
+    has one maximised and one minimised objective (docs/benchmarks.md, "A strategy for ≤ 2 %"),
+    else the usual ``tpe``. Anything but a mapping (or nothing) is returned as it is."""
+    if doc is not None and not isinstance(doc, dict) or (doc or {}).get("sampler"):
+        return doc
+    pick = sorted(o.direction for o in objectives) == ["max", "min"]
+    return {**(doc or {}), "sampler": "pick" if pick else "tpe"}
 
 
 class WandbSettings(_Section):

@@ -245,13 +245,14 @@ def build_table_space(data: Mapping[str, Any], loc: Locator, base_dir: Path | No
             raise loc.error(("objectives", i), o.metric, f"not a metric of this table "
                                                          f"(table.metrics gives: {', '.join(sorted(have))})")
     from nasl.space.build import parse_budget_section
+    from nasl.space.schema import table_search_doc  # the tabular default sampler: pick
 
     budget = parse_budget_section(data.get("budget"), loc)
     for m in budget:
         if m not in have:
             raise loc.error(("budget", m), NOVALUE, f"not a metric of this table "
                                                     f"(table.metrics gives: {', '.join(sorted(have))})")
-    search = parse_section(SearchDefaults, data.get("search"), ("search",), loc)
+    search = parse_section(SearchDefaults, table_search_doc(data.get("search"), objectives), ("search",), loc)
     tracking = parse_section(Tracking, data.get("tracking"), ("tracking",), loc)
     rows = _check_rows(spec, loc)
     params = _params(spec, rows)
