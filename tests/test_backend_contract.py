@@ -69,6 +69,23 @@ def test_every_backend_writes_the_same_run(tmp_path: Path) -> None:
     assert len(fronts["optuna"]) >= 2  # a real trade-off, not one point
 
 
+@pytest.mark.slow
+def test_ray_says_pick_is_not_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A table's default sampler (pick) proposes in the Optuna loop only: with Ray the run says
+    so (stderr and env.json) instead of silently searching with TPE."""
+    space_file = _table_space(tmp_path)
+    space_file.write_text(space_file.read_text().replace("sampler: random, ", ""))
+    space = load_space(space_file)
+    assert space.search.sampler == "pick"
+    opts = SearchOptions(name="r", runs_dir=tmp_path / "runs", show_progress=False, trials=3,
+                         confirm_seeds=0)
+    out = run_search(space, opts, backend="ray", workers=1)
+    assert out.trained == 3
+    env = json.loads((tmp_path / "runs" / "r" / "env.json").read_text())
+    assert "pick" in env["sampler_note"] and "--backend ray" in env["sampler_note"]
+    assert "--sampler pick proposes in the optuna backend's loop only" in capsys.readouterr().err
+
+
 def test_ray_adapter_reads_optuna_search_state() -> None:
     """Ray's OptunaSearch still keeps the private state nasl reads (this test fails on a Ray
     upgrade that renames it, instead of the Ray backend failing silently)."""

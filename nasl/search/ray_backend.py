@@ -26,7 +26,7 @@ from nasl.search.lifecycle import Candidate
 from nasl.search.objective import Settings, make_evaluator, violations
 from nasl.search.options import SearchOptions
 from nasl.search.run import keep_going
-from nasl.search.session import Session
+from nasl.search.session import Session, warn_once
 from nasl.search.study import UNMEASURED, storage_of
 from nasl.search.training import train_candidate
 
@@ -275,6 +275,11 @@ class RayBackend:
         import ray
         from ray import tune
 
+        if session.proposer is not None:  # pick enqueues before each ask of the Optuna loop only
+            note = ("--sampler pick proposes in the optuna backend's loop only; with --backend ray "
+                    "the study's TPE proposes")
+            session.record_env({"sampler_note": note})
+            warn_once(note)
         os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
         if self.address is None:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
