@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from nasl.search.pick import front_of, hv_gain  # the sampler's own (nasl --sampler pick)
 from nasl.search.study import make_sampler
 from nasl.space import load_space
 from nasl.space.table import index
@@ -76,17 +77,6 @@ class Truth:
         regret = 1 - hv2(front_of(loss)) / self.hv_true
         d = np.sqrt(((self.front[:, None, :] - loss[None, :, :]) ** 2).sum(-1)).min(1)
         return float(regret), float(d.mean())
-
-
-def front_of(loss: np.ndarray) -> np.ndarray:
-    """Non-dominated points of a 2-D loss array (both minimised), sorted by the first."""
-    loss = loss[np.lexsort((loss[:, 1], loss[:, 0]))]
-    keep, best = [], math.inf
-    for p in loss:
-        if p[1] < best:
-            keep.append(p)
-            best = p[1]
-    return np.array(keep)
 
 
 def hv2(front: np.ndarray, ref: tuple[float, float] = (1.0, 1.0)) -> float:
@@ -337,21 +327,6 @@ class CostGP:
         front = front_of(t.norm(np.array([(d[1], d[2]) for d in done])))
         gains = expected_gain(front, loss[:, 1], loss[:, 0], sd * scale)
         return cands[int(np.argmax(gains))]
-
-
-def hv_gain(front: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Hypervolume gain (2-D, ref (1, 1), both minimised) of points (x[c, s], y[c]) added to a
-    sorted ``front``: ∫_x^1 max(0, h(u) - y) du with h the front's staircase height → C × S.
-    Front points outside the reference box are dropped and x is clipped to it (a point below
-    the reference accuracy adds nothing)."""
-    front = front[(front[:, 0] < 1) & (front[:, 1] < 1)]
-    x = np.minimum(x, 1.0)
-    lo = np.concatenate([[-np.inf], front[:, 0]])
-    hi = np.concatenate([front[:, 0], [1.0]])
-    h = np.concatenate([[1.0], front[:, 1]])
-    g = np.maximum(0.0, h[None, :] - y[:, None])  # C × K
-    width = np.clip(hi[None, None, :] - np.maximum(lo[None, None, :], x[:, :, None]), 0.0, None)
-    return np.einsum("csk,ck->cs", width, g)
 
 
 class SurrogateHV:

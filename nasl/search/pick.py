@@ -32,7 +32,9 @@ Key = tuple[str, ...]
 
 def hv_gain(front: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Hypervolume gain (2-D, reference (1, 1), both minimised) of points (x[c, s], y[c])
-    added to a ``front`` sorted by its first loss → C × S (points outside the box add nothing)."""
+    added to a ``front`` sorted by its first loss: ∫_x^1 max(0, h(u) - y) du with h the front's
+    staircase height → C × S. Front points outside the box are dropped and x is clipped to it
+    (a point below the reference accuracy adds nothing)."""
     front = front[(front[:, 0] < 1) & (front[:, 1] < 1)]
     x = np.minimum(x, 1.0)
     lo = np.concatenate([[-np.inf], front[:, 0]])
