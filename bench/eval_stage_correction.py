@@ -1,10 +1,12 @@
-"""The per-stage correction of the latency predictor against the global one, offline.
+"""The latency predictor's calibrations (global, per-stage, memory traffic), offline.
 
 No timing: it re-uses a stored calibration run (``bench_latency_predictor.py --out``): the
 stored predictor's kernel times and every design's measured median. The designs are drawn
 again with the run's seed (``sample_designs`` is deterministic) and matched by ``arch_id``;
-both calibrations are fitted on the run's calibration designs and scored on its held-out
-ones (and by leave-one-out, the rule ``calibrate`` uses to choose).
+every calibration is fitted on the run's calibration designs and scored on its held-out
+ones (and by leave-one-out, the rule ``calibrate`` uses to choose); ``--swap`` also fits
+on 20 of the held-out designs and scores the other 30 (200 random splits; the held-out
+designs were timed in rounds, so this shows a calibration on steadier measurements).
 
     python bench/eval_stage_correction.py bench/results/latency_predictor_2026-12-06_k40.json \\
         bench/results/latency_predictor_2026-12-06_{space}_predictor.json
@@ -14,7 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import statistics
 from typing import Any
+
+HOWS = ("global", "per-stage", "memory traffic")
 
 
 def _line(e: dict[str, Any]) -> str:
@@ -22,9 +28,33 @@ def _line(e: dict[str, Any]) -> str:
             f"MdAPE {e['mdape_pct']:.1f} %")
 
 
+def _fitted(base: Any, ctx: tuple, how: str, ids: list[str]) -> Any:
+    """A calibration ``how`` fitted on the designs ``ids`` (``ctx``: kernels, designs, ms)."""
+    from nasl.latency.predictor import Predictor, traffic_of
+
+    ks, designs, measured = ctx
+    fit = Predictor(base.target, base.fingerprint, base.space, base.lookup, base.models)
+    raw = [fit.raw_ms(ks[i]) for i in ids]
+    fit.calibrate(raw, [measured[i] for i in ids])
+    if how == "per-stage":
+        fit.fit_stages([fit.stage_ms(ks[i], designs[i].input_size) for i in ids],
+                       [measured[i] for i in ids])
+    elif how == "memory traffic":
+        fit.fit_traffic(raw, [traffic_of(ks[i]) for i in ids], [measured[i] for i in ids])
+    return fit
+
+
+def _score(fit: Any, ctx: tuple, ids: list[str], how: str) -> dict[str, Any]:
+    from nasl.latency.predictor import error_stats
+
+    ks, designs, measured = ctx
+    return error_stats([fit.predict_kernels(ks[i], designs[i].input_size) for i in ids],
+                       [measured[i] for i in ids], how)
+
+
 def main(argv: list[str] | None = None) -> int:
     from nasl.latency.calibrate import sample_designs
-    from nasl.latency.predictor import Predictor, error_stats, loo_error, loo_stages
+    from nasl.latency.predictor import Predictor, loo_error, loo_stages, loo_traffic, traffic_of
     from nasl.space import load_space
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,12 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("predictor", help="its stored predictor ({space} is replaced by the space)")
     p.add_argument("--spaces", nargs="+", default=["shufflenet", "mobilenet"])
     p.add_argument("--seed", type=int, default=0, help="the run's --seed")
+    p.add_argument("--key", default="{space}", help="the results key ({space} is replaced)")
+    p.add_argument("--swap", action="store_true", help="also calibrate on held-out splits")
     a = p.parse_args(argv)
     with open(a.results, encoding="utf-8") as f:
         res = json.load(f)
     for name in a.spaces:
         stored = Predictor.load(a.predictor.format(space=name))
-        r = res[name]
+        r = res[a.key.format(space=name)]
         if abs(stored.a - r["a"]) > 1e-12:
             print(f"{name}: the stored predictor is not this run's (a differs); skipped")
             continue
@@ -46,21 +78,30 @@ def main(argv: list[str] | None = None) -> int:
                                  a.seed)
         calib, held = sampled[:d["designs"]], sampled[d["designs"] + d["kernel_designs"]:]
         measured = {row["arch_id"]: row["measured_ms"] for row in d["rows"]}
-        cm, hm = [measured[x.id] for _, x in calib], [measured[x.id] for _, x in held]
-        cs = [stored.stage_ms(stored.design_kernels(x), x.input_size) for _, x in calib]
-        hs = [stored.stage_ms(stored.design_kernels(x), x.input_size) for _, x in held]
-        raw = [sum(s.values()) for s in cs]
-        fits = {}
-        for how in ("global", "per-stage"):
-            fit = Predictor(stored.target, stored.fingerprint, name, stored.lookup, stored.models)
-            fit.calibrate(raw, cm)
-            if how == "per-stage":
-                fit.fit_stages(cs, cm)
-            fits[how] = fit
-        for how, fit in fits.items():
-            held_err = error_stats([fit.corrected_ms(s) for s in hs], hm, how)
-            loo = loo_error(fit, raw, cm) if how == "global" else loo_stages(fit, raw, cs, cm)
-            print(f"{name} {how}: held-out {_line(held_err)}; leave-one-out {_line(loo)}", flush=True)
+        base = Predictor(stored.target, stored.fingerprint, name, stored.lookup, stored.models)
+        ks = {x.id: base.design_kernels(x) for _, x in calib + held}
+        designs = {x.id: x for _, x in calib + held}
+        ctx = (ks, designs, measured)
+
+        cids, hids = [x.id for _, x in calib], [x.id for _, x in held]
+        raw = [base.raw_ms(ks[i]) for i in cids]
+        cm = [measured[i] for i in cids]
+        loos = {"global": loo_error(base, raw, cm),
+                "per-stage": loo_stages(base, raw, [base.stage_ms(ks[i], designs[i].input_size)
+                                                    for i in cids], cm),
+                "memory traffic": loo_traffic(base, raw, [traffic_of(ks[i]) for i in cids], cm)}
+        rng = random.Random(0)
+        for how in HOWS:
+            line = (f"{name} {how}: held-out {_line(_score(_fitted(base, ctx, how, cids), ctx, hids, how))}; "
+                    f"leave-one-out {_line(loos[how])}")
+            if a.swap:
+                shares = []
+                for _ in range(200):
+                    ids = rng.sample(hids, 20)
+                    rest = [i for i in hids if i not in ids]
+                    shares.append(_score(_fitted(base, ctx, how, ids), ctx, rest, how)["within_10pct"])
+                line += f"; fitted on 20 held-out, scored on 30: {100 * statistics.fmean(shares):.0f} %"
+            print(line, flush=True)
     return 0
 
 

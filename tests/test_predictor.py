@@ -13,6 +13,7 @@ import torch
 from nasl.common.errors import NaslError
 from nasl.families import preset
 from nasl.latency import cli as lcli
+from nasl.latency.calibrate import retest
 from nasl.latency.kernels import Kernel, kernel_module, kernels
 from nasl.latency.measure import LatencyTarget
 from nasl.latency.predictor import Predictor, cache_dir, default_path, error_stats, loo_error, screen
@@ -125,17 +126,35 @@ def test_cli_parser_and_predict_errors(tmp_path: Path, capsys: pytest.CaptureFix
         args.func(args)
 
 
+def test_retest_compares_each_round_with_the_others() -> None:
+    # 10 vs median(10, 12) = 11: 9.1 %; 10 again: 9.1 %; 12 vs 10: 20 %
+    out = retest([[10.0, 10.0, 12.0], [5.0]])
+    assert out["retest_within_10pct"] == pytest.approx(2 / 3, abs=1e-3)
+    assert out["retest_mdape_pct"] == pytest.approx(9.09, abs=0.01)
+    assert retest([[3.0], []]) == {}
+
+
+def test_rounds_must_be_positive(tiny_space: Path) -> None:
+    args = _parser().parse_args(["latency", "calibrate", str(tiny_space), "--rounds", "0"])
+    with pytest.raises(NaslError, match="--rounds 0"):
+        args.func(args)
+
+
 @pytest.mark.slow
 def test_calibrate_and_predict_end_to_end(tiny_space: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = _parser()
+    saved = tiny_space.parent / "pred.json"
     args = p.parse_args(["latency", "calibrate", str(tiny_space), "--designs", "4",
                          "--kernel-designs", "1", "--holdout", "2", "--repeats", "3", "--quiet",
-                         "--clock", "cpu"])
+                         "--clock", "cpu", "--rounds", "2", "--out", str(saved)])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "within ±10 %" in out and "saved:" in out
+    assert "within ±10 %" in out and "saved:" in out and "the machine against itself" in out
+    err = Predictor.load(saved).error
+    assert err["n"] == 2 and 0.0 <= err["retest_within_10pct"] <= 1.0 and err["retest_mdape_pct"] >= 0
+    assert Predictor.load(saved).target["kernel_rules"] == 2
     args = p.parse_args(["latency", "predict", str(tiny_space), "--clock", "cpu", "--set",
-                         "groups=3", "--budget", "1us", "--json"])
+                         "groups=3", "--budget", "1us", "--json", "--predictor", str(saved)])
     assert args.func(args) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["predicted_ms"] > 0 and res["clearly_over"] is True and math.isfinite(res["margin"])

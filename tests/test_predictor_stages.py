@@ -9,7 +9,15 @@ import pytest
 
 from nasl.families import preset
 from nasl.latency.kernels import Kernel
-from nasl.latency.predictor import Predictor, error_stats, loo_error, loo_stages, stage_of
+from nasl.latency.predictor import (
+    Predictor,
+    error_stats,
+    loo_error,
+    loo_stages,
+    loo_traffic,
+    stage_of,
+    traffic_of,
+)
 
 
 def _designs(n: int, seed: int = 0) -> list[dict[str, float]]:
@@ -62,3 +70,37 @@ def test_stages_of_a_real_network_and_the_corrected_prediction(tmp_path):
     assert back.stage_a == pred.stage_a and back.predict(arch) == pytest.approx(2 * plain)
     old = {k: v for k, v in pred.to_dict().items() if k not in ("stage_a", "stage_b")}
     assert Predictor.from_dict(old).stage_a == {}  # files written before still load
+
+
+def _k(macs: float, weights: float, acts: float) -> Kernel:
+    return Kernel("conv1x1_g1", f"k{macs}|{weights}|{acts}", ("n",), ((1, 8, 4, 4),),
+                  (macs, acts, acts, weights))
+
+
+def test_memory_traffic_is_recovered_where_the_kernel_sum_misses():
+    """Designs whose time has a part proportional to the weights and activations they stream
+    (which warm kernel timings do not contain): the traffic correction recovers it."""
+    rng = random.Random(3)
+    designs = [[_k(rng.uniform(1e5, 1e6), rng.uniform(1e4, 5e5), rng.uniform(1e4, 2e5))
+                for _ in range(rng.randint(3, 8))] for _ in range(20)]
+    law = [(k, 1e-6 * k.features[0]) for ks in designs for k in ks]
+    pred = Predictor.fit_kernels({}, "f", "s", law)
+    raw = [pred.raw_ms(ks) for ks in designs]
+    traffic = [traffic_of(ks) for ks in designs]
+    measured = [1.2 * r + 0.8 * w + 0.3 * x + 0.05 for r, (w, x) in zip(raw, traffic, strict=True)]
+    pred.calibrate(raw, measured)
+    plain = error_stats([pred.a * r + pred.b for r in raw], measured, "global")
+    pred.fit_traffic(raw, traffic, measured)
+    assert pred.a == pytest.approx(1.2, rel=1e-3) and pred.b == pytest.approx(0.05, abs=1e-3)
+    assert pred.traffic == {"ms_per_m_weights": pytest.approx(0.8, rel=1e-3),
+                            "ms_per_m_activations": pytest.approx(0.3, rel=1e-2)}
+    fitted = error_stats([pred.predict_kernels(ks, 4) for ks in designs], measured, "traffic")
+    assert fitted["mdape_pct"] < 0.1 < plain["mdape_pct"]
+    assert loo_traffic(pred, raw, traffic, measured)["within_10pct"] == 1.0
+    # a negative term has no physical meaning: it is dropped, the rest refitted
+    neg = [1.2 * r - 0.5 * w + 0.05 for r, (w, _) in zip(raw, traffic, strict=True)]
+    pred.fit_traffic(raw, traffic, neg)
+    assert all(c >= 0 for c in pred.traffic.values()) and "ms_per_m_weights" not in pred.traffic
+    back = Predictor.from_dict(pred.to_dict())
+    assert back.traffic == pred.traffic and back.predict_kernels(designs[0], 4) == \
+        pytest.approx(pred.predict_kernels(designs[0], 4))

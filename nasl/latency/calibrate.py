@@ -18,7 +18,14 @@ from typing import Any
 from nasl.common.vocab import KERNEL_DESIGNS
 from nasl.latency.kernels import Kernel
 from nasl.latency.measure import LatencyTarget, measure_design, measure_kernels
-from nasl.latency.predictor import Predictor, error_stats, loo_error, loo_stages
+from nasl.latency.predictor import (
+    Predictor,
+    error_stats,
+    loo_error,
+    loo_stages,
+    loo_traffic,
+    traffic_of,
+)
 from nasl.network.arch import ArchConfig
 
 MAX_DESIGNS = 20
@@ -54,6 +61,20 @@ def _better(a: dict[str, Any], b: dict[str, Any]) -> bool:
         a["within_10pct"] == b["within_10pct"] and a["mdape_pct"] < 0.9 * b["mdape_pct"])
 
 
+def retest(rounds_ms: list[list[float]]) -> dict[str, Any]:
+    """How far one round's timing of a design lies from the median of that design's other
+    rounds (designs timed in ≥ 2 rounds): the share within ±10 % (``retest_within_10pct``)
+    and the median absolute % deviation. The machine's agreement with itself: a predictor
+    judged against these timings cannot be shown to be better than this floor. Empty when
+    no design has two rounds."""
+    dev = [abs(x / statistics.median(v[:i] + v[i + 1:]) - 1.0)
+           for v in rounds_ms if len(v) >= 2 for i, x in enumerate(v)]
+    if not dev:
+        return {}
+    return {"retest_within_10pct": round(sum(d <= 0.10 for d in dev) / len(dev), 3),
+            "retest_mdape_pct": round(100 * statistics.median(dev), 2)}
+
+
 def _noise(ref: list[float], ratios: list[float]) -> dict[str, Any]:
     cv = statistics.stdev(ref) / statistics.fmean(ref) if len(ref) > 1 else None
     return {"reference_ms": [round(r, 4) for r in ref],
@@ -65,19 +86,22 @@ def _noise(ref: list[float], ratios: list[float]) -> dict[str, Any]:
 
 def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
               kernel_designs: int = KERNEL_DESIGNS, holdout: int = 0, seed: int = 0, repeats: int = 20,
-              progress: Progress | None = None) -> tuple[Predictor, dict[str, Any]]:
+              rounds: int = 1, progress: Progress | None = None) -> tuple[Predictor, dict[str, Any]]:
     """Measure and fit → (predictor, details).
 
     ``designs`` (≤ 20) whole designs are measured and fix the calibration ``a·sum + b``;
     the kernels of those and of ``kernel_designs`` more sampled designs are measured at
     their exact shapes (the space's blocks; no whole-design timing); ``holdout`` further
-    designs are measured only to report the error. ``details`` has per-design rows
-    (``set``, ``arch_id``, ``macs``, ``measured_ms``, ``predicted_ms``, ``cpu_ratio``),
-    timings and counts. ``ValueError`` for bad counts.
+    designs are measured only to report the error. Every whole design is timed in ``rounds``
+    round-robin rounds of ``repeats`` runs (its median over rounds). ``details`` has
+    per-design rows (``set``, ``arch_id``, ``macs``, ``measured_ms``, ``rounds_ms``,
+    ``predicted_ms``, ``cpu_ratio``), timings and counts. ``ValueError`` for bad counts.
     """
-    if not 2 <= designs <= MAX_DESIGNS or kernel_designs < 0 or holdout < 0 or repeats < 1:
+    if not 2 <= designs <= MAX_DESIGNS or kernel_designs < 0 or holdout < 0 or repeats < 1 \
+            or rounds < 1:
         raise ValueError(f"need 2 <= designs <= {MAX_DESIGNS}, kernel_designs >= 0, holdout >= 0, "
-                         f"repeats >= 1; got {designs}, {kernel_designs}, {holdout}, {repeats}")
+                         f"repeats >= 1, rounds >= 1; got {designs}, {kernel_designs}, {holdout}, "
+                         f"{repeats}, {rounds}")
     say = progress or (lambda _msg: None)
     target = target.resolved()
     t0 = time.perf_counter()
@@ -99,43 +123,73 @@ def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
     ratios: list[float] = []
     rows: list[dict[str, Any]] = []
 
-    def time_design(arch: ArchConfig, which: str, i: int) -> float:
-        if i % REFERENCE_EVERY == 0:
-            ref.append(measure_design(ref_arch, target, repeats=repeats).median_ms)
-        lat = measure_design(arch, target, repeats=repeats)
-        if lat.cpu_ratio is not None:
-            ratios.append(lat.cpu_ratio)
-        rows.append({"set": which, "arch_id": arch.id, "macs": arch.macs(),
-                     "measured_ms": lat.median_ms, "cpu_ratio": lat.cpu_ratio})
-        say(f"{which} design {i + 1}: {lat.median_ms:.3f} ms")
-        return lat.median_ms
+    def time_designs(archs: list[tuple[ArchConfig, str]]) -> list[float]:
+        """Each (design, set)'s median latency; with ``rounds`` > 1 every design is timed
+        once per round (round-robin over all of them) and the median over rounds is kept, so
+        a slow minute of a shared machine touches one round of several designs instead of
+        all of one design's timing; calibration and held-out designs are interleaved, so a
+        drift of the machine's speed cannot pass for a prediction error. The reference design
+        is re-timed before every ``REFERENCE_EVERY``-th timing."""
+        per: list[list[float]] = [[] for _ in archs]
+        cpu: list[list[float]] = [[] for _ in archs]
+        for r in range(rounds):
+            for i, (arch, which) in enumerate(archs):
+                if i % REFERENCE_EVERY == 0:
+                    ref.append(measure_design(ref_arch, target, repeats=repeats).median_ms)
+                lat = measure_design(arch, target, repeats=repeats)
+                if lat.cpu_ratio is not None:
+                    ratios.append(lat.cpu_ratio)
+                    cpu[i].append(lat.cpu_ratio)
+                per[i].append(lat.median_ms)
+                say(f"{which} design {i + 1}/{len(archs)}"
+                    + (f" (round {r + 1}/{rounds})" if rounds > 1 else "") + f": {lat.median_ms:.3f} ms")
+        out = [statistics.median(v) for v in per]
+        for (arch, which), ms, v, c in zip(archs, out, per, cpu, strict=True):
+            rows.append({"set": which, "arch_id": arch.id, "macs": arch.macs(), "measured_ms": ms,
+                         "rounds_ms": [round(x, 4) for x in v],
+                         "cpu_ratio": statistics.median(c) if c else None})
+        return out
 
-    measured = [time_design(a, "calibration", i) for i, (_, a) in enumerate(calib)]
-    raw = [pred.raw_ms(pred.design_kernels(a)) for _, a in calib]
+    both = [(a, "calibration") for _, a in calib] + [(a, "held-out") for _, a in held]
+    spread = sorted(range(len(both)), key=lambda j: (j + 0.5) / len(calib) if j < len(calib)
+                    else (j - len(calib) + 0.5) / len(held))  # the two sets interleaved
+    timed = dict(zip(spread, time_designs([both[j] for j in spread]), strict=True))
+    rows.sort(key=lambda row: row["set"] != "calibration")  # calibration rows first, in order
+    measured, hm = [timed[j] for j in range(len(calib))], [timed[j] for j in range(len(calib), len(both))]
+    cks = [pred.design_kernels(a) for _, a in calib]
+    raw = [pred.raw_ms(ks) for ks in cks]
     pred.calibrate(raw, measured)
     loo = loo_global = loo_error(pred, raw, measured)
-    sums = [pred.stage_ms(pred.design_kernels(a), a.input_size) for _, a in calib]
+    sums = [pred.stage_ms(ks, a.input_size) for ks, (_, a) in zip(cks, calib, strict=True)]
+    traffic = [traffic_of(ks) for ks in cks]
     loo_staged = loo_stages(pred, raw, sums, measured) if len(calib) >= 5 else None
-    if loo_staged is not None and _better(loo_staged, loo):
+    loo_mem = loo_traffic(pred, raw, traffic, measured) if len(calib) >= 6 else None
+    correction = "global"
+    for name, cand in (("per-stage", loo_staged), ("memory traffic", loo_mem)):
+        if cand is not None and _better(cand, loo):
+            correction, loo = name, cand
+    if correction == "per-stage":
         pred.fit_stages(sums, measured)
-        loo = loo_staged
-    for row, d in zip(rows, sums, strict=True):
-        row["predicted_ms"] = pred.corrected_ms(d)
+    elif correction == "memory traffic":
+        pred.fit_traffic(raw, traffic, measured)
+    for row, ks, (_, a) in zip(rows[:len(calib)], cks, calib, strict=True):
+        row["predicted_ms"] = pred.predict_kernels(ks, a.input_size)
     pred.error = loo
     held_error = None
     if held:
-        hm = [time_design(a, "held-out", i) for i, (_, a) in enumerate(held)]
         hp = [pred.predict(a) for _, a in held]
         for row, p in zip(rows[len(calib):], hp, strict=True):
             row["predicted_ms"] = p
         held_error = error_stats(hp, hm, f"{len(held)} held-out measured designs")
+        held_error.update(retest([r["rounds_ms"] for r in rows[len(calib):]]))
         pred.error = held_error
     ref.append(measure_design(ref_arch, target, repeats=repeats).median_ms)
     pred.noise = _noise(ref, ratios)
     details = {"rows": rows, "loo": loo, "held_out": held_error, "kernels": len(known),
-               "correction": "per-stage" if pred.stage_a else "global",
-               "loo_global": loo_global, "loo_per_stage": loo_staged,
+               "correction": correction,
+               "loo_global": loo_global, "loo_per_stage": loo_staged, "loo_traffic": loo_mem,
                "designs": len(calib), "kernel_designs": len(extra), "holdout": len(held),
+               "rounds": rounds, "repeats": repeats,
                "seconds": {"kernels": round(t_kernels, 1),
                            "total": round(time.perf_counter() - t0, 1)}}
     return pred, details

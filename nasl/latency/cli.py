@@ -54,20 +54,30 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     target = _target(args, space)
     if not 2 <= args.designs <= MAX_DESIGNS:
         raise NaslError(f"--designs {args.designs}: expected 2..{MAX_DESIGNS}")
-    if args.kernel_designs < 0 or args.holdout < 0 or args.repeats < 1:
-        raise NaslError("--kernel-designs and --holdout must be >= 0, --repeats >= 1")
+    if args.kernel_designs < 0 or args.holdout < 0 or args.repeats < 1 or args.rounds < 1:
+        raise NaslError(f"--kernel-designs {args.kernel_designs}, --holdout {args.holdout}, "
+                        f"--repeats {args.repeats}, --rounds {args.rounds}: expected "
+                        "--kernel-designs and --holdout >= 0, --repeats and --rounds >= 1")
     say = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     pred, details = calibrate(space, target, designs=args.designs, kernel_designs=args.kernel_designs,
-                              holdout=args.holdout, seed=args.seed, repeats=args.repeats, progress=say)
+                              holdout=args.holdout, seed=args.seed, repeats=args.repeats,
+                              rounds=args.rounds, progress=say)
     path = pred.save(args.out or default_path(space.name, pred.fingerprint))
     e, n = pred.error, pred.noise
     print(f"latency predictor for {space.name} on {target.label()} ({pred.target['device_name']})")
     print(f"  measured: {details['designs']} designs, {details['kernels']} kernels "
           f"({details['seconds']['total']} s); calibration {pred.a:.4f} x sum + {pred.b:.4f} ms"
+          + (f" + {pred.traffic.get('ms_per_m_weights', 0):.4f} ms per M weights + "
+             f"{pred.traffic.get('ms_per_m_activations', 0):.4f} ms per M activations (memory-traffic "
+             "correction: better in leave-one-out)" if pred.traffic else "")
           + (" (per-stage correction: better in leave-one-out)" if pred.stage_a else ""))
     print(f"  error ({e['how']}): {100 * e['within_10pct']:.0f} % within ±10 %, Spearman "
           f"{e['spearman']:.3f}, median abs error {e['mdape_pct']:.1f} %, p95 {e['p95_abs_pct']:.1f} % "
           f"(screening margin {100 * pred.margin:.0f} %)")
+    if "retest_within_10pct" in e:
+        print(f"  the machine against itself: one round's timing within ±10 % of the other rounds' "
+              f"median for {100 * e['retest_within_10pct']:.0f} % (median abs deviation "
+              f"{e['retest_mdape_pct']} %): the error above cannot be judged more finely")
     print(f"  machine noise: reference CV {n.get('reference_cv_pct')} %, CPU/wall median "
           f"{n.get('cpu_ratio_median')}")
     print("  " + clock_note(target.clock, n.get("cpu_ratio_median")))
@@ -192,6 +202,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="held-out designs measured only to report the error (default 0: "
                         "leave-one-out on the calibration designs)")
     c.add_argument("--repeats", type=int, default=20, help="timed runs per design (median)")
+    c.add_argument("--rounds", type=int, default=1,
+                   help="time every whole design in this many round-robin rounds and keep the "
+                        "median (default 1; 3 on a shared machine, and to see its noise floor)")
     c.add_argument("--seed", type=int, default=0, help="seed of the sampled designs")
     c.add_argument("--out", type=Path, default=None, help="where to save (default: the cache)")
     c.add_argument("--quiet", action="store_true", help="no progress lines")

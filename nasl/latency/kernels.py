@@ -10,13 +10,22 @@ has a ``kind`` (``dwconv3x3_s2``, ``conv1x1_g4``, ``add``, ...), a ``key`` uniqu
 exact configuration and input shapes (the lookup key), and ``features`` for regression
 (MACs, input elements, output elements, parameters). :func:`kernel_module` rebuilds a
 kernel as a standalone ``GraphModule`` to time it.
+
+Memory formats flow between kernels: in a channels-last network a channel shuffle's
+reshape hands the next kernel a contiguous (NCHW) tensor, which that kernel converts as it
+runs (a depthwise convolution then costs 20-50 % more on this CPU). :func:`kernels` tracks
+each tensor's format through the graph (:func:`tensor_formats`, the rules of PyTorch's CPU
+and CUDA kernels, which the meta device does not follow) and records it per input; a kernel
+with an input in the other format gets ``+nchw`` (or ``+cl``) on its kind, so it is timed
+and looked up as it runs in the network.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -25,6 +34,9 @@ from torch.fx.passes.shape_prop import ShapeProp
 from nasl.network.blocks import channel_shuffle
 
 FEATURES = ("macs", "in_elems", "out_elems", "params")
+# The version of the rules that cut a network into kernels; part of a target's fingerprint,
+# so a predictor stored under older rules is not used (2: memory formats tracked, 2026-12-07).
+KERNEL_RULES = 2
 _ACT_FUNCS = {torch.relu, torch.nn.functional.relu, torch.sigmoid}
 _ACT_MODULES = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardswish, nn.SiLU, nn.GELU)
 _NORM_MODULES = (nn.BatchNorm2d, nn.BatchNorm1d)
@@ -44,6 +56,7 @@ class Kernel:
     nodes: tuple[str, ...]
     inputs: tuple[tuple[int, ...], ...]
     features: tuple[float, ...]
+    formats: tuple[str, ...] = ()  # per input: "cl", "nchw" (4-D) or "" (anything else)
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
@@ -160,14 +173,67 @@ def _signature(gm: fx.GraphModule, n: fx.Node) -> str:
     return f"{target}({','.join(consts)})"
 
 
-def kernels(model: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModule, list[Kernel]]:
+def channels_last_run(target: Mapping[str, Any]) -> bool:
+    """Whether a latency target (its facts: ``channels_last``, ``runtime``) runs networks
+    in channels-last format: a torch runtime with ``channels_last`` set (ONNX Runtime is
+    given NCHW)."""
+    return bool(target.get("channels_last", True)) and target.get("runtime", "torch") != "onnxruntime"
+
+
+def _is_4d(node: fx.Node) -> bool:
+    meta = node.meta.get("tensor_meta")
+    return meta is not None and hasattr(meta, "shape") and len(meta.shape) == 4
+
+
+def tensor_formats(gm: fx.GraphModule, channels_last: bool) -> dict[fx.Node, str]:
+    """Each 4-D value's memory format ("cl" or "nchw") when the network runs with its
+    input and weights in channels-last (``channels_last``) or contiguous format.
+
+    The rules of PyTorch's CPU and CUDA kernels: a convolution's output is channels-last if
+    its input or its weight is; a channel shuffle (view, transpose, reshape) with more than one group
+    returns a contiguous tensor; a concatenation is channels-last only if all its inputs are; every
+    other operation keeps the format of its first tensor input. (The meta device's
+    convolution always returns a contiguous tensor, so shapes are traced there but formats
+    are derived here.) ``gm`` must carry shapes (``ShapeProp``)."""
+    fmt: dict[fx.Node, str] = {}
+    weights = "cl" if channels_last else "nchw"
+    for n in gm.graph.nodes:
+        if not _is_4d(n):
+            continue
+        ins = [fmt[a] for a in n.all_input_nodes if a in fmt]
+        if n.op == "placeholder":
+            fmt[n] = weights
+        elif _is(gm, n, (nn.Conv2d,)):
+            fmt[n] = "cl" if "cl" in ins or channels_last else "nchw"
+        elif n.op == "call_function" and n.target is channel_shuffle:
+            groups = n.args[1] if len(n.args) > 1 else n.kwargs.get("groups", 2)
+            fmt[n] = ins[0] if isinstance(groups, int) and groups <= 1 and ins else "nchw"
+        elif n.op == "call_function" and n.target is torch.cat:
+            fmt[n] = "cl" if ins and all(f == "cl" for f in ins) else "nchw"
+        else:
+            fmt[n] = ins[0] if ins else weights
+    return fmt
+
+
+def _unambiguous(shape: Sequence[int]) -> bool:
+    """A 4-D shape whose two formats lay the data out differently (H·W > 1 and C > 1)."""
+    return len(shape) == 4 and shape[1] > 1 and shape[2] * shape[3] > 1
+
+
+def kernels(model: nn.Module, input_shape: Sequence[int], *, channels_last: bool = False
+            ) -> tuple[fx.GraphModule, list[Kernel]]:
     """(traced module with shapes, kernels in execution order) of ``model`` on an input of
-    ``input_shape`` (N, C, H, W). Works on the meta device (no weights, no compute)."""
+    ``input_shape`` (N, C, H, W). Works on the meta device (no weights, no compute).
+    ``channels_last``: the network runs with its input and weights in channels-last format
+    (as nasl times a torch target); each kernel's ``formats`` then say in which format its
+    inputs arrive, and a kernel fed the other format is a kind of its own (``+nchw``)."""
     gm = trace(model)
     ref = next(iter(model.parameters()), None)
     device = ref.device if ref is not None else torch.device("cpu")
     with torch.inference_mode():
         ShapeProp(gm).propagate(torch.zeros(tuple(input_shape), device=device))
+    fmt = tensor_formats(gm, channels_last)
+    expected = "cl" if channels_last else "nchw"
     done: set[fx.Node] = set()
     out: list[Kernel] = []
     for node in gm.graph.nodes:
@@ -180,9 +246,14 @@ def kernels(model: nn.Module, input_shape: Sequence[int]) -> tuple[fx.GraphModul
         done.update(group)
         ins = _inputs(group)
         shapes = tuple(_shape(a) for a in ins)
+        formats = tuple(fmt.get(a, "") for a in ins)
+        other = sorted({f for f, s in zip(formats, shapes, strict=True)
+                        if f and f != expected and _unambiguous(s)})
+        if other:
+            kind = kind + "+" + "+".join(other)
         key = kind + "|" + ";".join(_signature(gm, n) for n in group) + "|" + repr(shapes)
         out.append(Kernel(kind, key, tuple(n.name for n in group), shapes,
-                          _features(gm, group, ins)))
+                          _features(gm, group, ins), formats))
     return gm, out
 
 

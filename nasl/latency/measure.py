@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from nasl.hardware.devices import cpu_name, device_lock, resolve_device
-from nasl.latency.kernels import Kernel, kernel_module, kernels
+from nasl.latency.kernels import KERNEL_RULES, Kernel, channels_last_run, kernel_module, kernels
 from nasl.latency.runtime import check_runtime, make_runner
 from nasl.latency.timing import DTYPES, Latency, measure_latency
 from nasl.network.arch import ArchConfig
@@ -58,10 +58,12 @@ class LatencyTarget:
                              self.channels_last, self.clock)
 
     def facts(self) -> dict[str, Any]:
-        """The target plus what else decides its latency: device name, library versions."""
+        """The target plus what else decides its latency (device name, library versions) and
+        the version of the kernel rules a predictor of it was fitted with."""
         dev = self.device
         name = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else cpu_name()
-        out: dict[str, Any] = {**asdict(self), "device_name": name, "torch": torch.__version__}
+        out: dict[str, Any] = {**asdict(self), "device_name": name, "torch": torch.__version__,
+                               "kernel_rules": KERNEL_RULES}
         if self.runtime == "onnxruntime":
             import onnxruntime
 
@@ -100,8 +102,7 @@ def _threads(n: int) -> Iterator[None]:
 def _build(arch: ArchConfig, target: LatencyTarget) -> torch.nn.Module:
     from nasl.network.builder import build_model
 
-    fmt = torch.channels_last if target.channels_last and target.runtime != "onnxruntime" \
-        else torch.contiguous_format
+    fmt = torch.channels_last if channels_last_run(asdict(target)) else torch.contiguous_format
     model = build_model(arch, seed=0).to(device=target.device, dtype=DTYPES[target.dtype])
     return model.to(memory_format=fmt).eval()  # type: ignore[call-overload]
 
@@ -130,7 +131,7 @@ def measure_kernels(arch: ArchConfig, target: LatencyTarget, known: dict[str, fl
     """
     model = _build(arch, target)
     shape = (target.batch_size, arch.in_channels, arch.input_size, arch.input_size)
-    gm, ks = kernels(model, shape)
+    gm, ks = kernels(model, shape, channels_last=channels_last_run(asdict(target)))
     cuda = target.device.startswith("cuda")
     sync = (lambda: torch.cuda.synchronize(target.device)) if cuda else (lambda: None)
     gen = torch.Generator().manual_seed(0)
@@ -139,9 +140,9 @@ def measure_kernels(arch: ArchConfig, target: LatencyTarget, known: dict[str, fl
             if k.key in known:
                 continue
             xs = []
-            for s in k.inputs:
+            for s, f in zip(k.inputs, k.formats or ("",) * len(k.inputs), strict=True):
                 x = torch.randn(s, generator=gen).to(device=target.device, dtype=DTYPES[target.dtype])
-                if len(s) == 4 and target.channels_last and target.runtime != "onnxruntime":
+                if f == "cl":  # each input in the format it arrives in within the network
                     x = x.contiguous(memory_format=torch.channels_last)
                 xs.append(x)
             runner = make_runner(kernel_module(gm, k), tuple(xs), runtime=target.runtime,

@@ -13,7 +13,12 @@ In: measured kernels (kind, exact key, features, ms) and a few measured designs.
    cache effects between kernels); or, when leave-one-out on the calibration designs says
    it is better, a per-stage correction ``Σ a_s·sum_s + b`` (the kernels summed per
    downsampling level, each scale pulled towards ``a``): kernels of one resolution share
-   their cache and overhead behaviour, which a single scale misses (ShuffleNet).
+   their cache and overhead behaviour, which a single scale misses (ShuffleNet); or a
+   memory-traffic correction ``a·sum + w·weights + x·activations + b`` (millions of weights
+   and of output activations of the design's kernels): a kernel timed alone, over and over,
+   finds its weights and inputs in a warm cache, while the whole network streams every
+   layer's weights and activations once per inference, a cost that grows with those bytes
+   and that the sum of warm kernel times does not contain.
 
 Its error is measured on held-out designs (or leave-one-out on the calibration designs)
 and gives :attr:`Predictor.margin`, which :func:`screen` uses.
@@ -38,6 +43,7 @@ MIN_SAMPLES = 8
 DEFAULT_MARGIN = 0.25  # used when a predictor has no measured error
 MIN_MARGIN = 0.05
 FORMAT = 1
+TRAFFIC = ("ms_per_m_weights", "ms_per_m_activations")
 
 
 def _family(kind: str) -> str:
@@ -81,6 +87,8 @@ class Predictor:
     # per-stage correction (empty: none): downsampling level → scale, and its intercept
     stage_a: dict[str, float] = field(default_factory=dict)
     stage_b: float = 0.0
+    # memory-traffic correction (empty: none): ms per million weights / activations
+    traffic: dict[str, float] = field(default_factory=dict)
 
     # -- fitting -----------------------------------------------------------------------
     @classmethod
@@ -127,14 +135,14 @@ class Predictor:
         """The kernels of ``arch`` at the target's batch, traced on the meta device."""
         import torch
 
-        from nasl.latency.kernels import kernels
+        from nasl.latency.kernels import channels_last_run, kernels
         from nasl.network.builder import build_model
 
         with torch.device("meta"):
             model = build_model(arch, seed=None)
         shape = (int(self.target.get("batch_size", 1)), arch.in_channels, arch.input_size,
                  arch.input_size)
-        return kernels(model, shape)[1]
+        return kernels(model, shape, channels_last=channels_last_run(self.target))[1]
 
     def stage_ms(self, ks: Sequence[Kernel], input_size: int) -> dict[str, float]:
         """The kernels' times summed per stage (:func:`stage_of`), before calibration."""
@@ -161,6 +169,40 @@ class Predictor:
         self.stage_a = {st: float(c) for st, c in zip(stages, coef[:-1], strict=True)}
         self.stage_b = float(coef[-1])
 
+    def fit_traffic(self, raw: Sequence[float], traffic: Sequence[tuple[float, float]],
+                    measured: Sequence[float]) -> None:
+        """``a·raw + w·weights + x·activations + b`` fitted to relative error on measured
+        designs (``traffic``: :func:`traffic_of` per design). A term whose coefficient comes
+        out negative (no physical meaning) is dropped and the rest refitted; with none left,
+        or a scale ``a`` ≤ 0, it is the global :meth:`calibrate`."""
+        r, m = np.asarray(raw, float), np.asarray(measured, float)
+        t = np.asarray(traffic, float).reshape(len(m), 2)
+        terms = [0, 1]
+        while terms:
+            x = np.column_stack([r, *(t[:, j] for j in terms), np.ones_like(m)]) / m[:, None]
+            coef, *_ = np.linalg.lstsq(x, np.ones_like(m), rcond=None)
+            neg = [j for j, c in zip(terms, coef[1:-1], strict=True) if c < 0]
+            if not neg and coef[0] > 0:
+                self.a, self.b = float(coef[0]), float(coef[-1])
+                self.traffic = {TRAFFIC[j]: float(c) for j, c in zip(terms, coef[1:-1], strict=True)}
+                return
+            terms.remove(neg[0] if neg else terms[-1])
+        self.calibrate(raw, measured)
+        self.traffic = {}
+
+    def traffic_ms(self, ks: Sequence[Kernel]) -> float:
+        """The memory-traffic term of a design's kernels (0 without that correction)."""
+        if not self.traffic:
+            return 0.0
+        w, x = traffic_of(ks)
+        return self.traffic.get(TRAFFIC[0], 0.0) * w + self.traffic.get(TRAFFIC[1], 0.0) * x
+
+    def predict_kernels(self, ks: Sequence[Kernel], input_size: int) -> float:
+        """Predicted ms of a design from its kernels (:meth:`design_kernels`)."""
+        if self.stage_a:
+            return self.corrected_ms(self.stage_ms(ks, input_size))
+        return self.a * self.raw_ms(ks) + self.b + self.traffic_ms(ks)
+
     def corrected_ms(self, sums: Mapping[str, float]) -> float:
         """The per-stage corrected prediction from per-stage sums (global ``a``, ``b`` when
         there is no correction)."""
@@ -170,10 +212,7 @@ class Predictor:
 
     def predict(self, arch: ArchConfig) -> float:
         """Predicted median latency of ``arch`` in ms on this predictor's target."""
-        ks = self.design_kernels(arch)
-        if self.stage_a:
-            return self.corrected_ms(self.stage_ms(ks, arch.input_size))
-        return self.a * self.raw_ms(ks) + self.b
+        return self.predict_kernels(self.design_kernels(arch), arch.input_size)
 
     @property
     def margin(self) -> float:
@@ -204,6 +243,26 @@ class Predictor:
     @classmethod
     def load(cls, path: Path | str) -> Predictor:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def traffic_of(ks: Sequence[Kernel]) -> tuple[float, float]:
+    """(millions of weights, millions of output activations) of a design's kernels."""
+    return (sum(k.features[3] for k in ks) / 1e6, sum(k.features[2] for k in ks) / 1e6)
+
+
+def loo_traffic(pred: Predictor, raw: Sequence[float], traffic: Sequence[tuple[float, float]],
+                measured: Sequence[float]) -> dict[str, Any]:
+    """Leave-one-out error of the memory-traffic correction on the calibration designs."""
+    out = []
+    for i in range(len(raw)):
+        keep = [j for j in range(len(raw)) if j != i]
+        probe = Predictor(pred.target, pred.fingerprint, pred.space)
+        probe.fit_traffic([raw[j] for j in keep], [traffic[j] for j in keep],
+                          [measured[j] for j in keep])
+        w, x = traffic[i]
+        out.append(probe.a * raw[i] + probe.b + probe.traffic.get(TRAFFIC[0], 0.0) * w
+                   + probe.traffic.get(TRAFFIC[1], 0.0) * x)
+    return error_stats(out, measured, "leave-one-out on the calibration designs (memory traffic)")
 
 
 def stage_of(k: Kernel, input_size: int) -> int:
