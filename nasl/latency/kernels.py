@@ -14,8 +14,8 @@ kernel as a standalone ``GraphModule`` to time it.
 Memory formats flow between kernels: in a channels-last network a channel shuffle's
 reshape hands the next kernel a contiguous (NCHW) tensor, which that kernel converts as it
 runs (a depthwise convolution then costs 20-50 % more on this CPU). :func:`kernels` tracks
-each tensor's format through the graph (:func:`tensor_formats`, the rules of PyTorch's CPU
-and CUDA kernels, which the meta device does not follow) and records it per input; a kernel
+each tensor's format through the graph (:func:`tensor_formats`, the rules PyTorch's CPU
+kernels follow and the meta device does not) and records it per input; a kernel
 with an input in the other format gets ``+nchw`` (or ``+cl``) on its kind, so it is timed
 and looked up as it runs in the network.
 """
@@ -189,20 +189,22 @@ def tensor_formats(gm: fx.GraphModule, channels_last: bool) -> dict[fx.Node, str
     """Each 4-D value's memory format ("cl" or "nchw") when the network runs with its
     input and weights in channels-last (``channels_last``) or contiguous format.
 
-    The rules of PyTorch's CPU and CUDA kernels: a convolution's output is channels-last if
-    its input or its weight is; a channel shuffle (view, transpose, reshape) with more than one group
-    returns a contiguous tensor; a concatenation is channels-last only if all its inputs are; every
-    other operation keeps the format of its first tensor input. (The meta device's
-    convolution always returns a contiguous tensor, so shapes are traced there but formats
-    are derived here.) ``gm`` must carry shapes (``ShapeProp``)."""
+    The rules PyTorch's CPU kernels follow (tests/test_kernel_formats.py checks them
+    against real tensors on every shipped family; not checked on CUDA): a convolution's
+    output is channels-last if its input or its weight is; a channel shuffle (view,
+    transpose, reshape) with more than one group returns a contiguous tensor; a
+    concatenation is channels-last only if all its inputs are; every other operation keeps
+    the format of its first tensor input. (The meta device's convolution always returns a
+    contiguous tensor, so shapes are traced there but formats are derived here.)
+    ``gm`` must carry shapes (``ShapeProp``)."""
     fmt: dict[fx.Node, str] = {}
-    weights = "cl" if channels_last else "nchw"
+    base = "cl" if channels_last else "nchw"  # the network's input and weights
     for n in gm.graph.nodes:
         if not _is_4d(n):
             continue
         ins = [fmt[a] for a in n.all_input_nodes if a in fmt]
         if n.op == "placeholder":
-            fmt[n] = weights
+            fmt[n] = base
         elif _is(gm, n, (nn.Conv2d,)):
             fmt[n] = "cl" if "cl" in ins or channels_last else "nchw"
         elif n.op == "call_function" and n.target is channel_shuffle:
@@ -211,7 +213,7 @@ def tensor_formats(gm: fx.GraphModule, channels_last: bool) -> dict[fx.Node, str
         elif n.op == "call_function" and n.target is torch.cat:
             fmt[n] = "cl" if ins and all(f == "cl" for f in ins) else "nchw"
         else:
-            fmt[n] = ins[0] if ins else weights
+            fmt[n] = ins[0] if ins else base
     return fmt
 
 
