@@ -15,8 +15,8 @@ minute of a shared machine does not decide a design's latency.
 ``--ablate-formats`` also fits, in the same run and against the same measured designs, the
 predictor without the memory-format tracking of :mod:`nasl.latency.kernels` (every kernel
 input timed in the target's format, as before 2026-12-07; only the kernels whose key then
-differs are timed again), and reports both with the global calibration ``a·sum + b``: a
-paired comparison (spaces without a format change skip it).
+differs are timed again), and reports both under the global and the memory-traffic
+calibration: a paired comparison (spaces without a format change skip it).
 
     python bench/bench_latency_predictor.py --spaces mobilenet shufflenet --clock wall \\
         --compare cpu --runtime torch --out bench/results/latency_predictor_wall.json
@@ -65,15 +65,14 @@ def _ablation(space: object, target: object, pred: object, details: dict, a: arg
 
     from nasl.latency.calibrate import sample_designs
     from nasl.latency.measure import measure_kernels
-    from nasl.latency.predictor import Predictor, error_stats
+    from nasl.latency.predictor import Predictor, error_stats, traffic_of
 
     sampled = [x for _, x in sample_designs(space, a.designs + a.kernel_designs + a.holdout, a.seed)]
     calib, held = sampled[:a.designs], sampled[a.designs + a.kernel_designs:]
     by_set = {s: [r["measured_ms"] for r in details["rows"] if r["set"] == s]
               for s in ("calibration", "held-out")}
     out = {}
-    for label, blind in (("formats tracked (global calibration)", False),
-                         ("formats not tracked (global calibration)", True)):
+    for tracked, blind in (("formats tracked", False), ("formats not tracked", True)):
         with _formats_off(blind):
             if blind:
                 known = dict(pred.lookup)  # type: ignore[attr-defined]
@@ -84,9 +83,16 @@ def _ablation(space: object, target: object, pred: object, details: dict, a: arg
                 p = Predictor.fit_kernels(pred.target, pred.fingerprint, pred.space,  # type: ignore[attr-defined]
                                           [(k, known[key]) for key, k in seen.items()])
             else:
-                p = dataclasses.replace(pred, stage_a={}, stage_b=0.0)  # type: ignore[type-var]
-            p.calibrate([p.raw_ms(p.design_kernels(x)) for x in calib], by_set["calibration"])
-            out[label] = error_stats([p.predict(x) for x in held], by_set["held-out"], label)
+                p = dataclasses.replace(pred, stage_a={}, stage_b=0.0, traffic={})  # type: ignore[type-var]
+            cks = [p.design_kernels(x) for x in calib]
+            raw = [p.raw_ms(ks) for ks in cks]
+            for how in ("global", "memory traffic"):
+                if how == "global":
+                    p.calibrate(raw, by_set["calibration"])
+                else:
+                    p.fit_traffic(raw, [traffic_of(ks) for ks in cks], by_set["calibration"])
+                label = f"{tracked} ({how} calibration)"
+                out[label] = error_stats([p.predict(x) for x in held], by_set["held-out"], label)
     return out
 
 

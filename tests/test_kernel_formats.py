@@ -103,3 +103,30 @@ def test_onnxruntime_targets_run_nchw() -> None:
     assert not channels_last_run({"channels_last": True, "runtime": "onnxruntime"})
     assert channels_last_run({"channels_last": True, "runtime": "torch"})
     assert not channels_last_run({"channels_last": False, "runtime": "torch"})
+
+
+@pytest.mark.slow
+def test_the_benchmark_compares_formats_paired(tmp_path: Path) -> None:
+    """bench/bench_latency_predictor.py --ablate-formats on a tiny ShuffleNet run: both
+    predictors scored on the same held-out timings, under both calibrations, with the
+    machine's retest floor (each design timed in two rounds)."""
+    import importlib.util
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("blp", root / "bench" / "bench_latency_predictor.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "r.json"
+    assert mod.main(["--spaces", "shufflenet", "--designs", "6", "--kernel-designs", "0",
+                     "--holdout", "3", "--repeats", "1", "--rounds", "2", "--ablate-formats",
+                     "--out", str(out)]) == 0
+    res = json.loads(out.read_text())["shufflenet"]
+    ab = res["details"]["formats_ablation"]
+    assert set(ab) == {f"formats {t} ({c} calibration)" for t in ("tracked", "not tracked")
+                       for c in ("global", "memory traffic")}
+    assert all(e["n"] == 3 for e in ab.values())
+    assert res["details"]["rounds"] == 2 and 0.0 <= res["error"]["retest_within_10pct"] <= 1.0
+    held = [r for r in res["details"]["rows"] if r["set"] == "held-out"]
+    assert len(held) == 3 and all(len(r["rounds_ms"]) == 2 for r in held)

@@ -69,7 +69,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
           f"({details['seconds']['total']} s); calibration {pred.a:.4f} x sum + {pred.b:.4f} ms"
           + (f" + {pred.traffic.get('ms_per_m_weights', 0):.4f} ms per M weights + "
              f"{pred.traffic.get('ms_per_m_activations', 0):.4f} ms per M activations (memory-traffic "
-             "correction: better in leave-one-out)" if pred.traffic else "")
+             "correction)" if pred.traffic else "")
           + (" (per-stage correction: better in leave-one-out)" if pred.stage_a else ""))
     print(f"  error ({e['how']}): {100 * e['within_10pct']:.0f} % within ±10 %, Spearman "
           f"{e['spearman']:.3f}, median abs error {e['mdape_pct']:.1f} %, p95 {e['p95_abs_pct']:.1f} % "

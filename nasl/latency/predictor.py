@@ -9,16 +9,16 @@ In: measured kernels (kind, exact key, features, ms) and a few measured designs.
    per-kind power law ``log ms = c0 + c1·log MACs + c2·log in + c3·log out + c4·log
    params`` (least squares in log space on that kind's measured kernels; kinds with few
    samples fall back to all convolutions / all other kernels);
-3. the sum goes through ``a·sum + b`` fitted on the measured designs (framework overhead,
-   cache effects between kernels); or, when leave-one-out on the calibration designs says
-   it is better, a per-stage correction ``Σ a_s·sum_s + b`` (the kernels summed per
-   downsampling level, each scale pulled towards ``a``): kernels of one resolution share
-   their cache and overhead behaviour, which a single scale misses (ShuffleNet); or a
-   memory-traffic correction ``a·sum + w·weights + x·activations + b`` (millions of weights
-   and of output activations of the design's kernels): a kernel timed alone, over and over,
-   finds its weights and inputs in a warm cache, while the whole network streams every
-   layer's weights and activations once per inference, a cost that grows with those bytes
-   and that the sum of warm kernel times does not contain.
+3. the sum goes through a calibration fitted on the measured designs: by default (6 or
+   more designs) ``a·sum + w·weights + x·activations + b`` (millions of weights and of
+   output activations of the design's kernels; framework overhead, and the memory traffic
+   that kernels timed alone, over and over from a warm cache, do not pay while the whole
+   network streams every layer's weights and activations once per inference); a term whose
+   coefficient comes out negative is dropped (down to ``a·sum + b``). When leave-one-out
+   on the calibration designs says it is clearly better, a per-stage correction
+   ``Σ a_s·sum_s + b`` instead (the kernels summed per downsampling level, each scale
+   pulled towards ``a``: kernels of one resolution share their cache and overhead
+   behaviour).
 
 Its error is measured on held-out designs (or leave-one-out on the calibration designs)
 and gives :attr:`Predictor.margin`, which :func:`screen` uses.
