@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 import optuna
-from pick_features import FeatureKernel  # helper 23d: path and op-count features (bench/)
 
 from nasl.search.pick import front_of, hv_gain  # the sampler's own (nasl --sampler pick)
+from nasl.search.pickfeatures import FeatureKernel  # helper 23d: path and op-count features
 from nasl.search.study import make_sampler
 from nasl.space import load_space
 from nasl.space.table import index
@@ -138,7 +138,7 @@ def shv_options(name: str) -> dict[str, Any] | None:
     ``-nolat`` (no latency in the kernel), ``-late`` (exploration 1.5 → 0.3), ``-r<p>`` (the
     sampler's reference accuracy p %, not the scoring's 80 %), ``-rq<p>`` (its reference = the
     p-th percentile of the accuracies seen), ``-k<groups>`` (helper 23d: the kernel on feature
-    groups of bench/pick_features.py, e.g. kHE = one-hot choices × live op counts). None: not shv."""
+    groups of nasl/search/pickfeatures.py, e.g. kHE = one-hot choices × live op counts). None: not shv."""
     if not (name == "shv" or name.startswith("shv-")):
         return None
     opts: dict[str, Any] = {}
@@ -373,7 +373,7 @@ class SurrogateHV:
         self.hp: tuple[Any, float, float] | None = None
         self.last_ei = np.zeros(0)  # set by gains(): expected improvement of the best accuracy
         #: helper 23d: ``groups`` (e.g. "HE"): the kernel is exp(-Σ w_g D_g) over these feature
-        #: groups (bench/pick_features.py) instead of exp(-Hamming/ℓ); the weights are the "ℓ" of hp
+        #: groups (nasl/search/pickfeatures.py) instead of exp(-Hamming/ℓ); the weights are the "ℓ" of hp
         self.features = FeatureKernel(keys, vals, groups) if groups else None
 
     def kern(self, a: np.ndarray, b: np.ndarray, ell: Any, ell_lat: float) -> np.ndarray:
