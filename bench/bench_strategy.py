@@ -38,6 +38,7 @@ import numpy as np
 import optuna
 
 from nasl.search.pick import front_of, hv_gain  # the sampler's own (nasl --sampler pick)
+from nasl.search.pickfeatures import FeatureKernel  # helper 23d: path and op-count features
 from nasl.search.study import make_sampler
 from nasl.space import load_space
 from nasl.space.table import index
@@ -136,7 +137,8 @@ def shv_options(name: str) -> dict[str, Any] | None:
     x2 = 2), ``-ext`` / ``-ext<e>`` (extrapolate above the best seen), ``-s<n>`` (start-up),
     ``-nolat`` (no latency in the kernel), ``-late`` (exploration 1.5 → 0.3), ``-r<p>`` (the
     sampler's reference accuracy p %, not the scoring's 80 %), ``-rq<p>`` (its reference = the
-    p-th percentile of the accuracies seen). None: not shv."""
+    p-th percentile of the accuracies seen), ``-k<groups>`` (helper 23d: the kernel on feature
+    groups of nasl/search/pickfeatures.py, e.g. kHE = one-hot choices × live op counts). None: not shv."""
     if not (name == "shv" or name.startswith("shv-")):
         return None
     opts: dict[str, Any] = {}
@@ -151,6 +153,8 @@ def shv_options(name: str) -> dict[str, Any] | None:
             opts.update(ref=int(part[2:]) / 100, ref_is_quantile=True)
         elif part[0] == "r" and part[1:].isdigit():  # the sampler's reference accuracy, in %
             opts["ref"] = int(part[1:]) / 100
+        elif part[0] == "k" and part[1:] and set(part[1:]) <= set("HCLEP"):  # helper 23d: features
+            opts["groups"] = part[1:]
         elif part[0] in "lsx" and part[1:].isdigit():
             v = part[1:]
             num = float("0." + v[1:]) if v.startswith("0") and len(v) > 1 else float(v)
@@ -350,7 +354,7 @@ class SurrogateHV:
     def __init__(self, truth: Truth, seed: int, startup: int = 10, pool: int = 20000,
                  lat_kernel: bool = True, explore: float = 1.0, late_explore: float | None = None,
                  extrapolate: float = 0.0, local: int = 0, ref: float | None = None,
-                 ref_is_quantile: bool = False):
+                 ref_is_quantile: bool = False, groups: str = ""):
         self.truth, self.rng = truth, np.random.default_rng(seed)
         self.startup, self.lat_kernel, self.explore = startup, lat_kernel, explore
         self.late_explore, self.extrapolate, self.local = late_explore, extrapolate, local
@@ -366,18 +370,26 @@ class SurrogateHV:
         self.loglat = np.log(lat)  # orders the latency-stratified start
         self.latq = (np.argsort(np.argsort(lat)) + 0.5) / len(lat)  # latency quantile: the GP's cost input
         self.loss_lat = truth.norm(np.stack([np.full(len(keys), ACC_REF), lat], 1))[:, 1]
-        self.hp: tuple[float, float, float] | None = None
+        self.hp: tuple[Any, float, float] | None = None
         self.last_ei = np.zeros(0)  # set by gains(): expected improvement of the best accuracy
+        #: helper 23d: ``groups`` (e.g. "HE"): the kernel is exp(-Σ w_g D_g) over these feature
+        #: groups (nasl/search/pickfeatures.py) instead of exp(-Hamming/ℓ); the weights are the "ℓ" of hp
+        self.features = FeatureKernel(keys, vals, groups) if groups else None
 
-    def kern(self, a: np.ndarray, b: np.ndarray, ell: float, ell_lat: float) -> np.ndarray:
-        ham = (self.codes[a][:, None, :] != self.codes[b][None, :, :]).sum(-1)
-        k = np.exp(-ham / ell)
+    def kern(self, a: np.ndarray, b: np.ndarray, ell: Any, ell_lat: float) -> np.ndarray:
+        if self.features is not None:  # ell: the groups' weights
+            k = self.features.combine(self.features.dists(a, b), ell)
+        else:
+            ham = (self.codes[a][:, None, :] != self.codes[b][None, :, :]).sum(-1)
+            k = np.exp(-ham / ell)
         if self.lat_kernel and ell_lat < 1e6:
             d = self.latq[a][:, None] - self.latq[b][None, :]
             k = k * np.exp(-d ** 2 / (2 * ell_lat ** 2))
         return k
 
-    def fit_hp(self, idx: np.ndarray, z: np.ndarray) -> tuple[float, float, float]:
+    def fit_hp(self, idx: np.ndarray, z: np.ndarray) -> tuple[Any, float, float]:
+        if self.features is not None:
+            return self.fit_hp_features(idx, z)
         best, best_ll = (1.0, 1.0, 1e-2), -np.inf
         for ell in (0.5, 1.0, 2.0, 4.0):
             for ell_lat in ((0.02, 0.05, 0.1, 0.2, 0.5) if self.lat_kernel else (1e9,)):
@@ -394,6 +406,11 @@ class SurrogateHV:
                     if ll > best_ll:
                         best, best_ll = (ell, ell_lat, noise), ll
         return best
+
+    def fit_hp_features(self, idx: np.ndarray, z: np.ndarray) -> tuple[Any, float, float]:
+        """(group weights, ℓ_lat, noise) by marginal likelihood (``FeatureKernel.fit``)."""
+        assert self.features is not None
+        return self.features.fit(idx, self.latq[idx], z, self.hp, self.lat_kernel)
 
     def propose(self, done: list[tuple[tuple[str, ...], float, float]]) -> tuple[str, ...] | None:
 
@@ -477,7 +494,7 @@ def neighbours_of(key: tuple[str, ...], values: list[list[str]]) -> list[tuple[s
 
 
 def run_tpe_pick(truth: Truth, seed: int, n: int, k: int, opts: dict[str, Any], neighbours: bool = False,
-                 top_every: int = 0, caps: tuple[float, ...] = ()
+                 top_every: int = 0, caps: tuple[float, ...] = (), top_all: bool = False
                  ) -> tuple[list[tuple[tuple[str, ...], float, float]], float]:
     """nasl's TPE proposes ``k`` designs per evaluation (asked in a row; its constant liar
     spreads them); SurrogateHV's expected hypervolume gain — the GP on choices + free
@@ -492,6 +509,7 @@ def run_tpe_pick(truth: Truth, seed: int, n: int, k: int, opts: dict[str, Any], 
     carries the most hypervolume. ``caps``: the top steps cycle through these latency caps,
     fractions of the most accurate design's latency (1: none), and maximise the best accuracy
     under the cap (an ε-constraint scalarisation; latency is free, so the cap is exact).
+    ``top_all`` (helper 23d): the top steps' candidates are every unseen design of the table.
     → the evaluated designs and the seconds spent choosing."""
     space = truth.space
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", seed))
@@ -527,6 +545,8 @@ def run_tpe_pick(truth: Truth, seed: int, n: int, k: int, opts: dict[str, Any], 
             best3 = [d[0] for d in sorted(under, key=lambda d: -d[1])[:3]]
             extra = list(dict.fromkeys(q for f in best3 for q in neighbours_of(f, model.values)
                                        if q not in taken and truth.lookup[q][1] <= cap))
+            if top_all:  # every unseen design of the table competes (its latency is free)
+                extra = [q for q in model.keys if q not in taken and truth.lookup[q][1] <= cap]
         elif neighbours and len(done) >= model.startup:
             loss = truth.norm(np.array([(d[1], d[2]) for d in done]))
             front = [d[0] for i, d in enumerate(done) if loss[i, 0] < 1
@@ -602,12 +622,15 @@ def run_one(strategy: str, truth: Truth, seed: int, n: int) -> dict[str, Any]:
             k, _, rest = strategy[len("tpe-pick"):].partition("-")
             nb = rest == "nb" or rest.startswith("nb-")  # -nb: front neighbours compete too
             rest = rest.removeprefix("nb").removeprefix("-")
-            top, caps = 0, ()  # -top<m>: every m-th evaluation maximises the best accuracy
+            top, caps, top_all = 0, (), False  # -top<m>: every m-th evaluation maximises the best accuracy
             if rest.startswith("top"):  # -top<m>c: ... under latency caps cycling 1, 0.6, 0.35
                 head, _, rest = rest.partition("-")
+                top_all = head.endswith("a")  # -top<m>a (helper 23d): the top steps score every unseen design
+                head = head.removesuffix("a")
                 top, caps = int(head[3:].removesuffix("c")), ((1.0, 0.6, 0.35) if head.endswith("c") else ())
             opts = shv_options("shv-" + rest if rest else "shv") or {}
-            done, asking = run_tpe_pick(truth, seed, n, int(k), opts, neighbours=nb, top_every=top, caps=caps)
+            done, asking = run_tpe_pick(truth, seed, n, int(k), opts, neighbours=nb, top_every=top, caps=caps,
+                                          top_all=top_all)
         else:
             done, asking = run_stratified(truth, seed, n, strata=int(strategy[len("tpe-strata"):] or 4))
         out = {"checkpoints": {str(c): dict(zip(("regret", "igd"), truth.scores(

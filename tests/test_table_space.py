@@ -229,6 +229,38 @@ def test_pick_is_the_table_default_and_evaluates_new_designs(tmp_path: Path) -> 
     assert json.loads((run / "pareto.json").read_text()) and (run / "report.html").is_file()
 
 
+def test_pick_kernel_on_nb201_sees_cells_that_compute_the_same(tmp_path: Path, table: Path) -> None:
+    """On nb201 the pick GP's kernel is on the ops of the live edges and the input→output paths
+    (issue 23, helper 23d): two cells that differ only on an edge no live path uses are the same
+    design to it, as are two cut-off cells, while a change on a live edge is not; the one-hot
+    (Hamming) kernel saw all three as one choice apart. A table with other columns keeps it."""
+    import numpy as np
+
+    from nasl.search.pick import ChoiceGP
+    from nasl.search.pickfeatures import NB201_GROUPS
+    from nasl.space.table import index
+
+    space = load_space("nb201")
+    rows = index(space.spec)
+    keys = list(rows)
+    gp = ChoiceGP(keys, np.array([r.values["latency_ms"] for r in rows.values()]), names=tuple(space.order))
+    assert gp.features is not None and gp.features.groups == NB201_GROUPS
+    a = ("nor_conv_3x3", "none", "nor_conv_3x3", "skip_connect", "nor_conv_3x3", "none")
+    same = a[:2] + ("avg_pool_3x3",) + a[3:]  # edge 2<-1: node 2 reaches the output only via 3<-2 = none
+    live = a[:3] + ("nor_conv_1x1",) + a[4:]  # edge 3<-0 is the skip path
+    cut1, cut2 = ("none",) * 6, ("skip_connect", "none", "none", "none", "none", "nor_conv_3x3")
+    idx = np.array([gp.pos[k] for k in (a, same, live, cut1, cut2)])
+    k = gp.features.combine(gp.features.dists(idx, idx), (1.0, 1.0))
+    assert k[0, 1] == pytest.approx(1.0) and k[3, 4] == pytest.approx(1.0)
+    assert k[0, 2] < 0.9 and k[0, 3] < k[0, 2]
+    hp = gp.fit_hp(idx[[0, 2, 3]], np.array([1.0, 0.0, -1.0]))  # weights, ℓ_lat, noise by likelihood
+    assert len(hp[0]) == len(NB201_GROUPS) and gp.kern(idx, idx, hp[0], hp[1]).shape == (5, 5)
+
+    mine = index(load_space(_space(tmp_path)).spec)
+    plain = ChoiceGP(list(mine), np.array([r.values["latency_ms"] for r in mine.values()]), names=("a", "b"))
+    assert plain.features is None  # not NB201's edges: exp(-Hamming/ℓ) as before
+
+
 def test_pick_is_for_tables_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["search", "mobilenet", "--sampler", "pick", "--trials", "2", "--runs-dir", str(tmp_path),
                "--quiet"])

@@ -14,7 +14,10 @@ expected improvement of the best accuracy, among the proposals and the one-choic
 the three most accurate designs. The first 10 evaluations are TPE's random start-up. This is
 ``tpe-pick8-top3-ext`` of ``bench/bench_strategy.py`` with the reference accuracy of
 :func:`nasl.stats.pareto` (0 for accuracy); docs/benchmarks.md ("A strategy for ≤ 2 %") has
-its numbers on NAS-Bench-201.
+its numbers on NAS-Bench-201. On a table whose choices are NAS-Bench-201's six edges × its ops
+(:func:`nasl.search.pickfeatures.looks_nb201`) the kernel is instead on the ops counted over
+the live edges and the path encoding (``nasl.search.pickfeatures``): bench
+``tpe-pick8-top3-ext-r0-kEP`` (docs/benchmarks.md, "Path and op-count features").
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nasl.common.errors import NaslError
+from nasl.search.pickfeatures import NB201_GROUPS, FeatureKernel, looks_nb201
 
 Key = tuple[str, ...]
 
@@ -59,9 +63,13 @@ def front_of(loss: np.ndarray) -> np.ndarray:
 class ChoiceGP:
     """A Gaussian process on categorical designs plus their free cost, and the acquisitions.
 
-    ``keys``: every candidate (choice values in order); ``cost``: its latency (known)."""
+    ``keys``: every candidate (choice values in order); ``cost``: its latency (known);
+    ``names``: the choice columns. When they look like NAS-Bench-201's edges
+    (:func:`nasl.search.pickfeatures.looks_nb201`) the kernel is on live op counts and path
+    features (:data:`NB201_GROUPS`), else exp(-Hamming/ℓ) on the choices."""
 
-    def __init__(self, keys: list[Key], cost: np.ndarray, ref: float = 0.0):
+    def __init__(self, keys: list[Key], cost: np.ndarray, ref: float = 0.0,
+                 names: tuple[str, ...] | None = None):
         self.keys, self.ref = keys, ref
         self.pos = {k: i for i, k in enumerate(keys)}
         self.values = [sorted({k[i] for k in keys}) for i in range(len(keys[0]))]
@@ -69,16 +77,26 @@ class ChoiceGP:
                               dtype=np.int8)
         self.latq = (np.argsort(np.argsort(cost)) + 0.5) / len(cost)  # the latency quantile
         self.loss_lat = (cost - cost.min()) / max(1e-12, cost.max() - cost.min())
-        self.hp: tuple[float, float, float] | None = None
+        self.hp: tuple[Any, float, float] | None = None
         self.last_a, self.last_w = np.zeros((0, 0)), np.zeros(0)
+        self.features = (FeatureKernel(keys, self.values, NB201_GROUPS)
+                         if names is not None and looks_nb201(self.values, names) else None)
 
-    def kern(self, a: np.ndarray, b: np.ndarray, ell: float, ell_lat: float) -> np.ndarray:
-        ham = (self.codes[a][:, None, :] != self.codes[b][None, :, :]).sum(-1)
+    def kern(self, a: np.ndarray, b: np.ndarray, ell: Any, ell_lat: float) -> np.ndarray:
+        """The kernel between designs ``a`` and ``b`` (indices); ``ell``: ℓ, or the feature
+        groups' weights."""
+        if self.features is not None:
+            k = self.features.combine(self.features.dists(a, b), ell)
+        else:
+            k = np.exp(-(self.codes[a][:, None, :] != self.codes[b][None, :, :]).sum(-1) / ell)
         d = self.latq[a][:, None] - self.latq[b][None, :]
-        return np.exp(-ham / ell) * np.exp(-d ** 2 / (2 * ell_lat ** 2))
+        return k * np.exp(-d ** 2 / (2 * ell_lat ** 2))
 
-    def fit_hp(self, idx: np.ndarray, z: np.ndarray) -> tuple[float, float, float]:
-        """(ℓ, ℓ_lat, noise) of the largest marginal likelihood on a small grid (σ² profiled)."""
+    def fit_hp(self, idx: np.ndarray, z: np.ndarray) -> tuple[Any, float, float]:
+        """(ℓ or the groups' weights, ℓ_lat, noise) of the largest marginal likelihood on a
+        small grid (σ² profiled)."""
+        if self.features is not None:
+            return self.features.fit(idx, self.latq[idx], z, self.hp)
         best, best_ll = (1.0, 1.0, 1e-2), -np.inf
         for ell in (0.5, 1.0, 2.0, 4.0):
             for ell_lat in (0.02, 0.05, 0.1, 0.2, 0.5):
@@ -161,7 +179,8 @@ class PickProposer:
         self.acc_i, self.cost_i = metrics.index(acc[0]), metrics.index(cost[0])
         self.keys = list(rows)
         self.cost = {key: float(r.values[cost[0]]) for key, r in rows.items()}  # free: known
-        self.model = ChoiceGP(self.keys, np.array([self.cost[key] for key in self.keys]))
+        self.model = ChoiceGP(self.keys, np.array([self.cost[key] for key in self.keys]),
+                              names=tuple(space.order))
         limits = {m: float(v) for m, v in (budgets or {}).items() if v is not None}
         #: designs within the budgets the table's own columns can check (free: known before
         #: evaluation); a TPE proposal outside is dropped unevaluated, as over-budget designs are
