@@ -150,6 +150,16 @@ def test_recommendation_picks_and_runner_up():
                  correction="holm")
     text = lines(ans)
     assert text[0].startswith("Answer under plain: sgd") and "most accurate within budget: #2" in text[1]
+    tight = {"0": Sample((0.800, 0.8005)), "2": Sample((0.850, 0.8505)), "3": Sample((0.843, 0.8435)),
+             "5": Sample((0.700, 0.7005))}
+    named = lines(answer([{"label": "plain", "describe": "plain: sgd", "epochs": 6, "scored_on": "holdout",
+                           "claims": [], "picks": recommend(arms, tight, margin=0.01), "spent": 8,
+                           "budget": 12}],
+                         {"0": "paper_a", "2": "#2", "3": "#3"}, margin=0.01, alpha=0.05,
+                         correction="holm"))
+    assert "vs #3 +0.7" in named[1] and named[1].endswith("more accurate beyond noise")
+    fast = named[2]  # #3, chosen for its cost, is behind #2 beyond noise: never "ahead"
+    assert "vs #2 -0.7" in fast and fast.endswith("less accurate beyond noise (picked for its cost)")
     assert text[-1].startswith("  rule: one-sided t-tests")
 
 

@@ -123,7 +123,8 @@ def lines(ans: Mapping[str, Any]) -> list[str]:
             if p.get("runner_up_name"):
                 gap = (f"{100 * p['diff']:+.1f} [{_pts(p['diff_low'])}, {_pts(p['diff_high'])}]"
                        if p.get("diff") is not None else "")
-                verdict = {True: "ahead beyond noise", False: "undecided", None: "undecided"}[p["ahead"]]
+                verdict = ("undecided" if not p["ahead"] else "more accurate beyond noise"
+                           if p["diff"] > 0 else "less accurate beyond noise (picked for its cost)")
                 vs = f"; vs {p['runner_up_name']} {gap} points, {verdict}"
             seeds = f"{p['n']} seed{'' if p['n'] == 1 else 's'}"
             out.append(f"  {p['label']}: {p['name']} {_pts(p['accuracy'])} % "
