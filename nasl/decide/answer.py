@@ -106,8 +106,12 @@ def _agreement(recipes: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-def _pts(x: float | None) -> str:
-    return "–" if x is None or not math.isfinite(x) else f"{100 * x:.1f}"
+def _pts(x: float | None, sign: str = "") -> str:
+    """Accuracy points with one decimal, or two when a nonzero value would print as 0.0."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    digits = 2 if 0 < abs(100 * x) < 0.05 else 1
+    return f"{100 * x:{sign}.{digits}f}"
 
 
 def lines(ans: Mapping[str, Any]) -> list[str]:
@@ -121,7 +125,7 @@ def lines(ans: Mapping[str, Any]) -> list[str]:
         for p in r["recommendation"]:
             vs = ""
             if p.get("runner_up_name"):
-                gap = (f"{100 * p['diff']:+.1f} [{_pts(p['diff_low'])}, {_pts(p['diff_high'])}]"
+                gap = (f"{_pts(p['diff'], '+')} [{_pts(p['diff_low'])}, {_pts(p['diff_high'])}]"
                        if p.get("diff") is not None else "")
                 verdict = ("undecided" if not p["ahead"] else "more accurate beyond noise"
                            if p["diff"] > 0 else "less accurate beyond noise (picked for its cost)")
