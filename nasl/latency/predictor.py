@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,10 +192,12 @@ class Predictor:
 
     def traffic_ms(self, ks: Sequence[Kernel]) -> float:
         """The memory-traffic term of a design's kernels (0 without that correction)."""
-        if not self.traffic:
-            return 0.0
-        w, x = traffic_of(ks)
-        return self.traffic.get(TRAFFIC[0], 0.0) * w + self.traffic.get(TRAFFIC[1], 0.0) * x
+        return self.traffic_term(*traffic_of(ks)) if self.traffic else 0.0
+
+    def traffic_term(self, weights_m: float, activations_m: float) -> float:
+        """ms of the memory-traffic term for millions of weights and of activations."""
+        return (self.traffic.get(TRAFFIC[0], 0.0) * weights_m
+                + self.traffic.get(TRAFFIC[1], 0.0) * activations_m)
 
     def predict_kernels(self, ks: Sequence[Kernel], input_size: int) -> float:
         """Predicted ms of a design from its kernels (:meth:`design_kernels`)."""
@@ -253,16 +255,12 @@ def traffic_of(ks: Sequence[Kernel]) -> tuple[float, float]:
 def loo_traffic(pred: Predictor, raw: Sequence[float], traffic: Sequence[tuple[float, float]],
                 measured: Sequence[float]) -> dict[str, Any]:
     """Leave-one-out error of the memory-traffic correction on the calibration designs."""
-    out = []
-    for i in range(len(raw)):
-        keep = [j for j in range(len(raw)) if j != i]
-        probe = Predictor(pred.target, pred.fingerprint, pred.space)
+    def fit(probe: Predictor, keep: list[int], i: int) -> float:
         probe.fit_traffic([raw[j] for j in keep], [traffic[j] for j in keep],
                           [measured[j] for j in keep])
-        w, x = traffic[i]
-        out.append(probe.a * raw[i] + probe.b + probe.traffic.get(TRAFFIC[0], 0.0) * w
-                   + probe.traffic.get(TRAFFIC[1], 0.0) * x)
-    return error_stats(out, measured, "leave-one-out on the calibration designs (memory traffic)")
+        return probe.a * raw[i] + probe.b + probe.traffic_term(*traffic[i])
+
+    return _leave_one_out(pred, measured, fit, " (memory traffic)")
 
 
 def stage_of(k: Kernel, input_size: int) -> int:
@@ -277,14 +275,23 @@ def stage_of(k: Kernel, input_size: int) -> int:
 def loo_stages(pred: Predictor, raw: Sequence[float], sums: Sequence[Mapping[str, float]],
                measured: Sequence[float], ridge: float = 0.3) -> dict[str, Any]:
     """Leave-one-out error of the per-stage correction on the calibration designs."""
-    out = []
-    for i in range(len(raw)):
-        keep = [j for j in range(len(raw)) if j != i]
-        probe = Predictor(pred.target, pred.fingerprint, pred.space)
+    def fit(probe: Predictor, keep: list[int], i: int) -> float:
         probe.calibrate([raw[j] for j in keep], [measured[j] for j in keep])
         probe.fit_stages([sums[j] for j in keep], [measured[j] for j in keep], ridge=ridge)
-        out.append(probe.corrected_ms(sums[i]))
-    return error_stats(out, measured, "leave-one-out on the calibration designs (per-stage)")
+        return probe.corrected_ms(sums[i])
+
+    return _leave_one_out(pred, measured, fit, " (per-stage)")
+
+
+def _leave_one_out(pred: Predictor, measured: Sequence[float],
+                   fit: Callable[[Predictor, list[int], int], float], label: str) -> dict[str, Any]:
+    """Error statistics of ``fit(fresh predictor, the other designs, i)`` → the prediction
+    for design ``i``, over every calibration design left out in turn."""
+    out = []
+    for i in range(len(measured)):
+        probe = Predictor(pred.target, pred.fingerprint, pred.space)
+        out.append(fit(probe, [j for j in range(len(measured)) if j != i], i))
+    return error_stats(out, measured, "leave-one-out on the calibration designs" + label)
 
 
 def cache_dir() -> Path:
@@ -313,13 +320,11 @@ def error_stats(predicted: Sequence[float], measured: Sequence[float], how: str)
 
 def loo_error(pred: Predictor, raw: Sequence[float], measured: Sequence[float]) -> dict[str, Any]:
     """Leave-one-out error of the calibration on the calibration designs (a, b refitted)."""
-    out = []
-    for i in range(len(raw)):
-        probe = Predictor(pred.target, pred.fingerprint, pred.space)
-        probe.calibrate([r for j, r in enumerate(raw) if j != i],
-                        [m for j, m in enumerate(measured) if j != i])
-        out.append(probe.a * raw[i] + probe.b)
-    return error_stats(out, measured, "leave-one-out on the calibration designs")
+    def fit(probe: Predictor, keep: list[int], i: int) -> float:
+        probe.calibrate([raw[j] for j in keep], [measured[j] for j in keep])
+        return probe.a * raw[i] + probe.b
+
+    return _leave_one_out(pred, measured, fit, "")
 
 
 def screen(predictor: Predictor, arch: ArchConfig, budget_ms: float) -> tuple[float, bool]:

@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nasl.common.errors import NaslError
-from nasl.search.pickfeatures import NB201_GROUPS, FeatureKernel, looks_nb201
+from nasl.search.pickfeatures import NB201_GROUPS, FeatureKernel, looks_nb201, profiled_loglik
 
 Key = tuple[str, ...]
 
@@ -102,12 +102,7 @@ class ChoiceGP:
             for ell_lat in (0.02, 0.05, 0.1, 0.2, 0.5):
                 k0 = self.kern(idx, idx, ell, ell_lat)
                 for noise in (1e-3, 1e-2, 1e-1):
-                    try:
-                        L = np.linalg.cholesky(k0 + noise * np.eye(len(idx)))
-                    except np.linalg.LinAlgError:
-                        continue
-                    a = np.linalg.solve(L, z)
-                    ll = -0.5 * len(z) * np.log(float(a @ a) / len(z)) - np.log(np.diag(L)).sum()
+                    ll = profiled_loglik(k0 + noise * np.eye(len(idx)), z)
                     if ll > best_ll:
                         best, best_ll = (ell, ell_lat, noise), ll
         return best

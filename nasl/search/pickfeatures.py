@@ -93,6 +93,17 @@ def group_matrix(keys: list[Key], values: list[list[str]], group: str) -> np.nda
     raise ValueError(f"unknown feature group {group!r} (expected some of H, C, L, E, P)")
 
 
+def profiled_loglik(k: np.ndarray, z: np.ndarray) -> float:
+    """Log marginal likelihood of ``z`` under a zero-mean GP with covariance ∝ ``k`` (the
+    scale σ² profiled out, constants dropped); -inf when ``k`` is not positive definite."""
+    try:
+        L = np.linalg.cholesky(k)
+    except np.linalg.LinAlgError:
+        return -np.inf
+    a = np.linalg.solve(L, z)
+    return float(-0.5 * len(z) * np.log(float(a @ a) / len(z)) - np.log(np.diag(L)).sum())
+
+
 class FeatureKernel:
     """exp(-Σ_g w_g · D_g(a, b)) over the groups, D_g = squared distance (Hamming for the
     categorical groups H and L) / its mean over random pairs of ``keys`` (so w = 1 means "an
@@ -143,13 +154,7 @@ class FeatureKernel:
             w, ell_lat, noise = h
             if not any(w):
                 return -np.inf
-            k = self.combine(ds, w) * np.exp(-dq2 / (2 * ell_lat ** 2)) + noise * eye
-            try:
-                L = np.linalg.cholesky(k)
-            except np.linalg.LinAlgError:
-                return -np.inf
-            a = np.linalg.solve(L, z)
-            return float(-0.5 * len(z) * np.log(float(a @ a) / len(z)) - np.log(np.diag(L)).sum())
+            return profiled_loglik(self.combine(ds, w) * np.exp(-dq2 / (2 * ell_lat ** 2)) + noise * eye, z)
 
         if n_g <= 2:
             grid = [(w, el, nz) for w in product(w_grid, repeat=n_g) for el in lat_grid for nz in noise_grid]
