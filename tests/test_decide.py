@@ -16,7 +16,7 @@ from nasl.decide.plan import claims_of
 from nasl.decide.recommend import recommend
 from nasl.decide.simulate import World, simulate, summary
 from nasl.decide.split import selection_order, split_family
-from nasl.decide.stats import image_var, trainings_to_decide
+from nasl.decide.stats import image_limits, image_var, trainings_to_decide
 from nasl.stats.latency_stats import latency_summary
 
 
@@ -42,6 +42,31 @@ def test_image_noise_widens_the_test():
     sd, dof = pooled([a, b])
     plain = pair_test(Sample(a.values), Sample(b.values), sd, dof)
     assert pair_test(a, b, sd, dof).se > plain.se
+
+
+def test_image_noise_limit_says_which_holdout_or_margin_would_decide():
+    # two near-equal designs on 500 images, disagreeing on 20 %: seeds alone never decide
+    # "a within 1 point of b"; the holdout factor and the margin stated are the ones that would
+    rng = np.random.default_rng(1)
+    ca = (rng.random(500) < 0.85).astype(float)
+    cb = np.where(rng.random(500) < 0.2, 1 - ca, ca)
+    a, b = Sample((0.850, 0.852, 0.849), ca), Sample((0.851, 0.853, 0.850), cb)
+    sd, dof = pooled([a, b])
+    t = pair_test(a, b, sd, dof, margin=0.01)
+    assert trainings_to_decide(t, a, b, sd, 0.05) == math.inf
+    factor, margin = image_limits(t, a, b, 0.05)
+    assert factor > 1 and margin > 0.01
+    # with the images multiplied by the factor (same disagreement rate), seeds could decide it
+    big = Sample(a.values, np.tile(ca, math.ceil(factor * 1.05)))
+    bigb = Sample(b.values, np.tile(cb, math.ceil(factor * 1.05)))
+    assert trainings_to_decide(pair_test(big, bigb, sd, dof, margin=0.01), big, bigb, sd, 0.05) < math.inf
+    # and at the stated margin, on these images
+    assert trainings_to_decide(pair_test(a, b, sd, dof, margin=margin), a, b, sd, 0.05) < math.inf
+    # the effect pointing the wrong way: nothing to offer
+    worse = Sample((0.80, 0.81, 0.80), ca)
+    sd2, dof2 = pooled([worse, b])
+    assert all(math.isnan(x) for x in image_limits(pair_test(worse, b, sd2, dof2, margin=0.01), worse, b,
+                                                   0.05))
 
 
 def test_holm_and_bh_adjustments():

@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from nasl.decide.stats import Sample, adjust, pair_test, pooled, trainings_to_decide
+from nasl.decide.stats import Sample, adjust, image_limits, pair_test, pooled, trainings_to_decide
 from nasl.stats.latency_stats import LatencyStats, latency_tied
 
 KINDS = ("superior", "noninferior")
@@ -76,6 +76,10 @@ class Claim:
     latency_factor_low: float | None
     latency_factor_high: float | None
     to_decide: float  # extra trainings that would decide it at the current effect (inf: never)
+    #: when seeds alone cannot decide it (the holdout's image noise exceeds the effect): how many
+    #: times the holdout's images, and (non-inferiority) which margin, would let seeds decide it
+    holdout_factor: float = math.nan
+    decidable_margin: float = math.nan
 
     @property
     def status(self) -> str:
@@ -85,6 +89,8 @@ class Claim:
         d = asdict(self)
         d["status"] = self.status
         d["to_decide"] = None if not math.isfinite(self.to_decide) else int(self.to_decide)
+        for k in ("holdout_factor", "decidable_margin"):
+            d[k] = None if not math.isfinite(d[k]) else d[k]
         return d
 
 
@@ -159,10 +165,13 @@ def decide(arms: Sequence[Arm], samples: Mapping[str, Sample], *, margin: float,
         holds = t.testable and pa <= alpha
         cost = 0.0 if holds else trainings_to_decide(t, samples[h.design], samples[h.other], sd,
                                                      alpha / undecided)
+        factor, dmargin = (image_limits(t, samples[h.design], samples[h.other], alpha / undecided)
+                           if not holds and math.isinf(cost) else (math.nan, math.nan))
         lf, lflo, lfhi = _latency_factor(a, b)
         out.append(Claim(h.kind, h.design, h.other, b.baseline or h.other, t.diff, t.low, t.high,
                          t.margin, t.p, pa, holds, samples[h.design].n, samples[h.other].n,
-                         b.macs / a.macs if a.macs > 0 else math.inf, lf, lflo, lfhi, cost))
+                         b.macs / a.macs if a.macs > 0 else math.inf, lf, lflo, lfhi, cost,
+                         factor, dmargin if h.kind == "noninferior" else math.nan))
     return out
 
 
@@ -185,5 +194,12 @@ def sentence(c: Claim, by_name: Mapping[str, str] | None = None) -> str:
             todo = "noise unknown: fewer than 2 seeds"
         else:
             todo = "more seeds would not decide it: the holdout's image noise exceeds the effect"
+            could = []
+            if math.isfinite(c.holdout_factor):
+                could.append(f"{c.holdout_factor:.1f}x the holdout's images")
+            if math.isfinite(c.decidable_margin):
+                could.append(f"a margin of {100 * c.decidable_margin:.1f} points")
+            if could:
+                todo += f"; {' or '.join(could)} would let seeds decide it"
         return f"undecided: {name} {verb} {c.other_name}? {pts} ({todo})"
     return f"{name} is {verb} {c.other_name}: {pts}, {cost} (adjusted p {c.p_adjusted:.3f})"

@@ -150,6 +150,23 @@ def trainings_to_decide(test: PairTest, a: Sample, b: Sample, sd: float, level: 
     return float(max(1, max(0, n - a.n) + max(0, n - b.n)))
 
 
+def image_limits(test: PairTest, a: Sample, b: Sample, level: float) -> tuple[float, float]:
+    """When the holdout's image noise alone keeps a comparison from being decided at one-sided
+    ``level`` (:func:`trainings_to_decide` is inf with the effect pointing the right way): the
+    factor by which the holdout's images would have to grow (the image variance falls as
+    1/images) and the margin at which seeds could decide it on these images (the non-inferiority
+    margin the data could ever support, rounded up to 0.1 points) → (factor, margin); nan, nan
+    when the effect points the other way or there are no per-image results."""
+    effect = test.diff + test.margin
+    var = image_var(a, b)
+    if effect <= 0 or var <= 0:
+        return math.nan, math.nan
+    z = float(sps.norm.isf(level))
+    factor = var * z * z / (effect * effect)
+    margin = math.ceil(1000 * (z * math.sqrt(var) - test.diff)) / 1000
+    return (factor, max(margin, test.margin)) if factor > 1 else (math.nan, math.nan)
+
+
 def samples_from(values: Mapping[str, Sequence[float]],
                  correct: Mapping[str, np.ndarray] | None = None) -> dict[str, Sample]:
     """Samples keyed like ``values`` (per-image shares from ``correct`` where given)."""
