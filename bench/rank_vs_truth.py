@@ -5,7 +5,8 @@ In: a run folder (its ``trials.csv``) and the re-check JSONL of ``bench/recheck_
 search's accuracies, of MACs alone, and of an empirical-Bayes shrinkage of the search's
 accuracies toward a least-squares trend on log MACs (prior variance = residual variance
 minus the seed variance seen on repeated designs; leave-one-out trend) against the truth
-(mean over its seeds), on the designs the re-check trained. No training, no timing.
+(mean over its seeds), on the designs the re-check trained; where the run stored learning
+curves, also a one-step extrapolation (the last epoch's gain added once). No training, no timing.
 
     python bench/rank_vs_truth.py runs/fm10k-split bench/results/recheck-fm10k-split-2026-12-07.jsonl
 """
@@ -56,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     seed_var = float(np.mean(reps)) if reps else ASSUMED_SEED_STD ** 2
     est = {"search accuracy": acc, "MACs alone": macs,
            "shrunk toward a MACs trend": shrunk(acc, macs, seed_var, n)}
+    curves = [[float(v) for v in (r.get("curve") or "").split(",") if v] for r in rows]
+    if all(len(c) >= 2 for c in curves):  # a run that stored its learning curves
+        gain = np.array([c[-1] - c[-2] for c in curves])
+        est["search accuracy + last epoch's gain"] = acc + gain
     print(f"{a.run.name}: {len(rows)} designs; seed std {100 * math.sqrt(seed_var):.2f} points "
           + (f"({len(reps)} repeated designs)" if reps else "(assumed: no repeated design)"))
     numbers = [int(r["number"]) for r in rows]
