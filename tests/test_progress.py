@@ -64,6 +64,24 @@ def test_confirm_and_retime_lines_show_steps_and_time_left() -> None:
     assert "re-timing:" in text and re.search(r"re-time 2/4 · #12 · ~\d+ s left", text), text
 
 
+def test_a_second_recipe_has_its_own_pace(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 12 plain trainings of 60 s, then augmented ones of 60 s: the augmented count starts at
+    # 1/12 again, and its time left must come from its own pace, not the plain stage's 12 min
+    clock = [1000.0]
+    monkeypatch.setattr("nasl.search.progress.time.monotonic", lambda: clock[0])
+    progress, buf = _plain(total=1, heartbeat=None)
+    with progress:
+        for recipe in ("plain", "augmented"):
+            for i in range(12):
+                StageProgress("confirm", number=3, done=i, total=12, epochs=9,
+                              recipe=recipe).deliver(progress)
+                clock[0] += 60.0
+    text = buf.getvalue()
+    assert "confirm 2/12 · #3 · 9 epochs · augmented · ~11 min left" in text, text
+    assert "confirm 12/12 · #3 · 9 epochs · augmented · ~1 min left" in text, text
+    assert text.count("confirmation: the designs") == 1
+
+
 def test_heartbeat_says_what_runs_after_a_silence() -> None:
     progress, buf = _plain(total=1, heartbeat=15.0)
     StageProgress("confirm", number=3, seed=9, done=0, total=2).deliver(progress)

@@ -179,6 +179,11 @@ class SearchProgress(Listener):
         st = self.stage_state
         st["count"] += 1
         done, total = e.done, e.total
+        if (e.recipe != st.get("recipe") or isinstance(done, int) and done < st.get("last", -1)):
+            # a new recipe's (or a new plan's) count starts again: so does its pace
+            st["since"], st["recipe"] = time.monotonic(), e.recipe
+        if isinstance(done, int):
+            st["last"] = done
         step = f"{done + 1}/{total}" if isinstance(done, int) and total else f"step {st['count']}"
         what = f"#{e.number}"
         if kind == "confirm":
