@@ -80,6 +80,11 @@ def test_a_second_recipe_has_its_own_pace(monkeypatch: pytest.MonkeyPatch) -> No
     assert "confirm 2/12 · #3 · 9 epochs · augmented · ~11 min left" in text, text
     assert "confirm 12/12 · #3 · 9 epochs · augmented · ~1 min left" in text, text
     assert text.count("confirmation: the designs") == 1
+    # the heartbeat counts the step that runs, not the stage
+    clock[0] += 30.0
+    progress.heartbeat = 15.0
+    assert progress.beat(clock[0])
+    assert buf.getvalue().splitlines()[-1].endswith("(1 min 30 s so far)"), buf.getvalue()[-200:]
 
 
 def test_heartbeat_says_what_runs_after_a_silence() -> None:

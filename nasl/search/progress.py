@@ -145,7 +145,8 @@ class SearchProgress(Listener):
         """Print what is running if nothing was printed for ``heartbeat`` seconds → printed?"""
         if self.heartbeat is None or now - self.last_line < self.heartbeat or not self.current:
             return False
-        self.say(f"  … {self.current} ({duration(now - self.stage_state.get('since', self.t0))} so far)")
+        st = self.stage_state
+        self.say(f"  … {self.current} ({duration(now - st.get('step', st.get('since', self.t0)))} so far)")
         return True
 
     # ------------------------------------------------------------------ text
@@ -184,6 +185,7 @@ class SearchProgress(Listener):
             st["since"], st["recipe"] = time.monotonic(), e.recipe
         if isinstance(done, int):
             st["last"] = done
+        st["step"] = time.monotonic()  # the heartbeat's "so far" counts this step
         step = f"{done + 1}/{total}" if isinstance(done, int) and total else f"step {st['count']}"
         what = f"#{e.number}"
         if kind == "confirm":
