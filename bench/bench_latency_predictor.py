@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=3,
                    help="round-robin timings of every whole design (median over rounds)")
+    p.add_argument("--kernel-rounds", type=int, default=3,
+                   help="kernel sweeps (each kernel keeps its median over them; default 3)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--ablate-formats", action="store_true",
                    help="also calibrate without memory-format tracking, for comparison")
@@ -130,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             pred, details = calibrate(space, target, designs=a.designs,
                                       kernel_designs=a.kernel_designs, holdout=a.holdout,
                                       seed=a.seed, repeats=a.repeats, rounds=a.rounds,
+                                      kernel_rounds=a.kernel_rounds,
                                       progress=lambda m: print(m, file=sys.stderr, flush=True))
             key = name if clock == a.clock else f"{name} ({clock} clock, comparison)"
             if ablate:
