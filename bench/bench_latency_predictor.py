@@ -10,7 +10,9 @@ the only clock whose predictor a search loads. ``--compare cpu`` repeats the sam
 calibration (same designs, same seed) with the timing thread's CPU clock and prints both,
 so the CPU-clock figure is stated next to the wall-clock one, never instead of it.
 Whole designs are timed in ``--rounds`` round-robin rounds (median over rounds), so a slow
-minute of a shared machine does not decide a design's latency.
+minute of a shared machine does not decide a design's latency; the kernel sweep is repeated
+``--kernel-rounds`` times (default 3) and each kernel keeps its median, so a kernel timed in
+a slow moment does not err every design containing it.
 
 ``--ablate-formats`` also fits, in the same run and against the same measured designs, the
 predictor without the memory-format tracking of :mod:`nasl.latency.kernels` (every kernel
