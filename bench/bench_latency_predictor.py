@@ -10,7 +10,9 @@ the only clock whose predictor a search loads. ``--compare cpu`` repeats the sam
 calibration (same designs, same seed) with the timing thread's CPU clock and prints both,
 so the CPU-clock figure is stated next to the wall-clock one, never instead of it.
 Whole designs are timed in ``--rounds`` round-robin rounds (median over rounds), so a slow
-minute of a shared machine does not decide a design's latency.
+minute of a shared machine does not decide a design's latency; the kernel sweep is repeated
+``--kernel-rounds`` times (default 3) and each kernel keeps its median, so a kernel timed in
+a slow moment does not err every design containing it.
 
 ``--ablate-formats`` also fits, in the same run and against the same measured designs, the
 predictor without the memory-format tracking of :mod:`nasl.latency.kernels` (every kernel
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=3,
                    help="round-robin timings of every whole design (median over rounds)")
+    p.add_argument("--kernel-rounds", type=int, default=3,
+                   help="kernel sweeps (each kernel keeps its median over them; default 3)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--ablate-formats", action="store_true",
                    help="also calibrate without memory-format tracking, for comparison")
@@ -130,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             pred, details = calibrate(space, target, designs=a.designs,
                                       kernel_designs=a.kernel_designs, holdout=a.holdout,
                                       seed=a.seed, repeats=a.repeats, rounds=a.rounds,
+                                      kernel_rounds=a.kernel_rounds,
                                       progress=lambda m: print(m, file=sys.stderr, flush=True))
             key = name if clock == a.clock else f"{name} ({clock} clock, comparison)"
             if ablate:

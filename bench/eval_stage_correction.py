@@ -6,10 +6,18 @@ again with the run's seed (``sample_designs`` is deterministic) and matched by `
 every calibration is fitted on the run's calibration designs and scored on its held-out
 ones (and by leave-one-out, the rule ``calibrate`` uses to choose); ``--swap`` also fits
 on 20 of the held-out designs and scores the other 30 (200 random splits; the held-out
-designs were timed in rounds, so this shows a calibration on steadier measurements).
+designs were timed in rounds, so this shows a calibration on steadier measurements;
+printed: mean, median and 10th-90th percentile of the share within ±10 % over the splits).
+``--sweeps`` combines the run's kernel times with other stored sweeps of the same kernels
+(``combine_sweeps``: per-kernel median, each sweep rescaled by its median ratio) and refits
+the per-kind kernel models on them: what ``--kernel-rounds`` would have given, offline.
 
     python bench/eval_stage_correction.py bench/results/latency_predictor_2026-12-06_k40.json \\
         bench/results/latency_predictor_2026-12-06_{space}_predictor.json
+    python bench/eval_stage_correction.py bench/results/latency_predictor_wall-2026-12-07e.json \\
+        'bench/results/latency_predictor_wall-2026-12-07e_{space}_wall_predictor.json' --swap \\
+        --sweeps 'bench/results/latency_predictor_wall-2026-12-07e_{space}_cpu_predictor.json' \\
+                 'bench/results/latency_predictor_wall-2026-12-07d_{space}_wall_predictor.json'
 """
 
 from __future__ import annotations
@@ -44,6 +52,18 @@ def _fitted(base: Any, ctx: tuple, how: str, ids: list[str]) -> Any:
     return fit
 
 
+def _combined(base: Any, swept: list, others: list[dict[str, float]]) -> Any:
+    """``base`` with its kernel times combined with ``others`` (:func:`combine_sweeps`) and
+    its per-kind models refitted on them (``swept``: the run's (params, design) whose kernels
+    were timed)."""
+    from nasl.latency.predictor import Predictor, combine_sweeps
+
+    lookup = combine_sweeps([base.lookup, *others])
+    seen = {k.key: k for _, x in swept for k in base.design_kernels(x)}
+    return Predictor.fit_kernels(base.target, base.fingerprint, base.space,
+                                 [(k, lookup[key]) for key, k in seen.items() if key in lookup])
+
+
 def _score(fit: Any, ctx: tuple, ids: list[str], how: str) -> dict[str, Any]:
     from nasl.latency.predictor import error_stats
 
@@ -64,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="the run's --seed")
     p.add_argument("--key", default="{space}", help="the results key ({space} is replaced)")
     p.add_argument("--swap", action="store_true", help="also calibrate on held-out splits")
+    p.add_argument("--sweeps", nargs="*", default=[],
+                   help="other stored predictors ({space} replaced) whose kernel times are "
+                        "combined with the run's (per-kernel median)")
     a = p.parse_args(argv)
     with open(a.results, encoding="utf-8") as f:
         res = json.load(f)
@@ -79,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         calib, held = sampled[:d["designs"]], sampled[d["designs"] + d["kernel_designs"]:]
         measured = {row["arch_id"]: row["measured_ms"] for row in d["rows"]}
         base = Predictor(stored.target, stored.fingerprint, name, stored.lookup, stored.models)
+        if a.sweeps:
+            base = _combined(base, sampled[:d["designs"] + d["kernel_designs"]],
+                             [Predictor.load(s.format(space=name)).lookup for s in a.sweeps])
         ks = {x.id: base.design_kernels(x) for _, x in calib + held}
         designs = {x.id: x for _, x in calib + held}
         ctx = (ks, designs, measured)
@@ -100,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
                     ids = rng.sample(hids, 20)
                     rest = [i for i in hids if i not in ids]
                     shares.append(_score(_fitted(base, ctx, how, ids), ctx, rest, how)["within_10pct"])
-                line += f"; fitted on 20 held-out, scored on 30: {100 * statistics.fmean(shares):.0f} %"
+                q = statistics.quantiles(shares, n=10)
+                line += (f"; fitted on 20 held-out, scored on 30 (200 splits): mean "
+                         f"{100 * statistics.fmean(shares):.1f} %, median "
+                         f"{100 * statistics.median(shares):.0f} %, 10-90 % "
+                         f"{100 * q[0]:.0f}-{100 * q[-1]:.0f} %")
             print(line, flush=True)
     return 0
 

@@ -16,7 +16,15 @@ from nasl.latency import cli as lcli
 from nasl.latency.calibrate import retest
 from nasl.latency.kernels import Kernel, kernel_module, kernels
 from nasl.latency.measure import LatencyTarget
-from nasl.latency.predictor import Predictor, cache_dir, default_path, error_stats, loo_error, screen
+from nasl.latency.predictor import (
+    Predictor,
+    cache_dir,
+    combine_sweeps,
+    default_path,
+    error_stats,
+    loo_error,
+    screen,
+)
 from nasl.network.builder import build_model
 
 
@@ -134,9 +142,10 @@ def test_retest_compares_each_round_with_the_others() -> None:
     assert retest([[3.0], []]) == {}
 
 
-def test_rounds_must_be_positive(tiny_space: Path) -> None:
-    args = _parser().parse_args(["latency", "calibrate", str(tiny_space), "--rounds", "0"])
-    with pytest.raises(NaslError, match="--rounds 0"):
+@pytest.mark.parametrize("flag", ["--rounds", "--kernel-rounds"])
+def test_rounds_must_be_positive(tiny_space: Path, flag: str) -> None:
+    args = _parser().parse_args(["latency", "calibrate", str(tiny_space), flag, "0"])
+    with pytest.raises(NaslError, match=f"{flag} 0"):
         args.func(args)
 
 
@@ -158,3 +167,47 @@ def test_calibrate_and_predict_end_to_end(tiny_space: Path, capsys: pytest.Captu
     assert args.func(args) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["predicted_ms"] > 0 and res["clearly_over"] is True and math.isfinite(res["margin"])
+
+
+def test_combine_sweeps_drops_a_slow_timing_and_rescales_a_faster_sweep() -> None:
+    true = {f"k{i}": 0.05 + 0.01 * i for i in range(30)}
+    # sweep 2 ran on a machine 10 % faster throughout; each sweep has its own slow moments
+    # (a kernel timed 1.5-2x too slow): one bad sweep of three must not move the median
+    s1 = {k: v * (1.8 if i % 10 == 0 else 1.0) for i, (k, v) in enumerate(true.items())}
+    s2 = {k: 0.9 * v * (1.5 if i % 10 == 3 else 1.0) for i, (k, v) in enumerate(true.items())}
+    s3 = {k: v * (2.0 if i % 10 == 7 else 1.0) for i, (k, v) in enumerate(true.items())}
+    s3["only_here"] = 0.4
+    out = combine_sweeps([s1, s2, s3])
+    assert set(out) == set(true) | {"only_here"}
+    assert all(out[k] == pytest.approx(v, rel=1e-9) for k, v in true.items())
+    assert out["only_here"] == pytest.approx(0.4)  # first and third sweep agree on the scale
+    single = max(abs(s1[k] / v - 1) for k, v in true.items())
+    assert single > 0.5  # what one sweep alone would have kept
+    assert combine_sweeps([s1]) == s1 and combine_sweeps([]) == {}
+
+
+@pytest.mark.slow
+def test_calibrate_repeats_the_kernel_sweep_and_keeps_the_median(tiny_space: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasl.latency import calibrate as cal
+    from nasl.latency.measure import target_of_space
+    from nasl.space import load_space
+
+    sweeps: list[dict[str, float]] = []
+    real = cal.measure_kernels
+
+    def recording(arch, target, known, **kw):  # the real measurement; remembers each sweep
+        if not any(known is s for s in sweeps):
+            sweeps.append(known)
+        return real(arch, target, known, **kw)
+
+    monkeypatch.setattr(cal, "measure_kernels", recording)
+    space = load_space(str(tiny_space))
+    target = target_of_space(space, device="cpu", runtime="torch", clock="cpu")
+    pred, details = cal.calibrate(space, target, designs=3, kernel_designs=0, repeats=2, rounds=1,
+                                  kernel_rounds=3)
+    assert details["kernel_rounds"] == 3 and len(sweeps) == 3
+    assert set(sweeps[0]) == set(sweeps[1]) == set(sweeps[2]) == set(pred.lookup)
+    assert pred.lookup == pytest.approx(cal.combine_sweeps(sweeps))
+    with pytest.raises(ValueError, match="kernel_rounds >= 1"):
+        cal.calibrate(space, target, designs=3, kernel_rounds=0)

@@ -20,6 +20,7 @@ from nasl.latency.kernels import Kernel
 from nasl.latency.measure import LatencyTarget, measure_design, measure_kernels
 from nasl.latency.predictor import (
     Predictor,
+    combine_sweeps,
     error_stats,
     loo_error,
     loo_stages,
@@ -86,22 +87,26 @@ def _noise(ref: list[float], ratios: list[float]) -> dict[str, Any]:
 
 def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
               kernel_designs: int = KERNEL_DESIGNS, holdout: int = 0, seed: int = 0, repeats: int = 20,
-              rounds: int = 1, progress: Progress | None = None) -> tuple[Predictor, dict[str, Any]]:
+              rounds: int = 1, kernel_rounds: int = 1,
+              progress: Progress | None = None) -> tuple[Predictor, dict[str, Any]]:
     """Measure and fit → (predictor, details).
 
     ``designs`` (≤ 20) whole designs are measured and fix the calibration ``a·sum + b``;
     the kernels of those and of ``kernel_designs`` more sampled designs are measured at
     their exact shapes (the space's blocks; no whole-design timing); ``holdout`` further
     designs are measured only to report the error. Every whole design is timed in ``rounds``
-    round-robin rounds of ``repeats`` runs (its median over rounds). ``details`` has
+    round-robin rounds of ``repeats`` runs (its median over rounds); with ``kernel_rounds``
+    > 1 the whole kernel sweep is repeated that many times and each kernel keeps the median
+    (:func:`~nasl.latency.predictor.combine_sweeps`: one timing of a kernel is one burst of
+    repeats, and a slow moment there errs every design containing it). ``details`` has
     per-design rows (``set``, ``arch_id``, ``macs``, ``measured_ms``, ``rounds_ms``,
     ``predicted_ms``, ``cpu_ratio``), timings and counts. ``ValueError`` for bad counts.
     """
     if not 2 <= designs <= MAX_DESIGNS or kernel_designs < 0 or holdout < 0 or repeats < 1 \
-            or rounds < 1:
+            or rounds < 1 or kernel_rounds < 1:
         raise ValueError(f"need 2 <= designs <= {MAX_DESIGNS}, kernel_designs >= 0, holdout >= 0, "
-                         f"repeats >= 1, rounds >= 1; got {designs}, {kernel_designs}, {holdout}, "
-                         f"{repeats}, {rounds}")
+                         f"repeats >= 1, rounds >= 1, kernel_rounds >= 1; got {designs}, "
+                         f"{kernel_designs}, {holdout}, {repeats}, {rounds}, {kernel_rounds}")
     say = progress or (lambda _msg: None)
     target = target.resolved()
     t0 = time.perf_counter()
@@ -109,12 +114,17 @@ def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
     calib = sampled[:designs]
     extra = sampled[designs:designs + kernel_designs]
     held = sampled[designs + kernel_designs:]
-    known: dict[str, float] = {}
+    sweeps: list[dict[str, float]] = []
     seen: dict[str, Kernel] = {}
-    for i, (_, arch) in enumerate(calib + extra):
-        for k in measure_kernels(arch, target, known):
-            seen.setdefault(k.key, k)
-        say(f"kernels of design {i + 1}/{len(calib) + len(extra)}: {len(known)} distinct measured")
+    for r in range(kernel_rounds):
+        sweeps.append({})
+        for i, (_, arch) in enumerate(calib + extra):
+            for k in measure_kernels(arch, target, sweeps[-1]):
+                seen.setdefault(k.key, k)
+            say(f"kernels of design {i + 1}/{len(calib) + len(extra)}"
+                + (f" (sweep {r + 1}/{kernel_rounds})" if kernel_rounds > 1 else "")
+                + f": {len(sweeps[-1])} distinct measured")
+    known = combine_sweeps(sweeps)
     t_kernels = time.perf_counter() - t0
     pred = Predictor.fit_kernels(target.facts(), target.fingerprint(), space.name,
                                  [(k, known[key]) for key, k in seen.items()])
@@ -194,7 +204,7 @@ def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
                "correction": correction,
                "loo_global": loo_global, "loo_per_stage": loo_staged, "loo_traffic": loo_mem,
                "designs": len(calib), "kernel_designs": len(extra), "holdout": len(held),
-               "rounds": rounds, "repeats": repeats,
+               "rounds": rounds, "kernel_rounds": kernel_rounds, "repeats": repeats,
                "seconds": {"kernels": round(t_kernels, 1),
                            "total": round(time.perf_counter() - t0, 1)}}
     return pred, details

@@ -54,14 +54,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     target = _target(args, space)
     if not 2 <= args.designs <= MAX_DESIGNS:
         raise NaslError(f"--designs {args.designs}: expected 2..{MAX_DESIGNS}")
-    if args.kernel_designs < 0 or args.holdout < 0 or args.repeats < 1 or args.rounds < 1:
+    if args.kernel_designs < 0 or args.holdout < 0 or args.repeats < 1 or args.rounds < 1 \
+            or args.kernel_rounds < 1:
         raise NaslError(f"--kernel-designs {args.kernel_designs}, --holdout {args.holdout}, "
-                        f"--repeats {args.repeats}, --rounds {args.rounds}: expected "
-                        "--kernel-designs and --holdout >= 0, --repeats and --rounds >= 1")
+                        f"--repeats {args.repeats}, --rounds {args.rounds}, --kernel-rounds "
+                        f"{args.kernel_rounds}: expected --kernel-designs and --holdout >= 0, "
+                        "--repeats, --rounds and --kernel-rounds >= 1")
     say = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     pred, details = calibrate(space, target, designs=args.designs, kernel_designs=args.kernel_designs,
                               holdout=args.holdout, seed=args.seed, repeats=args.repeats,
-                              rounds=args.rounds, progress=say)
+                              rounds=args.rounds, kernel_rounds=args.kernel_rounds, progress=say)
     path = pred.save(args.out or default_path(space.name, pred.fingerprint))
     e, n = pred.error, pred.noise
     print(f"latency predictor for {space.name} on {target.label()} ({pred.target['device_name']})")
@@ -205,6 +207,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--rounds", type=int, default=1,
                    help="time every whole design in this many round-robin rounds and keep the "
                         "median (default 1; 3 on a shared machine, and to see its noise floor)")
+    c.add_argument("--kernel-rounds", type=int, default=1,
+                   help="repeat the kernel sweep this many times and keep each kernel's median "
+                        "(default 1; 3 on a shared machine: a kernel timed once in a slow moment "
+                        "errs every design containing it)")
     c.add_argument("--seed", type=int, default=0, help="seed of the sampled designs")
     c.add_argument("--out", type=Path, default=None, help="where to save (default: the cache)")
     c.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -263,6 +263,28 @@ def loo_traffic(pred: Predictor, raw: Sequence[float], traffic: Sequence[tuple[f
     return _leave_one_out(pred, measured, fit, " (memory traffic)")
 
 
+def combine_sweeps(sweeps: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """One kernel lookup (key → ms) from several sweeps of the same kernels: each sweep after
+    the first is rescaled to the first by the median ratio over their shared keys (a sweep
+    run while the whole machine was a few per cent faster or slower), then every key keeps
+    the median of its timings (a key timed in one sweep only keeps that timing).
+
+    A kernel timed once is one burst of repeats, so a slow moment of a shared machine makes
+    it an outlier that every design containing it inherits; sweeps taken minutes apart and
+    their median drop such outliers (docs/benchmarks.md, "Kernel-sweep noise"). With two
+    sweeps the median is their mean; use three or more."""
+    if not sweeps:
+        return {}
+    first = sweeps[0]
+    scaled: list[Mapping[str, float]] = [first]
+    for sweep in sweeps[1:]:
+        ratios = [first[k] / v for k, v in sweep.items() if k in first and v > 0]
+        f = float(np.median(ratios)) if ratios else 1.0
+        scaled.append({k: v * f for k, v in sweep.items()})
+    keys = dict.fromkeys(k for s in scaled for k in s)
+    return {k: float(np.median([s[k] for s in scaled if k in s])) for k in keys}
+
+
 def stage_of(k: Kernel, input_size: int) -> int:
     """A kernel's stage: its downsampling level ``round(log2(input side / its input's
     side))`` (0: at the input's resolution), or -1 for a kernel without a spatial input."""
