@@ -11,7 +11,8 @@ learning-rate schedule, on the whole training split, tested on the test split, u
 
 Designs: every design of the run's answer (claims and recommendation), the front and the
 baselines, up to ``--max-designs`` (answer designs first). Then a second seed for both
-designs of every claim whose truth is within ``--contested`` points. Out: one JSON line per
+designs of every claim whose truth is within ``--contested`` points of where the claim
+flips (0 for superiority, −δ for non-inferiority). Out: one JSON line per
 training (``--out``, appended; a rerun skips what is there) and a Markdown summary: claims
 that hold under the recipe they name, undecided ones, Kendall τ of the search's accuracies
 (before) and of the confirmation's accuracies (after) against each truth, and whether each
@@ -309,7 +310,8 @@ def main() -> None:
         t = {x["number"]: x["accuracy"] for x in lines if x["recipe"] == rec}
         for c in r["claims"]:
             d, o = int(c["design"]), int(c["other"])
-            if d in t and o in t and abs(t[d] - t[o]) < a.contested / 100:
+            edge = -c["margin"] if c["kind"] == "noninferior" else 0.0  # where the claim flips
+            if d in t and o in t and abs(t[d] - t[o] - edge) < a.contested / 100:
                 one(rec, d, 1)
                 one(rec, o, 1)
     print(summarize(a.run, lines))
