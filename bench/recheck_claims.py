@@ -226,6 +226,19 @@ def design_choices(run: Path) -> dict[int, dict[str, Any]]:
     return {t.number: t.user_attrs["choices"] for t in study.get_trials() if "choices" in t.user_attrs}
 
 
+def unique(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first line of each (recipe, design, seed, epochs): two re-check processes started
+    together (one per recipe) may both copy the same reused lines."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for x in lines:
+        k = (x["recipe"], x["number"], x["seed"], x["epochs"])
+        if k not in seen:
+            seen.add(k)
+            out.append(x)
+    return out
+
+
 def reuse(run: Path, out: Path, choices: dict[int, dict[str, Any]], have: list[dict[str, Any]],
           dest: Path) -> list[dict[str, Any]]:
     """Copy ``run``'s re-check lines (``out``) of designs with the same choices as a design of
@@ -264,7 +277,7 @@ def main() -> None:
                         "epochs) from another run's re-check on the same data instead of "
                         "training them again")
     a = p.parse_args()
-    lines = [json.loads(x) for x in a.out.read_text().splitlines()] if a.out.exists() else []
+    lines = unique([json.loads(x) for x in a.out.read_text().splitlines()]) if a.out.exists() else []
     if a.summarize:
         print(summarize(a.run, lines))
         return
