@@ -41,7 +41,8 @@ def rule_text(margin: float, alpha: float, correction: str, recipes: int,
             f"held-out images (each design's first confirmation seed chose the claims and is left "
             f"out of their tests; {images}; seed std pooled, image sampling error added); "
             f"superiority and "
-            f"non-inferiority within δ = {100 * margin:g} accuracy points; {corr[correction]} at "
+            f"non-inferiority within δ = {100 * margin:g} accuracy "
+            f"point{'' if abs(100 * margin - 1) < 1e-9 else 's'}; {corr[correction]} at "
             f"α = {alpha:g}{per}; a claim not shown is undecided, not false")
 
 
