@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nasl.decide.claims import Claim, sentence
+from nasl.decide.claims import Claim, margin_text, sentence
 from nasl.decide.recommend import Pick
 
 LABELS = {"accurate": "most accurate within budget", "fast": "fastest within δ of the best",
@@ -41,8 +41,8 @@ def rule_text(margin: float, alpha: float, correction: str, recipes: int,
             f"held-out images (each design's first confirmation seed chose the claims and is left "
             f"out of their tests; {images}; seed std pooled, image sampling error added); "
             f"superiority and "
-            f"non-inferiority within δ = {100 * margin:g} accuracy "
-            f"point{'' if abs(100 * margin - 1) < 1e-9 else 's'}; {corr[correction]} at "
+            f"non-inferiority within δ = {margin_text(margin, 'accuracy point')}; "
+            f"{corr[correction]} at "
             f"α = {alpha:g}{per}; a claim not shown is undecided, not false")
 
 

@@ -175,6 +175,12 @@ def decide(arms: Sequence[Arm], samples: Mapping[str, Sample], *, margin: float,
     return out
 
 
+def margin_text(margin: float, noun: str = "point") -> str:
+    """A margin (fraction) in points, as text: ``1 point``, ``2 points``, ``1 accuracy point``
+    with ``noun="accuracy point"``."""
+    return f"{100 * margin:g} {noun}{'' if abs(100 * margin - 1) < 1e-9 else 's'}"
+
+
 def sentence(c: Claim, by_name: Mapping[str, str] | None = None) -> str:
     """One line: ``#12 beats shufflenet_0.5x_g3: +2.1 points [0.8, 3.4], 1.4x fewer MACs``."""
     name = (by_name or {}).get(c.design, f"#{c.design}")
@@ -182,9 +188,8 @@ def sentence(c: Claim, by_name: Mapping[str, str] | None = None) -> str:
     cost = f"{c.macs_factor:.2f}x fewer MACs" if c.macs_factor > 1.0005 else "same MACs"
     if c.latency_factor is not None:
         cost += f", {c.latency_factor:.2f}x faster"
-    pts_word = "point" if abs(100 * c.margin - 1) < 1e-9 else "points"
     verb = {"superior": "more accurate than", "noninferior":
-            f"as accurate within {100 * c.margin:g} {pts_word} as"}[c.kind]
+            f"as accurate within {margin_text(c.margin)} as"}[c.kind]
     if not c.holds:
         if math.isfinite(c.to_decide):
             todo = f"~{int(c.to_decide)} more trainings would decide it if the effect held"
