@@ -20,6 +20,7 @@ from nasl.common.errors import NaslError
 from nasl.fidelity import FidelityOptions, add_parser, fidelity_html, run_fidelity
 from nasl.fidelity.command import main
 from nasl.fidelity.core import select, stratified_sample
+from nasl.fidelity.output import summary_lines
 from nasl.fidelity.stats import claims, rank_agreement, summarise, top_k_recall
 
 
@@ -103,7 +104,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
     err = capsys.readouterr().err.strip()
     assert "no run folder" in err and "\n" not in err
     for argv, text in ((["--sample", "0"], "--sample 0: expected an integer >= 1"),
-                       (["--epochs", "0"], "--epochs 0: expected an integer >= 1")):
+                       (["--epochs", "0"], "--epochs 0: expected an integer >= 1"),
+                       (["--recipe", "fancy"],
+                        "--recipe 'fancy': expected one of plain, augmented, crop")):
         assert main([str(tmp_path), *argv]) == 2
         assert text in capsys.readouterr().err
 
@@ -168,6 +171,31 @@ def test_fidelity_end_to_end(finished_run: Path, tmp_path: Path):
     assert [int(r["number"]) for r in rows] == sorted(done)
     frag = fidelity_html(run)
     assert frag and "Proxy fidelity" in frag and "Kendall" in frag
+
+
+@pytest.mark.slow
+def test_fidelity_trains_under_the_recipe_asked_for_else_the_runs(finished_run: Path, tmp_path: Path):
+    from nasl.fidelity.core import _prepare
+    from nasl.run.results import RunDir
+
+    run = tmp_path / "r"
+    shutil.copytree(finished_run, run)
+    _, plain, _, _, rec = _prepare(RunDir(run), FidelityOptions(epochs=2))
+    assert rec["recipe"].startswith("plain:") and rec["recipe"].endswith("2 epochs")
+    assert plain.train.augment == ()
+    _, aug, _, _, rec = _prepare(RunDir(run), FidelityOptions(epochs=2, recipe="augmented"))
+    assert rec["recipe"].startswith("augmented:") and aug.train.augment
+    assert aug.train.weight_decay > plain.train.weight_decay
+    env = json.loads((run / "env.json").read_text())
+    (run / "env.json").write_text(json.dumps({**env, "recipe": "crop"}))  # searched with --recipe crop
+    _, crop, _, _, rec = _prepare(RunDir(run), FidelityOptions(epochs=2))
+    assert rec["recipe"].startswith("crop:") and crop.train.augment == ("crop",)
+    # a check made under one recipe is not resumed under another
+    res = run_fidelity(run, FidelityOptions(epochs=1, sample=1, seeds=1, n_boot=50))
+    assert res["settings"]["recipe"].startswith("crop:")
+    assert any("recipe crop:" in line for line in summary_lines(res))
+    with pytest.raises(NaslError, match="recipe"):
+        run_fidelity(run, FidelityOptions(epochs=1, sample=1, seeds=1, n_boot=50, recipe="plain"))
 
 
 def _designs(path: Path) -> list[dict]:

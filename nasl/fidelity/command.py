@@ -37,7 +37,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     import warnings
 
     opts = FidelityOptions(epochs=args.epochs, full=args.full, sample=args.sample, seeds=args.seeds,
-                           top_k=args.top_k, restart=args.restart)
+                           top_k=args.top_k, restart=args.restart, recipe=args.recipe)
     with warnings.catch_warnings():
         if args.quiet:
             warnings.simplefilter("ignore")
@@ -82,6 +82,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--seeds", type=int, default=2, metavar="S",
                     help="fresh seeds per design at high fidelity (default 2; with 1 no claim "
                          "can be judged against noise)")
+    sp.add_argument("--recipe", default=None, choices=None, metavar="NAME",
+                    help="training recipe at high fidelity: plain, augmented or crop (default: the "
+                         "recipe the run searched with); the answer holds for a recipe only if "
+                         "it ranks the designs the same way")
     sp.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K",
                     help=f"k of the top-k recall (default {DEFAULT_TOP_K})")
     sp.add_argument("--restart", action="store_true",

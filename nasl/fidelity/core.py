@@ -44,7 +44,8 @@ CSV_COLUMNS = ("number", "role", "baseline", "macs", "latency_ms", "proxy_accura
 class FidelityOptions:
     """What to re-train: ``epochs`` (None: EPOCH_FACTOR x the run's), ``full`` training split,
     ``sample`` other designs, ``seeds`` per design, ``top_k`` for the recall, ``restart``
-    (discard a fidelity.json made with other settings)."""
+    (discard a fidelity.json made with other settings), ``recipe`` (a name of
+    :data:`nasl.training.recipes.RECIPES`; None: the run's own proxy recipe)."""
 
     epochs: int | None = None
     full: bool = False
@@ -53,6 +54,7 @@ class FidelityOptions:
     top_k: int = DEFAULT_TOP_K
     restart: bool = False
     n_boot: int = N_BOOT
+    recipe: str | None = None
 
 
 def validate(opts: FidelityOptions) -> None:
@@ -61,6 +63,10 @@ def validate(opts: FidelityOptions) -> None:
                     ("--top-k", opts.top_k)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise NaslError(f"{flag} {v}: expected an integer >= 1")
+    from nasl.training.recipes import RECIPES
+
+    if opts.recipe is not None and opts.recipe not in RECIPES:
+        raise NaslError(f"--recipe {opts.recipe!r}: expected one of {', '.join(RECIPES)}")
 
 
 def _done(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -123,12 +129,18 @@ def _prepare(run: RunDir, opts: FidelityOptions) -> tuple[Any, Any, dict[str, An
     require_network(space, "nasl fidelity")
     proxy_epochs = int(env.get("epochs") or space.proxy.epochs)
     epochs = opts.epochs or EPOCH_FACTOR * proxy_epochs
-    base = resolve_settings(space, SearchOptions(data=env.get("data"), epochs=epochs,
-                                                 seed=env.get("seed"), early_stop=False))
+    # the recipe: --recipe, else the one the run searched with (its --recipe, else the space's)
+    recipe = opts.recipe or env.get("recipe")
+    search_opts = SearchOptions(data=env.get("data"), epochs=epochs, seed=env.get("seed"),
+                                early_stop=False, recipe=recipe)
+    base = resolve_settings(space, search_opts)
     settings = dataclasses.replace(base, train=dataclasses.replace(base.train, max_steps=None))
     if opts.full:
         settings = dataclasses.replace(settings, subset=None, val_subset=None)
-    recorded = {"epochs": epochs, "full": opts.full, "seeds": opts.seeds, "data": settings.data,
+    from nasl.search.options import recipe_of
+
+    recorded = {"epochs": epochs, "recipe": recipe_of(space, search_opts).describe(epochs),
+                "full": opts.full, "seeds": opts.seeds, "data": settings.data,
                 "subset": settings.subset, "val_subset": settings.val_subset,
                 "val_fraction": settings.val_fraction, "data_seed": settings.seed,
                 "split": "search (validation carved from the training split; test split unused)"}

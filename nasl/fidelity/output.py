@@ -40,7 +40,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     data = "the full training split" if s.get("full") else f"subset {s.get('subset')}"
     lines = [f"{len(result['designs'])}/{len(result['planned'])} designs re-trained ({result['status']}): "
              f"proxy {p.get('epochs')} epochs on subset {p.get('subset')} → {s['epochs']} epochs on "
-             f"{data}, {s['seeds']} seed(s) each",
+             f"{data}, {s['seeds']} seed(s) each"
+             + (f"; recipe {s['recipe']}" if s.get("recipe") else ""),
              f"Kendall tau {_ci(c, 'kendall')}, Spearman rho {_ci(c, 'spearman')} "
              f"(n={c.get('n')}, 95 % bootstrap intervals)"]
     if tk.get("recall") is not None:

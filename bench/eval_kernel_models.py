@@ -1,0 +1,188 @@
+"""Models for the kernels a sweep did not time, compared offline on a stored run (no timing).
+
+A held-out design's kernel is looked up when its exact key was timed in the sweep, else
+predicted by its kind's power law in MACs, input, output and parameter counts
+(``Predictor.fit_kernels``). This refits that model and alternatives on the run's measured
+kernels (the predictor's lookup; the kernels re-derived by tracing the run's sweep designs
+on the meta device) and scores them twice:
+
+1. kernel level: 5-fold cross-validation over the measured keys (median and p90 absolute
+   error of one kernel's time, the log error's SD);
+2. design level: every design's kernel sum with the unmeasured kernels predicted by each
+   model, the default memory-traffic calibration fitted on the run's 20 calibration designs,
+   the share of its held-out designs within ±10 % (and Spearman) — paired: same designs,
+   same timings, only the model of the unmeasured kernels differs.
+
+Models: ``power law`` (the default), ``forest`` (scikit-learn random forest on the logs of
+the counts plus the kernel's structure: input channels and side, kernel size, stride,
+groups, depthwise, memory-format change, number of inputs; one per kind with enough
+samples, else per family, as nn-Meter's per-kernel random forests), and ``power law + forest
+residual`` (the forest fitted to what the power law leaves).
+
+    python bench/eval_kernel_models.py bench/results/latency_predictor_wall-2026-12-07e.json \\
+        'bench/results/latency_predictor_wall-2026-12-07e_{space}_wall_predictor.json'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+MIN_FOREST = 40  # samples for a kind's own forest (else its family's)
+
+
+def structure(k: object) -> list[float]:
+    """The kernel's counts (logs) and structure as numbers (see the module docstring)."""
+    kind = k.kind  # type: ignore[attr-defined]
+    shape = k.inputs[0] if k.inputs else ()  # type: ignore[attr-defined]
+    cin, side = (shape[1], shape[-1]) if len(shape) == 4 else (shape[-1] if shape else 0, 1)
+    m = re.search(r"(\d+)x\d+", kind)
+    g = re.search(r"_g(\d+)", kind)
+    s = re.search(r"_s(\d+)", kind)
+    return [*(math.log1p(v) for v in k.features),  # type: ignore[attr-defined]
+            math.log1p(cin), math.log1p(side), float(m.group(1)) if m else 0.0,
+            float(s.group(1)) if s else 1.0, float(g.group(1)) if g else 1.0,
+            float(kind.startswith("dwconv")), float("+" in kind), float(len(k.inputs))]  # type: ignore[attr-defined]
+
+
+def _family(kind: str) -> str:
+    return "conv" if kind.startswith(("conv", "dwconv", "linear")) else "misc"
+
+
+class Forest:
+    """Random forests of log ms: one per kind with ≥ ``MIN_FOREST`` samples, one per family,
+    one for everything; ``base`` (optional) is a model whose log prediction the forests
+    correct (they are then fitted to its residuals)."""
+
+    def __init__(self, kernels: Sequence[object], ms: Sequence[float],
+                 base: Callable[[object], float] | None = None, seed: int = 0) -> None:
+        from sklearn.ensemble import RandomForestRegressor
+
+        self.base = base
+        y = np.log(np.maximum(np.asarray(ms, float), 1e-6))
+        if base is not None:
+            y = y - np.array([math.log(base(k)) for k in kernels])
+        x = np.array([structure(k) for k in kernels])
+        groups: dict[str, list[int]] = {}
+        for i, k in enumerate(kernels):
+            for name in (k.kind, "*" + _family(k.kind), "*"):  # type: ignore[attr-defined]
+                groups.setdefault(name, []).append(i)
+        self.forests = {}
+        for name, idx in groups.items():
+            if len(idx) >= MIN_FOREST or name == "*":
+                f = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, max_features=0.6,
+                                          random_state=seed, n_jobs=1)
+                self.forests[name] = f.fit(x[idx], y[idx])
+
+    def __call__(self, k: object) -> float:
+        for name in (k.kind, "*" + _family(k.kind), "*"):  # type: ignore[attr-defined]
+            if name in self.forests:
+                v = float(self.forests[name].predict(np.array([structure(k)]))[0])
+                return math.exp(v) * (self.base(k) if self.base is not None else 1.0)
+        raise ValueError("no forest")
+
+
+def power_law(kernels: Sequence[object], ms: Sequence[float]) -> Callable[[object], float]:
+    """The default per-kind power law (``Predictor.fit_kernels``) as a function."""
+    from nasl.latency.predictor import Predictor
+
+    p = Predictor.fit_kernels({}, "", "", list(zip(kernels, ms, strict=True)))
+    p.lookup = {}
+    return p.kernel_ms
+
+
+MODELS: dict[str, Callable[[Sequence[object], Sequence[float]], Callable[[object], float]]] = {
+    "power law (default)": power_law,
+    "forest": lambda ks, ms: Forest(ks, ms),
+    "power law + forest residual": lambda ks, ms: Forest(ks, ms, base=power_law(ks, ms)),
+}
+
+
+def kernel_cv(kernels: Sequence[object], ms: np.ndarray, folds: int = 5) -> dict[str, str]:
+    """Each model's error on keys it was not fitted on (``folds``-fold, shuffled)."""
+    rng = np.random.default_rng(0)
+    fold = rng.permutation(len(kernels)) % folds
+    out = {}
+    for name, make in MODELS.items():
+        err = np.empty(len(kernels))
+        for f in range(folds):
+            tr, te = np.where(fold != f)[0], np.where(fold == f)[0]
+            model = make([kernels[i] for i in tr], ms[tr])
+            err[te] = [math.log(model(kernels[i]) / ms[i]) for i in te]
+        a = np.abs(np.expm1(err))
+        out[name] = (f"median |err| {100 * np.median(a):.1f} %, p90 {100 * np.percentile(a, 90):.0f} %, "
+                     f"log SD {np.std(err):.2f}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nasl.latency.calibrate import sample_designs
+    from nasl.latency.predictor import Predictor, error_stats, traffic_of
+    from nasl.space import load_space
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("results", help="the JSON written by bench_latency_predictor.py --out")
+    p.add_argument("predictor", help="its stored predictor ({space} is replaced by the space)")
+    p.add_argument("--spaces", nargs="+", default=["shufflenet", "mobilenet"])
+    p.add_argument("--seed", type=int, default=0, help="the run's --seed")
+    p.add_argument("--skip-cv", action="store_true", help="design level only")
+    a = p.parse_args(argv)
+    with open(a.results, encoding="utf-8") as f:
+        res = json.load(f)
+    for name in a.spaces:
+        t0 = time.perf_counter()
+        if name not in res:
+            continue
+        pred = Predictor.load(a.predictor.format(space=name))
+        d = res[name]["details"]
+        sampled = [x for _, x in sample_designs(load_space(name), d["designs"] + d["kernel_designs"]
+                                                + d["holdout"], a.seed)]
+        sweep = sampled[:d["designs"] + d["kernel_designs"]]
+        seen = {}
+        for arch in sweep:
+            for k in pred.design_kernels(arch):
+                if k.key in pred.lookup:
+                    seen.setdefault(k.key, k)
+        kernels = list(seen.values())
+        ms = np.array([pred.lookup[k.key] for k in kernels])
+        designs = sampled[:d["designs"]] + sampled[d["designs"] + d["kernel_designs"]:]
+        measured = {row["arch_id"]: row["measured_ms"] for row in d["rows"]}
+        m = np.array([measured[x.id] for x in designs])
+        kss = [pred.design_kernels(x) for x in designs]
+        nc = d["designs"]
+        held_ks = [k for ks in kss[nc:] for k in ks]
+        unmeasured = [k for k in held_ks if k.key not in pred.lookup]
+        print(f"{name}: {len(kernels)} measured kernels (of {len(pred.lookup)} in the lookup); "
+              f"held-out designs' kernels unmeasured {len(unmeasured)}/{len(held_ks)}", flush=True)
+        if not a.skip_cv:
+            for model, line in kernel_cv(kernels, ms).items():
+                print(f"  kernel CV {model}: {line}", flush=True)
+        for model, make in MODELS.items():
+            f = make(kernels, ms)
+            share = []
+            raw = []
+            for ks in kss:
+                known = sum(pred.lookup[k.key] for k in ks if k.key in pred.lookup)
+                guess = sum(f(k) for k in ks if k.key not in pred.lookup)
+                raw.append(known + guess)
+                share.append(guess / (known + guess))
+            probe = Predictor(pred.target, pred.fingerprint, pred.space)
+            probe.fit_traffic(raw[:nc], [traffic_of(ks) for ks in kss[:nc]], list(m[:nc]))
+            hp = [probe.a * r + probe.b + probe.traffic_ms(ks)
+                  for r, ks in zip(raw[nc:], kss[nc:], strict=True)]
+            e = error_stats(hp, list(m[nc:]), model)
+            print(f"  designs {model}: held-out {100 * e['within_10pct']:.0f} % within ±10 %, Spearman "
+                  f"{e['spearman']:.3f}, MdAPE {e['mdape_pct']:.1f} %, mean {e['mean_pct']:+.1f} %; "
+                  f"time from unmeasured kernels {100 * np.median(share[nc:]):.0f} % (median)", flush=True)
+        print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
