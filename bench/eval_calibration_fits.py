@@ -16,8 +16,6 @@ is fitted on the run's calibration designs and scored on its held-out ones, and 
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import statistics
 from collections.abc import Callable
@@ -137,34 +135,25 @@ def _report(name: str, per: np.ndarray, traffic: np.ndarray, m: np.ndarray, n_ca
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nasl.latency.calibrate import sample_designs
-    from nasl.latency.predictor import Predictor, traffic_of
-    from nasl.space import load_space
+    from stored_latency_run import load, parser
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("results", help="the JSON written by bench_latency_predictor.py --out")
-    p.add_argument("predictor", help="its stored predictor ({space} is replaced by the space)")
-    p.add_argument("--spaces", nargs="+", default=["shufflenet", "mobilenet"])
-    p.add_argument("--key", default="{space}", help="the results key ({space} is replaced)")
-    p.add_argument("--seed", type=int, default=0, help="the run's --seed")
+    from nasl.latency.predictor import traffic_of
+
+    p = parser(__doc__)
     p.add_argument("--per-kind", action="store_true", help="also per-kind scales (slower)")
     a = p.parse_args(argv)
-    with open(a.results, encoding="utf-8") as f:
-        res = json.load(f)
     for name in a.spaces:
-        pred = Predictor.load(a.predictor.format(space=name))
-        d = res[a.key.format(space=name)]["details"]
-        sampled = sample_designs(load_space(name), d["designs"] + d["kernel_designs"] + d["holdout"],
-                                 a.seed)
-        archs = sampled[:d["designs"]] + sampled[d["designs"] + d["kernel_designs"]:]
-        measured = {row["arch_id"]: row["measured_ms"] for row in d["rows"]}
-        kss = [pred.design_kernels(x) for _, x in archs]
+        run = load(a, name)
+        if run is None:
+            continue
+        pred, archs, measured = run.predictor, run.calib + run.held, run.measured
+        kss = [pred.design_kernels(x) for x in archs]
         kinds = sorted({k.kind for ks in kss for k in ks})
         per = np.array([[sum(pred.kernel_ms(k) for k in ks if k.kind == kind) for kind in kinds]
                         for ks in kss])
         traffic = np.array([traffic_of(ks) for ks in kss])
-        m = np.array([measured[x.id] for _, x in archs])
-        _report(name, per, traffic, m, d["designs"], a.per_kind)
+        m = np.array([measured[x.id] for x in archs])
+        _report(name, per, traffic, m, len(run.calib), a.per_kind)
     return 0
 
 

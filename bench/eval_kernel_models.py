@@ -25,8 +25,6 @@ residual`` (the forest fitted to what the power law leaves).
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import re
 import time
@@ -122,40 +120,30 @@ def kernel_cv(kernels: Sequence[object], ms: np.ndarray, folds: int = 5) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nasl.latency.calibrate import sample_designs
-    from nasl.latency.predictor import Predictor, error_stats, traffic_of
-    from nasl.space import load_space
+    from stored_latency_run import load, parser
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("results", help="the JSON written by bench_latency_predictor.py --out")
-    p.add_argument("predictor", help="its stored predictor ({space} is replaced by the space)")
-    p.add_argument("--spaces", nargs="+", default=["shufflenet", "mobilenet"])
-    p.add_argument("--seed", type=int, default=0, help="the run's --seed")
+    from nasl.latency.predictor import Predictor, error_stats, traffic_of
+
+    p = parser(__doc__)
     p.add_argument("--skip-cv", action="store_true", help="design level only")
     a = p.parse_args(argv)
-    with open(a.results, encoding="utf-8") as f:
-        res = json.load(f)
     for name in a.spaces:
         t0 = time.perf_counter()
-        if name not in res:
+        run = load(a, name)
+        if run is None:
             continue
-        pred = Predictor.load(a.predictor.format(space=name))
-        d = res[name]["details"]
-        sampled = [x for _, x in sample_designs(load_space(name), d["designs"] + d["kernel_designs"]
-                                                + d["holdout"], a.seed)]
-        sweep = sampled[:d["designs"] + d["kernel_designs"]]
+        pred = run.predictor
         seen = {}
-        for arch in sweep:
+        for arch in run.calib + run.extra:
             for k in pred.design_kernels(arch):
                 if k.key in pred.lookup:
                     seen.setdefault(k.key, k)
         kernels = list(seen.values())
         ms = np.array([pred.lookup[k.key] for k in kernels])
-        designs = sampled[:d["designs"]] + sampled[d["designs"] + d["kernel_designs"]:]
-        measured = {row["arch_id"]: row["measured_ms"] for row in d["rows"]}
-        m = np.array([measured[x.id] for x in designs])
+        designs = run.calib + run.held
+        m = np.array([run.measured[x.id] for x in designs])
         kss = [pred.design_kernels(x) for x in designs]
-        nc = d["designs"]
+        nc = len(run.calib)
         held_ks = [k for ks in kss[nc:] for k in ks]
         unmeasured = [k for k in held_ks if k.key not in pred.lookup]
         print(f"{name}: {len(kernels)} measured kernels (of {len(pred.lookup)} in the lookup); "

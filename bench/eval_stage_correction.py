@@ -22,8 +22,6 @@ the per-kind kernel models on them: what ``--kernel-rounds`` would have given, o
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import statistics
 from typing import Any
@@ -54,12 +52,12 @@ def _fitted(base: Any, ctx: tuple, how: str, ids: list[str]) -> Any:
 
 def _combined(base: Any, swept: list, others: list[dict[str, float]]) -> Any:
     """``base`` with its kernel times combined with ``others`` (:func:`combine_sweeps`) and
-    its per-kind models refitted on them (``swept``: the run's (params, design) whose kernels
+    its per-kind models refitted on them (``swept``: the run's designs whose kernels
     were timed)."""
     from nasl.latency.predictor import Predictor, combine_sweeps
 
     lookup = combine_sweeps([base.lookup, *others])
-    seen = {k.key: k for _, x in swept for k in base.design_kernels(x)}
+    seen = {k.key: k for x in swept for k in base.design_kernels(x)}
     return Predictor.fit_kernels(base.target, base.fingerprint, base.space,
                                  [(k, lookup[key]) for key, k in seen.items() if key in lookup])
 
@@ -73,43 +71,34 @@ def _score(fit: Any, ctx: tuple, ids: list[str], how: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nasl.latency.calibrate import sample_designs
-    from nasl.latency.predictor import Predictor, loo_error, loo_stages, loo_traffic, traffic_of
-    from nasl.space import load_space
+    from stored_latency_run import load, parser
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("results", help="the JSON written by bench_latency_predictor.py --out")
-    p.add_argument("predictor", help="its stored predictor ({space} is replaced by the space)")
-    p.add_argument("--spaces", nargs="+", default=["shufflenet", "mobilenet"])
-    p.add_argument("--seed", type=int, default=0, help="the run's --seed")
-    p.add_argument("--key", default="{space}", help="the results key ({space} is replaced)")
+    from nasl.latency.predictor import Predictor, loo_error, loo_stages, loo_traffic, traffic_of
+
+    p = parser(__doc__)
     p.add_argument("--swap", action="store_true", help="also calibrate on held-out splits")
     p.add_argument("--sweeps", nargs="*", default=[],
                    help="other stored predictors ({space} replaced) whose kernel times are "
                         "combined with the run's (per-kernel median)")
     a = p.parse_args(argv)
-    with open(a.results, encoding="utf-8") as f:
-        res = json.load(f)
     for name in a.spaces:
-        stored = Predictor.load(a.predictor.format(space=name))
-        r = res[a.key.format(space=name)]
+        run = load(a, name)
+        if run is None:
+            continue
+        stored, r = run.predictor, run.result
         if abs(stored.a - r["a"]) > 1e-12:
             print(f"{name}: the stored predictor is not this run's (a differs); skipped")
             continue
-        d = r["details"]
-        sampled = sample_designs(load_space(name), d["designs"] + d["kernel_designs"] + d["holdout"],
-                                 a.seed)
-        calib, held = sampled[:d["designs"]], sampled[d["designs"] + d["kernel_designs"]:]
-        measured = {row["arch_id"]: row["measured_ms"] for row in d["rows"]}
+        calib, held, measured = run.calib, run.held, run.measured
         base = Predictor(stored.target, stored.fingerprint, name, stored.lookup, stored.models)
         if a.sweeps:
-            base = _combined(base, sampled[:d["designs"] + d["kernel_designs"]],
+            base = _combined(base, run.calib + run.extra,
                              [Predictor.load(s.format(space=name)).lookup for s in a.sweeps])
-        ks = {x.id: base.design_kernels(x) for _, x in calib + held}
-        designs = {x.id: x for _, x in calib + held}
+        ks = {x.id: base.design_kernels(x) for x in calib + held}
+        designs = {x.id: x for x in calib + held}
         ctx = (ks, designs, measured)
 
-        cids, hids = [x.id for _, x in calib], [x.id for _, x in held]
+        cids, hids = [x.id for x in calib], [x.id for x in held]
         raw = [base.raw_ms(ks[i]) for i in cids]
         cm = [measured[i] for i in cids]
         loos = {"global": loo_error(base, raw, cm),
