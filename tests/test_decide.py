@@ -199,6 +199,22 @@ def test_recipes_that_disagree_are_named():
     assert any("recipes disagree" in x and "holds under plain" in x for x in ans["agreement"])
 
 
+def test_undecided_under_one_recipe_and_untested_under_another_is_no_disagreement():
+    from nasl.decide.answer import _agreement
+
+    def rec(label: str, claims: list[dict]) -> dict:
+        return {"recipe": label, "claims": claims, "recommendation": []}
+
+    c = {"kind": "superior", "design": "19", "other": "4", "name": "#19", "other_name": "g8"}
+    assert _agreement([rec("plain", [{**c, "status": "undecided"}]), rec("augmented", [])]) == []
+    only = _agreement([rec("plain", [{**c, "status": "holds"}]), rec("augmented", [])])
+    assert only == ["tested under one recipe only: #19 superior vs g8: holds under plain, "
+                    "untested under augmented"]
+    both = _agreement([rec("plain", [{**c, "status": "holds"}]),
+                       rec("augmented", [{**c, "status": "undecided"}])])
+    assert both[0].startswith("recipes disagree: #19 superior vs g8: holds under plain, undecided")
+
+
 def _trainer(truth: dict[str, float], first: dict[str, float] | None = None, sd: float = 0.004):
     """train(name) with seed noise; ``first`` overrides a design's first seed."""
     rng = np.random.default_rng(0)

@@ -87,18 +87,21 @@ def _json_safe(x: Any) -> Any:
 
 
 def _agreement(recipes: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Lines saying where the recipes disagree (a claim holds under one, not another; the
-    most accurate pick differs)."""
+    """Lines saying where the recipes disagree (a claim holds under one and is undecided under
+    another; the most accurate pick differs) or where a claim that holds was tested under one
+    recipe only. A comparison undecided under one recipe and untested under another is no
+    disagreement (it is listed with the undecided ones)."""
     if len(recipes) < 2:
         return []
     out = []
     keyed = [{(c["kind"], c["design"], c["other"]): c for c in r["claims"]} for r in recipes]
     for key in dict.fromkeys(k for d in keyed for k in d):
         status = [d[key]["status"] if key in d else "untested" for d in keyed]
-        if len(set(status)) > 1:
+        if len(set(status)) > 1 and "holds" in status:
             c = next(d[key] for d in keyed if key in d)
             said = ", ".join(f"{s} under {r['recipe']}" for s, r in zip(status, recipes, strict=True))
-            out.append(f"recipes disagree: {c['name']} {c['kind']} vs {c['other_name']}: {said}")
+            head = "recipes disagree" if "undecided" in status else "tested under one recipe only"
+            out.append(f"{head}: {c['name']} {c['kind']} vs {c['other_name']}: {said}")
     best = [next((p["name"] for p in r["recommendation"] if p["tradeoff"] == "accurate"), None)
             for r in recipes]
     if len(set(best)) > 1:
