@@ -96,6 +96,13 @@ def test_summary_line() -> None:
     assert summary_line([]) == "0 trained (0 pruned, 0 failed), 0 infeasible rejected, front 0"
 
 
+def test_one_seed_screening_says_the_front_is_biased_up_and_how_to_retrain_it() -> None:
+    from nasl.report.tables import confidence_lines
+
+    lines = confidence_lines(_trials(), OBJ[:2])  # one seed per design: no noise estimate
+    assert len(lines) == 1 and "biased up" in lines[0] and "nasl fidelity" in lines[0]
+
+
 def test_front_rows_two_objectives_ranked_by_accuracy() -> None:
     rows = front_rows(_trials(), OBJ[:2])
     assert [r["number"] for r in rows] == [1, 0, 6]
