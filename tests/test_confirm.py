@@ -152,6 +152,9 @@ def test_confirmation_at_higher_fidelity_and_interleaved_retiming(tiny_space: Pa
     # a second look (nasl report) gives the same rows and answer: stored, not recomputed
     assert main(["report", str(run), "--quiet"]) == 0
     assert read_csv(run / "trials.csv") == rows
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 0  # the closing hints name the run's folder
+    assert f"nasl fidelity {run} (fresh seeds" in " ".join(capsys.readouterr().out.split())
     assert json.loads((run / "pareto.json").read_text())["answer"] == ans
 
 

@@ -94,7 +94,7 @@ def _print_run(run: Any, quiet: bool = False) -> None:
         out.print(f"To search longer: nasl search {env.get('space', '<space>')} --name "
                   f"{run.name} --resume --trials {2 * int(env.get('trials') or 20)} "
                   "(keeps every trial), or a new run with --trials/--epochs/--data.")
-        out.print(f"To rank the front without the search's selection noise: nasl fidelity {run} "
+        out.print(f"To rank the front without the search's selection noise: nasl fidelity {run.root} "
                   "(fresh seeds; --recipe augmented ranks as augmented training would).",
                   highlight=False, markup=False)
 
