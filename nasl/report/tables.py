@@ -100,8 +100,8 @@ def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]
     conf = verdict.front_verdict(rows, list(objectives))
     if conf is None:
         return ["search-fidelity screening: one seed per design, no noise estimate (--seeds 2 "
-                "gives one); the front was picked on these numbers, so its members' are biased "
-                "up (`nasl fidelity` re-trains them with fresh seeds); the answer above is "
+                "gives one); the front was picked on these numbers, so its members' accuracies are "
+                "biased up (`nasl fidelity` re-trains them with fresh seeds); the answer above is "
                 "decided at the confirmation fidelity"]
     groups = [verdict.seed_values(r) for r in rows if r.get("state") == "COMPLETE"]
     sd = confidence.pooled_std(groups)
