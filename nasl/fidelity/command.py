@@ -82,7 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--seeds", type=int, default=2, metavar="S",
                     help="fresh seeds per design at high fidelity (default 2; with 1 no claim "
                          "can be judged against noise)")
-    sp.add_argument("--recipe", default=None, choices=None, metavar="NAME",
+    sp.add_argument("--recipe", default=None, metavar="NAME",
                     help="training recipe at high fidelity: plain, augmented or crop (default: the "
                          "recipe the run searched with); the answer holds for a recipe only if "
                          "it ranks the designs the same way")
