@@ -38,10 +38,6 @@ class StoredRun:
     held: list[Any]
     measured: dict[str, float]
 
-    @property
-    def details(self) -> dict[str, Any]:
-        return self.result["details"]
-
 
 def load(a: argparse.Namespace, name: str) -> StoredRun | None:
     """The stored run of space ``name`` (None when the results have no such key)."""

@@ -112,7 +112,7 @@ def _now() -> str:
 def _prepare(run: RunDir, opts: FidelityOptions) -> tuple[Any, Any, dict[str, Any], list[dict[str, Any]],
                                                           dict[str, Any]]:
     """Run → (space, high-fidelity Settings, env, rows, recorded settings)."""
-    from nasl.search.options import SearchOptions, resolve_settings
+    from nasl.search.options import SearchOptions, recipe_of, resolve_settings
     from nasl.space import load_space
 
     validate(opts)
@@ -137,8 +137,6 @@ def _prepare(run: RunDir, opts: FidelityOptions) -> tuple[Any, Any, dict[str, An
     settings = dataclasses.replace(base, train=dataclasses.replace(base.train, max_steps=None))
     if opts.full:
         settings = dataclasses.replace(settings, subset=None, val_subset=None)
-    from nasl.search.options import recipe_of
-
     recorded = {"epochs": epochs, "recipe": recipe_of(space, search_opts).describe(epochs),
                 "full": opts.full, "seeds": opts.seeds, "data": settings.data,
                 "subset": settings.subset, "val_subset": settings.val_subset,
