@@ -151,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"%, CPU/wall median {pred.noise['cpu_ratio_median']}; calibration "
                   f"{details['correction']}; one round vs the median of {a.rounds}: within ±10 % "
                   f"{e.get('retest_within_10pct')}, MdAPE {e.get('retest_mdape_pct')} %", flush=True)
+            e0 = details.get("held_out_power_law")
+            if e0:
+                print(f"  unmeasured kernels by the power law alone: within ±10 % "
+                      f"{100 * e0['within_10pct']:.0f} %, Spearman {e0['spearman']:.3f}, MdAPE "
+                      f"{e0['mdape_pct']:.1f} % (paired: same designs and timings)", flush=True)
             for label, err in details.get("formats_ablation", {}).items():
                 print(f"  {label}: within ±10 % {100 * err['within_10pct']:.0f} %, Spearman "
                       f"{err['spearman']:.3f}, MdAPE {err['mdape_pct']:.1f} %, mean "

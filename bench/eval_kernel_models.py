@@ -13,11 +13,12 @@ on the meta device) and scores them twice:
    the share of its held-out designs within ±10 % (and Spearman) — paired: same designs,
    same timings, only the model of the unmeasured kernels differs.
 
-Models: ``power law`` (the default), ``forest`` (scikit-learn random forest on the logs of
+Models: ``power law`` (the default until 2026-12-07), ``forest`` (scikit-learn random forest on the logs of
 the counts plus the kernel's structure: input channels and side, kernel size, stride,
 groups, depthwise, memory-format change, number of inputs; one per kind with enough
 samples, else per family, as nn-Meter's per-kernel random forests), and ``power law + forest
-residual`` (the forest fitted to what the power law leaves).
+residual`` (the forest fitted to what the power law leaves; the predictor's default since
+2026-12-07: ``Predictor.kernel_times``, :mod:`nasl.latency.residual`, run through here).
 
     python bench/eval_kernel_models.py bench/results/latency_predictor_wall-2026-12-07e.json \\
         'bench/results/latency_predictor_wall-2026-12-07e_{space}_wall_predictor.json'
@@ -26,50 +27,34 @@ residual`` (the forest fitted to what the power law leaves).
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from nasl.latency.predictor import UNMEASURED
+from nasl.latency.residual import family, structure
+
 MIN_FOREST = 40  # samples for a kind's own forest (else its family's)
+Model = Callable[[Sequence[object]], list[float]]  # kernels → their predicted ms
 
 
-def structure(k: object) -> list[float]:
-    """The kernel's counts (logs) and structure as numbers (see the module docstring)."""
-    kind = k.kind  # type: ignore[attr-defined]
-    shape = k.inputs[0] if k.inputs else ()  # type: ignore[attr-defined]
-    cin, side = (shape[1], shape[-1]) if len(shape) == 4 else (shape[-1] if shape else 0, 1)
-    m = re.search(r"(\d+)x\d+", kind)
-    g = re.search(r"_g(\d+)", kind)
-    s = re.search(r"_s(\d+)", kind)
-    return [*(math.log1p(v) for v in k.features),  # type: ignore[attr-defined]
-            math.log1p(cin), math.log1p(side), float(m.group(1)) if m else 0.0,
-            float(s.group(1)) if s else 1.0, float(g.group(1)) if g else 1.0,
-            float(kind.startswith("dwconv")), float("+" in kind), float(len(k.inputs))]  # type: ignore[attr-defined]
-
-
-def _family(kind: str) -> str:
-    return "conv" if kind.startswith(("conv", "dwconv", "linear")) else "misc"
+def _structure(k: object) -> list[float]:
+    return structure(k.kind, k.features, k.inputs)  # type: ignore[attr-defined]
 
 
 class Forest:
-    """Random forests of log ms: one per kind with ≥ ``MIN_FOREST`` samples, one per family,
-    one for everything; ``base`` (optional) is a model whose log prediction the forests
-    correct (they are then fitted to its residuals)."""
+    """Random forests of log ms replacing the power law: one per kind with ≥ ``MIN_FOREST``
+    samples, one per family, one for everything."""
 
-    def __init__(self, kernels: Sequence[object], ms: Sequence[float],
-                 base: Callable[[object], float] | None = None, seed: int = 0) -> None:
+    def __init__(self, kernels: Sequence[object], ms: Sequence[float], seed: int = 0) -> None:
         from sklearn.ensemble import RandomForestRegressor
 
-        self.base = base
         y = np.log(np.maximum(np.asarray(ms, float), 1e-6))
-        if base is not None:
-            y = y - np.array([math.log(base(k)) for k in kernels])
-        x = np.array([structure(k) for k in kernels])
+        x = np.array([_structure(k) for k in kernels])
         groups: dict[str, list[int]] = {}
         for i, k in enumerate(kernels):
-            for name in (k.kind, "*" + _family(k.kind), "*"):  # type: ignore[attr-defined]
+            for name in (k.kind, "*" + family(k.kind), "*"):  # type: ignore[attr-defined]
                 groups.setdefault(name, []).append(i)
         self.forests = {}
         for name, idx in groups.items():
@@ -78,27 +63,37 @@ class Forest:
                                           random_state=seed, n_jobs=1)
                 self.forests[name] = f.fit(x[idx], y[idx])
 
-    def __call__(self, k: object) -> float:
-        for name in (k.kind, "*" + _family(k.kind), "*"):  # type: ignore[attr-defined]
-            if name in self.forests:
-                v = float(self.forests[name].predict(np.array([structure(k)]))[0])
-                return math.exp(v) * (self.base(k) if self.base is not None else 1.0)
-        raise ValueError("no forest")
+    def __call__(self, ks: Sequence[object]) -> list[float]:
+        by: dict[str, list[int]] = {}
+        for i, k in enumerate(ks):
+            name = next(n for n in (k.kind, "*" + family(k.kind), "*")  # type: ignore[attr-defined]
+                        if n in self.forests)
+            by.setdefault(name, []).append(i)
+        out = [0.0] * len(ks)
+        for name, idx in by.items():
+            for i, v in zip(idx, self.forests[name].predict(np.array([_structure(ks[i]) for i in idx])),
+                            strict=True):
+                out[i] = math.exp(float(v))
+        return out
 
 
-def power_law(kernels: Sequence[object], ms: Sequence[float]) -> Callable[[object], float]:
-    """The default per-kind power law (``Predictor.fit_kernels``) as a function."""
+def predictor_model(unmeasured: str) -> Callable[[Sequence[object], Sequence[float]], Model]:
+    """The predictor's own model of unmeasured kernels (``Predictor.kernel_times``), fitted
+    by ``Predictor.fit_kernels`` on the given kernels, with ``unmeasured`` as its choice."""
     from nasl.latency.predictor import Predictor
 
-    p = Predictor.fit_kernels({}, "", "", list(zip(kernels, ms, strict=True)))
-    p.lookup = {}
-    return p.kernel_ms
+    def make(kernels: Sequence[object], ms: Sequence[float]) -> Model:
+        p = Predictor.fit_kernels({}, "", "", list(zip(kernels, ms, strict=True)))
+        p.unmeasured = unmeasured
+        return p.kernel_times  # type: ignore[return-value]
+
+    return make
 
 
-MODELS: dict[str, Callable[[Sequence[object], Sequence[float]], Callable[[object], float]]] = {
-    "power law (default)": power_law,
+MODELS: dict[str, Callable[[Sequence[object], Sequence[float]], Model]] = {
+    "power law": predictor_model(UNMEASURED[0]),
     "forest": lambda ks, ms: Forest(ks, ms),
-    "power law + forest residual": lambda ks, ms: Forest(ks, ms, base=power_law(ks, ms)),
+    "power law + forest residual (default)": predictor_model(UNMEASURED[1]),
 }
 
 
@@ -112,7 +107,7 @@ def kernel_cv(kernels: Sequence[object], ms: np.ndarray, folds: int = 5) -> dict
         for f in range(folds):
             tr, te = np.where(fold != f)[0], np.where(fold == f)[0]
             model = make([kernels[i] for i in tr], ms[tr])
-            err[te] = [math.log(model(kernels[i]) / ms[i]) for i in te]
+            err[te] = np.log(np.array(model([kernels[i] for i in te])) / ms[te])
         a = np.abs(np.expm1(err))
         out[name] = (f"median |err| {100 * np.median(a):.1f} %, p90 {100 * np.percentile(a, 90):.0f} %, "
                      f"log SD {np.std(err):.2f}")
@@ -157,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             raw = []
             for ks in kss:
                 known = sum(pred.lookup[k.key] for k in ks if k.key in pred.lookup)
-                guess = sum(f(k) for k in ks if k.key not in pred.lookup)
+                guess = sum(f([k for k in ks if k.key not in pred.lookup]))
                 raw.append(known + guess)
                 share.append(guess / (known + guess))
             probe = Predictor(pred.target, pred.fingerprint, pred.space)

@@ -424,3 +424,20 @@ def test_without_per_image_results_the_images_are_not_split_and_the_rule_says_so
     assert "no per-image results stored" in rule and "stays lucky" in rule
     rule = answer(per, {}, margin=0.01, alpha=0.05, correction="holm")["rule"]
     assert "except under augmented (no per-image results stored" in rule
+
+
+def test_an_undecided_claim_names_a_holdout_factor_only_up_to_the_cap() -> None:
+    import dataclasses
+
+    from nasl.decide.claims import HOLDOUT_CAP, Claim, sentence
+
+    c = Claim(kind="superior", design="3", other="b", other_name="0.5x g3", diff=0.003, low=-0.01,
+              high=0.016, margin=0.0, p=0.3, p_adjusted=0.6, holds=False, n_design=3, n_other=3,
+              macs_factor=1.2, latency_factor=None, latency_factor_low=None,
+              latency_factor_high=None, to_decide=math.inf, holdout_factor=4.2)
+    line = sentence(c)
+    assert line.startswith("undecided: #3 more accurate than 0.5x g3?")
+    assert "4.2x the holdout's images would let seeds decide it" in line
+    far = sentence(dataclasses.replace(c, holdout_factor=193.7))
+    assert "193.7" not in far and f"over {HOLDOUT_CAP}x the holdout's images would be needed" in far
+    assert "would let seeds decide it" not in far

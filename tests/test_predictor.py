@@ -159,6 +159,8 @@ def test_calibrate_and_predict_end_to_end(tiny_space: Path, capsys: pytest.Captu
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "within ±10 %" in out and "saved:" in out and "the machine against itself" in out
+    assert "kernels never measured: power law + forest residual (the power law alone" in out
+    assert Predictor.load(saved).unmeasured == "power law + forest residual"
     err = Predictor.load(saved).error
     assert err["n"] == 2 and 0.0 <= err["retest_within_10pct"] <= 1.0 and err["retest_mdape_pct"] >= 0
     assert Predictor.load(saved).target["kernel_rules"] == 2

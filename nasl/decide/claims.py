@@ -94,6 +94,11 @@ class Claim:
         return d
 
 
+#: Above this many times the holdout's images, no holdout could decide a comparison: the
+#: answer says so instead of a factor (a 0.1-point effect once read "193.7x the holdout's images").
+HOLDOUT_CAP = 10
+
+
 def no_costlier(a: Arm, b: Arm) -> bool:
     """``a`` costs no more than ``b``: MACs no higher and latency not slower beyond noise."""
     if a.macs > b.macs:
@@ -200,8 +205,10 @@ def sentence(c: Claim, by_name: Mapping[str, str] | None = None) -> str:
         else:
             todo = "more seeds would not decide it: the holdout's image noise exceeds the effect"
             could = []
-            if math.isfinite(c.holdout_factor):
+            if math.isfinite(c.holdout_factor) and c.holdout_factor <= HOLDOUT_CAP:
                 could.append(f"{c.holdout_factor:.1f}x the holdout's images")
+            elif math.isfinite(c.holdout_factor):  # more images than any split could hold out
+                todo += f" (over {HOLDOUT_CAP}x the holdout's images would be needed)"
             if math.isfinite(c.decidable_margin):
                 could.append(f"a margin of {100 * c.decidable_margin:.1f} points")
             if could:

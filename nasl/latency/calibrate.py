@@ -10,6 +10,7 @@ ratio of every design timing).
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from nasl.common.vocab import KERNEL_DESIGNS
 from nasl.latency.kernels import Kernel
 from nasl.latency.measure import LatencyTarget, measure_design, measure_kernels
 from nasl.latency.predictor import (
+    UNMEASURED,
     Predictor,
     combine_sweeps,
     error_stats,
@@ -190,7 +192,7 @@ def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
     for row, ks, (_, a) in zip(rows[:len(calib)], cks, calib, strict=True):
         row["predicted_ms"] = pred.predict_kernels(ks, a.input_size)
     pred.error = loo
-    held_error = None
+    held_error = held_power_law = None
     if held:
         hp = [pred.predict(a) for _, a in held]
         for row, p in zip(rows[len(calib):], hp, strict=True):
@@ -198,9 +200,15 @@ def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
         held_error = error_stats(hp, hm, f"{len(held)} held-out measured designs")
         held_error.update(retest([r["rounds_ms"] for r in rows[len(calib):]]))
         pred.error = held_error
+        if pred.forests():  # the same designs and timings with the power law alone (paired)
+            plain = dataclasses.replace(pred, unmeasured=UNMEASURED[0])
+            held_power_law = error_stats([plain.predict(a) for _, a in held], hm,
+                                         f"{len(held)} held-out designs, unmeasured kernels by "
+                                         "the power law alone")
     ref.append(measure_design(ref_arch, target, repeats=repeats).median_ms)
     pred.noise = _noise(ref, ratios)
     details = {"rows": rows, "loo": loo, "held_out": held_error, "kernels": len(known),
+               "unmeasured": pred.unmeasured, "held_out_power_law": held_power_law,
                "correction": correction,
                "loo_global": loo_global, "loo_per_stage": loo_staged, "loo_traffic": loo_mem,
                "designs": len(calib), "kernel_designs": len(extra), "holdout": len(held),

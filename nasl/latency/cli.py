@@ -76,6 +76,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"  error ({e['how']}): {100 * e['within_10pct']:.0f} % within ±10 %, Spearman "
           f"{e['spearman']:.3f}, median abs error {e['mdape_pct']:.1f} %, p95 {e['p95_abs_pct']:.1f} % "
           f"(screening margin {100 * pred.margin:.0f} %)")
+    e0 = details.get("held_out_power_law")
+    if e0:
+        print(f"  kernels never measured: {pred.unmeasured} (the power law alone on the same "
+              f"designs: {100 * e0['within_10pct']:.0f} % within ±10 %, Spearman {e0['spearman']:.3f})")
     if "retest_within_10pct" in e:
         print(f"  the machine against itself: one round's timing within ±10 % of the other rounds' "
               f"median for {100 * e['retest_within_10pct']:.0f} % (median abs deviation "

@@ -8,7 +8,9 @@ In: measured kernels (kind, exact key, features, ms) and a few measured designs.
 2. each kernel's time is its measured median when its exact key was measured, else a
    per-kind power law ``log ms = c0 + c1·log MACs + c2·log in + c3·log out + c4·log
    params`` (least squares in log space on that kind's measured kernels; kinds with few
-   samples fall back to all convolutions / all other kernels);
+   samples fall back to all convolutions / all other kernels), multiplied by a random
+   forest's correction of the power law's residuals (:mod:`nasl.latency.residual`; the
+   measured kernels' structure rows are stored, the forests refitted on first use);
 3. the sum goes through a calibration fitted on the measured designs: by default (6 or
    more designs) ``a·sum + w·weights + x·activations + b`` (millions of weights and of
    output activations of the design's kernels; framework overhead, and the memory traffic
@@ -37,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from nasl.latency.kernels import Kernel
+from nasl.latency.residual import ResidualForests, family, kind_of, structure
 from nasl.network.arch import ArchConfig
 
 MIN_SAMPLES = 8
@@ -44,10 +47,8 @@ DEFAULT_MARGIN = 0.25  # used when a predictor has no measured error
 MIN_MARGIN = 0.05
 FORMAT = 1
 TRAFFIC = ("ms_per_m_weights", "ms_per_m_activations")
-
-
-def _family(kind: str) -> str:
-    return "conv" if kind.startswith(("conv", "dwconv", "linear")) else "misc"
+#: Models of a kernel whose exact key was not measured (the second: the default since 2026-12-07)
+UNMEASURED = ("power law", "power law + forest residual")
 
 
 def _logs(f: Sequence[float]) -> list[float]:
@@ -89,6 +90,10 @@ class Predictor:
     stage_b: float = 0.0
     # memory-traffic correction (empty: none): ms per million weights / activations
     traffic: dict[str, float] = field(default_factory=dict)
+    # measured key → its structure row (:func:`nasl.latency.residual.structure`): what the
+    # residual forests of unmeasured kernels are fitted on (empty: power law alone)
+    rows: dict[str, list[float]] = field(default_factory=dict)
+    unmeasured: str = UNMEASURED[0]  # the model of unmeasured kernels (:data:`UNMEASURED`)
 
     # -- fitting -----------------------------------------------------------------------
     @classmethod
@@ -98,25 +103,58 @@ class Predictor:
         by_key: dict[str, tuple[Kernel, float]] = {k.key: (k, ms) for k, ms in samples}
         groups: dict[str, list[tuple[Sequence[float], float]]] = {"*": []}
         for k, ms in by_key.values():
-            for name in (k.kind, "*" + _family(k.kind), "*"):
+            for name in (k.kind, "*" + family(k.kind), "*"):
                 groups.setdefault(name, []).append((k.features, ms))
         models = {name: _fit_loglog(rows) for name, rows in groups.items()
                   if len(rows) >= MIN_SAMPLES or name == "*" and rows}
-        return cls(target, fingerprint, space, {k: ms for k, (_, ms) in by_key.items()}, models)
+        kernel_rows = {key: [round(v, 5) for v in structure(k.kind, k.features, k.inputs)]
+                       for key, (k, _) in by_key.items()}
+        return cls(target, fingerprint, space, {k: ms for k, (_, ms) in by_key.items()}, models,
+                   rows=kernel_rows, unmeasured=UNMEASURED[1])
 
-    def kernel_ms(self, k: Kernel) -> float:
-        """Measured ms of ``k`` if its exact key was measured, else its kind's model."""
-        if k.key in self.lookup:
-            return self.lookup[k.key]
-        for name in (k.kind, "*" + _family(k.kind), "*"):
+    def power_law_ms(self, kind: str, features: Sequence[float]) -> float:
+        """The power law's ms for a kernel of ``kind`` with ``features`` (:data:`FEATURES`)."""
+        for name in (kind, "*" + family(kind), "*"):
             if name in self.models:
                 c = self.models[name]
-                return math.exp(sum(ci * li for ci, li in zip(c, _logs(k.features), strict=True)))
+                return math.exp(sum(ci * li for ci, li in zip(c, _logs(features), strict=True)))
         raise ValueError("the predictor has no kernel model; calibrate it first")
+
+    def kernel_ms(self, k: Kernel) -> float:
+        """Measured ms of ``k`` if its exact key was measured, else its model's."""
+        return self.kernel_times([k])[0]
+
+    def kernel_times(self, ks: Sequence[Kernel]) -> list[float]:
+        """Each kernel's ms: measured when its exact key was, else the power law times the
+        residual forests' factor (one batched forest prediction per group)."""
+        out = [self.lookup.get(k.key) for k in ks]
+        todo = [i for i, v in enumerate(out) if v is None]
+        for i in todo:
+            out[i] = self.power_law_ms(ks[i].kind, ks[i].features)
+        forests = self.forests() if todo else None
+        if forests:
+            f = forests.factors([ks[i].kind for i in todo],
+                                [structure(ks[i].kind, ks[i].features, ks[i].inputs) for i in todo])
+            for i, x in zip(todo, f, strict=True):
+                out[i] = float(out[i]) * x  # type: ignore[arg-type]
+        return [float(v) for v in out]  # type: ignore[arg-type]
+
+    def forests(self) -> ResidualForests | None:
+        """The residual forests of unmeasured kernels (built once; None: power law alone)."""
+        if self.unmeasured != UNMEASURED[1] or not self.rows:
+            return None
+        cached = self.__dict__.get("_forests")
+        if cached is None:
+            res = {key: math.log(max(self.lookup[key], 1e-6)
+                                 / self.power_law_ms(kind_of(key), [math.expm1(v) for v in row[:4]]))
+                   for key, row in self.rows.items() if key in self.lookup}
+            cached = self.__dict__["_forests"] = ResidualForests(
+                {k: self.rows[k] for k in res}, res)
+        return cached
 
     def raw_ms(self, ks: Sequence[Kernel]) -> float:
         """Sum of the kernels' times (before calibration)."""
-        return sum(self.kernel_ms(k) for k in ks)
+        return sum(self.kernel_times(ks))
 
     def calibrate(self, raw: Sequence[float], measured: Sequence[float]) -> None:
         """Fit ``a·raw + b`` to relative error on measured designs (a > 0; b = 0 if < 3)."""
@@ -147,9 +185,9 @@ class Predictor:
     def stage_ms(self, ks: Sequence[Kernel], input_size: int) -> dict[str, float]:
         """The kernels' times summed per stage (:func:`stage_of`), before calibration."""
         out: dict[str, float] = {}
-        for k in ks:
+        for k, ms in zip(ks, self.kernel_times(ks), strict=True):
             st = str(stage_of(k, input_size))
-            out[st] = out.get(st, 0.0) + self.kernel_ms(k)
+            out[st] = out.get(st, 0.0) + ms
         return out
 
     def fit_stages(self, sums: Sequence[Mapping[str, float]], measured: Sequence[float], *,
