@@ -267,7 +267,7 @@ class RayBackend:
             raise NaslError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
         if self.workers is not None and self.workers < 1:
             raise NaslError(f"--workers {self.workers}: expected an integer >= 1")
-        check_gpus(self.gpus_per_trial, self.address)
+        # (--gpus-per-trial is checked by nasl.search.search, for either backend)
         threads = max(1, int(self.cpus_per_trial))
         return dataclasses.replace(opts, threads=opts.threads or threads)
 
