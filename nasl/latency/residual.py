@@ -10,8 +10,9 @@ whose exact key was never timed (a median 79 % after a 420-design sweep, docs/be
 so the model of those kernels sets the predictor's error. A random forest on the power law's
 residuals (nn-Meter's model family for kernels, here correcting the power law rather than
 replacing it, so that it extrapolates no worse than the power law) cut one kernel's median
-error from 12-15 % to 4-6 % in cross-validation over timed keys, and per design was better
-or equal on held-out designs in the four stored ShuffleNet runs measured (2026-12-07).
+error from 12-15 % to 4-6 % in cross-validation over timed keys; per design, where the
+timings' noise dominates, it is undecided (five ShuffleNet runs, 2026-12-07: better in two,
+equal in two, worse in one; docs/benchmarks.md).
 
 A forest is not stored (no pickle in a predictor's JSON): the rows are, and each group's
 forest is refitted, deterministically (fixed seed), the first time a kernel of that group
