@@ -27,12 +27,6 @@ import numpy as np
 HALVES = (0, 1, 2)  # local reference windows compared (see corrected_rounds)
 
 
-def timing_order(nc: int, nh: int) -> list[int]:
-    """The order the benchmark timed designs in each round (calibration 0..nc-1, then held-out
-    nc..): the two sets interleaved, as ``nasl.latency.calibrate.calibrate`` does."""
-    return sorted(range(nc + nh), key=lambda j: (j + 0.5) / nc if j < nc else (j - nc + 0.5) / nh)
-
-
 def corrected_rounds(rounds_ms: list[list[float]], ref: list[float], order: list[int],
                      every: int, half: int = 0) -> list[list[float]]:
     """Each design's round timings divided by the local reference, as a share of the
@@ -56,7 +50,7 @@ def corrected_rounds(rounds_ms: list[list[float]], ref: list[float], order: list
 def main(argv: list[str] | None = None) -> int:
     from stored_latency_run import load, parser
 
-    from nasl.latency.calibrate import REFERENCE_EVERY, retest
+    from nasl.latency.calibrate import REFERENCE_EVERY, interleaved, retest
     from nasl.latency.predictor import Predictor, error_stats, traffic_of
 
     a = parser(__doc__).parse_args(argv)
@@ -68,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         ref = run.result["noise"]["reference_ms"]
         rows = d["rows"]
         nc, nh = len(run.calib), len(run.held)
-        order = timing_order(nc, nh)
+        order = interleaved(nc, nh)
         expected = d["rounds"] * math.ceil((nc + nh) / REFERENCE_EVERY) + 1
         if len(ref) != expected:
             print(f"{name}: {len(ref)} reference timings, expected {expected}: skipped")

@@ -213,3 +213,14 @@ def test_calibrate_repeats_the_kernel_sweep_and_keeps_the_median(tiny_space: Pat
     assert pred.lookup == pytest.approx(cal.combine_sweeps(sweeps))
     with pytest.raises(ValueError, match="kernel_rounds >= 1"):
         cal.calibrate(space, target, designs=3, kernel_rounds=0)
+
+
+def test_design_timings_interleave_calibration_and_held_out_evenly() -> None:
+    from nasl.latency.calibrate import interleaved
+
+    order = interleaved(4, 8)
+    assert sorted(order) == list(range(12))
+    held_seen = [sum(j >= 4 for j in order[:i]) for i in range(1, 13)]
+    calib_seen = [i - h for i, h in zip(range(1, 13), held_seen, strict=True)]
+    # after any prefix both sets are timed in proportion (never more than one design apart)
+    assert all(abs(h - 2 * c) <= 2 for h, c in zip(held_seen, calib_seen, strict=True))

@@ -78,6 +78,14 @@ def retest(rounds_ms: list[list[float]]) -> dict[str, Any]:
             "retest_mdape_pct": round(100 * statistics.median(dev), 2)}
 
 
+def interleaved(n_calib: int, n_held: int) -> list[int]:
+    """The order whole designs are timed in each round: calibration designs ``0..n_calib-1``
+    and held-out ``n_calib..`` interleaved evenly (a drift of the machine's speed then touches
+    both sets alike). The reference design is re-timed before every ``REFERENCE_EVERY``-th."""
+    return sorted(range(n_calib + n_held), key=lambda j: (j + 0.5) / n_calib if j < n_calib
+                  else (j - n_calib + 0.5) / n_held)
+
+
 def _noise(ref: list[float], ratios: list[float]) -> dict[str, Any]:
     cv = statistics.stdev(ref) / statistics.fmean(ref) if len(ref) > 1 else None
     return {"reference_ms": [round(r, 4) for r in ref],
@@ -163,8 +171,7 @@ def calibrate(space: Any, target: LatencyTarget, *, designs: int = MAX_DESIGNS,
         return out
 
     both = [(a, "calibration") for _, a in calib] + [(a, "held-out") for _, a in held]
-    spread = sorted(range(len(both)), key=lambda j: (j + 0.5) / len(calib) if j < len(calib)
-                    else (j - len(calib) + 0.5) / len(held))  # the two sets interleaved
+    spread = interleaved(len(calib), len(held))
     timed = dict(zip(spread, time_designs([both[j] for j in spread]), strict=True))
     rows.sort(key=lambda row: row["set"] != "calibration")  # calibration rows first, in order
     measured, hm = [timed[j] for j in range(len(calib))], [timed[j] for j in range(len(calib), len(both))]
