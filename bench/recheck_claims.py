@@ -262,6 +262,33 @@ def reuse(run: Path, out: Path, choices: dict[int, dict[str, Any]], have: list[d
     return new
 
 
+def reuse_baselines(out: Path, space: Any, rows: list[dict[str, Any]], have: list[dict[str, Any]],
+                    dest: Path) -> list[dict[str, Any]]:
+    """Copy the lines of the paper baselines from another run's re-check JSONL (``out``) of the
+    same space and data into ``dest``, when that run's folder is gone. A search enqueues the
+    space's baselines first, in the space's order, so trial k < len(baselines) is the same
+    design in every run; this is checked on this run's trials (each such trial must carry the
+    k-th baseline's name) before anything is copied."""
+    names = list(space.baselines)
+    by = {int(r["number"]): r.get("baseline") or "" for r in rows}
+    wrong = [k for k, n in enumerate(names) if by.get(k) != n]
+    if wrong:
+        raise SystemExit(f"--reuse-baselines: trial {wrong[0]} of this run is not the baseline "
+                         f"{names[wrong[0]]!r}; use --reuse RUN JSONL")
+    done = {(x["recipe"], x["number"], x["seed"], x["epochs"]) for x in have}
+    new = []
+    for x in (json.loads(s) for s in out.read_text().splitlines()):
+        n = int(x["number"])
+        if n >= len(names) or (x["recipe"], n, x["seed"], x["epochs"]) in done:
+            continue
+        new.append({**x, "from": x.get("from") or f"{out.name} #{n} ({names[n]})"})
+        done.add((x["recipe"], n, x["seed"], x["epochs"]))
+    with dest.open("a") as f:
+        for x in new:
+            f.write(json.dumps(x) + "\n")
+    return new
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path)
@@ -276,6 +303,10 @@ def main() -> None:
                    help="take the trainings of identical designs (same choices, recipe, seed, "
                         "epochs) from another run's re-check on the same data instead of "
                         "training them again")
+    p.add_argument("--reuse-baselines", nargs="+", default=[], type=Path, metavar="JSONL",
+                   help="take the paper baselines' trainings from earlier re-checks of the same "
+                        "space and data whose run folders are gone (baselines are trials 0.. in "
+                        "the space's order in every run; checked on this run)")
     a = p.parse_args()
     lines = unique([json.loads(x) for x in a.out.read_text().splitlines()]) if a.out.exists() else []
     if a.summarize:
@@ -288,6 +319,8 @@ def main() -> None:
     todo = designs_of(rows, env.get("answer"), a.max_designs)
     for other_run, other_out in a.reuse:
         lines += reuse(Path(other_run), Path(other_out), choices, lines, a.out)
+    for other_out in a.reuse_baselines:
+        lines += reuse_baselines(other_out, space, rows, lines, a.out)
     cache: dict[int, Any] = {}
     done = {(x["recipe"], x["number"], x["seed"]) for x in lines}
 
