@@ -23,10 +23,15 @@ import argparse
 import csv
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import kendalltau
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nasl.stats import shrink  # noqa: E402
 
 ASSUMED_SEED_STD = 0.006  # a 3-epoch proxy's seed std when the run repeated no design
 N_BOOT = 2000
@@ -57,16 +62,10 @@ def boot_tau(est: dict[str, np.ndarray], truth: np.ndarray, base: str, seed: int
 
 
 def shrunk(acc: np.ndarray, macs: np.ndarray, seed_var: float, n: np.ndarray) -> np.ndarray:
-    """Posterior means of the accuracies under a normal prior centred on a log-MACs trend."""
-    x = np.column_stack([np.ones(len(acc)), np.log(macs)])
-    trend = np.empty(len(acc))
-    for i in range(len(acc)):
-        keep = np.arange(len(acc)) != i
-        trend[i] = x[i] @ np.linalg.lstsq(x[keep], acc[keep], rcond=None)[0]
-    res = acc - x @ np.linalg.lstsq(x, acc, rcond=None)[0]
-    prior = max(1e-8, float(np.var(res, ddof=2)) - float(np.mean(seed_var / n)))
-    w = prior / (prior + seed_var / n)
-    return w * acc + (1 - w) * trend
+    """Posterior means of the accuracies under a normal prior centred on a log-MACs trend
+    (nasl.stats.shrink, what a run's ``accuracy_expected`` column holds)."""
+    est = shrink.expected(acc, macs, n, math.sqrt(seed_var))
+    return np.full(len(acc), math.nan) if est is None else np.array(est.values)
 
 
 def main(argv: list[str] | None = None) -> int:

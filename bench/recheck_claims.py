@@ -196,9 +196,12 @@ def summarize(run: Path, lines: list[dict[str, Any]]) -> str:
             after = kendall([confirmed[n] for n in conf_n], [t[n] for n in conf_n])
             same = kendall([float(by[n]["accuracy"]) for n in conf_n], [t[n] for n in conf_n])
             r2 = lambda x: None if x is None else round(x, 2)  # noqa: E731
+            exp_n = [n for n in done if by[n].get("accuracy_expected") is not None]
+            expected = kendall([float(by[n]["accuracy_expected"]) for n in exp_n], [t[n] for n in exp_n])
             out.append(f"  Kendall τ vs truth: search accuracies (before) {r2(before)} on "
                        f"{len(done)} designs; on the {len(conf_n)} confirmed: search {r2(same)} → "
-                       f"confirmed (after) {r2(after)}")
+                       f"confirmed (after) {r2(after)}; the selection-corrected column "
+                       f"(accuracy_expected) {r2(expected)} on {len(exp_n)} designs")
             best = max(done, key=lambda n: t[n])
             sd = np.sqrt(np.mean([np.var(v, ddof=1) for v in truth[rec].values() if len(v) > 1] or [np.nan]))
             if sd == sd:

@@ -71,6 +71,12 @@ class TrialRecord:
     n_seeds: int | None = _f("int", "seeds", "seeds the design was trained with (search + "
                              "confirmation)", stored=False)
     accuracy_seeds: list[float] | None = _f("text", "fraction", "every seed's accuracy")
+    accuracy_expected: float | None = _f("float", "fraction", "expected accuracy on a fresh seed "
+                                         "at the search's fidelity: the accuracy shrunk toward "
+                                         "the run's log-MACs trend by its seed noise (empirical "
+                                         "Bayes, nasl.stats.shrink; corrects the front's "
+                                         "selection luck); empty without a seed std",
+                                         stored=False)
     confirmed_accuracy: float | None = _f("float", "fraction", "mean holdout accuracy over the "
                                           "fresh seeds of the confirmation (higher fidelity, the "
                                           "run's recipe); empty if not confirmed", stored=False)

@@ -158,6 +158,13 @@ def fmt_acc(row: Row) -> str:
         else f"{100 * acc:.1f}%"
 
 
+def fmt_expected(row: Row) -> str:
+    """The selection-corrected accuracy (``accuracy_expected``, nasl.stats.shrink): "70.4%",
+    or "–" when the run has no seed std to shrink with."""
+    v = num(row, "accuracy_expected")
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
 def fmt_noise(row: Row) -> str:
     """Front member's confidence: "✓" (not tied with a cheaper member), "≈#k" (tied with the
     cheaper member k), "" when unknown."""

@@ -19,6 +19,7 @@ from nasl.report.rows import (
     device_warning,
     fmt_acc,
     fmt_budget,
+    fmt_expected,
     fmt_latency,
     fmt_noise,
     fmt_value,
@@ -41,6 +42,7 @@ HEADERS = [
     "params",
     "latency ms [p10–p90]",
     "accuracy [±95% CI]",
+    "expected",
     "noise",
 ]
 
@@ -49,7 +51,7 @@ def _front_cells(row: Row, choices: str) -> list[str]:
     base = f"★ {row_baseline(row)}" if row_baseline(row) else ""
     return [str(row.get("number", "")), base, choices, format_count(num(row, "macs")),
             format_count(num(row, "params")), fmt_latency(row), fmt_acc(row),
-            fmt_noise(row)]  # fmt: skip
+            fmt_expected(row), fmt_noise(row)]  # fmt: skip
 
 
 def front_table(trials: Sequence[Row], objectives: Objectives, budgets: Budgets = None) -> Table:
@@ -91,21 +93,23 @@ def front_html_table(trials: Sequence[Row], objectives: Objectives, budgets: Bud
 def confidence_lines(trials: Sequence[Row], objectives: Objectives) -> list[str]:
     """The front's noise in words: the rule, the pooled seed std, ties, baseline verdicts."""
     from nasl.run import verdict
-    from nasl.stats import confidence
+    from nasl.stats import confidence, shrink
 
     rows = [dict(r) for r in trials]
     verdict.add_seed_stats(rows)
     for i in front_indices(rows, objectives):
         rows[i]["pareto"] = True
     conf = verdict.front_verdict(rows, list(objectives))
+    expected = ([f"expected: {shrink.RULE}"]
+                if any(r.get("accuracy_expected") is not None for r in rows) else [])
     if conf is None:
-        return ["search-fidelity screening: one seed per design, no noise estimate (--seeds 2 "
+        return [*expected, "search-fidelity screening: one seed per design, no noise estimate (--seeds 2 "
                 "gives one); the front was picked on these numbers, so its members' accuracies are "
                 "biased up (`nasl fidelity` re-trains them with fresh seeds); the answer above is "
                 "decided at the confirmation fidelity"]
     groups = [verdict.seed_values(r) for r in rows if r.get("state") == "COMPLETE"]
     sd = confidence.pooled_std(groups)
-    lines = [f"rule: {conf['rule']}",
+    lines = [*expected, f"rule: {conf['rule']}",
              f"pooled seed std of accuracy: {100 * sd:.2f} points "
              f"({confidence.pooled_df(groups)} degrees of freedom)" if sd == sd else
              "pooled seed std: unknown (no design trained with two seeds; see --seeds)"]

@@ -10,6 +10,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import platform
 import sys
@@ -24,6 +25,7 @@ import optuna
 from nasl.common import record
 from nasl.common.errors import NaslError
 from nasl.run import verdict
+from nasl.stats import shrink
 from nasl.stats.pareto import ALIASES, finite, non_dominated
 
 # Columns every trials.csv has; design choices go between BEFORE and AFTER (nasl.common.record).
@@ -204,8 +206,43 @@ def write_tables(run: RunDir, rows: list[dict[str, Any]], choice_names: Sequence
     write_text_atomic(run / "pareto.json", json.dumps(
         {"answer": answer, "objectives": [{"metric": m, "direction": d} for m, d in objectives],
          "trials": [{k: r.get(k) for k in cols} for r in front],
-         "confidence": conf, "pooled_seed_std": pooled_seed_std(rows)}, indent=2, default=str))
+         "confidence": conf, "pooled_seed_std": pooled_seed_std(rows),
+         "accuracy_expected": shrink.RULE if any(r.get("accuracy_expected") is not None
+                                                 for r in rows) else None},
+        indent=2, default=str))
     return front
+
+
+def confirmation_sd(store: dict[str, Any]) -> float | None:
+    """The pooled seed std of the first (the run's) recipe of the ``decide`` attribute: the
+    confirmation's fresh seeds at its fidelity (None before any design has two)."""
+    from nasl.decide.stats import Sample, pooled
+
+    first = next(iter(store.values()), {}) if store else {}
+    sd = pooled([Sample(tuple(d["accuracies"])) for d in first.get("designs", {}).values()
+                 if d.get("accuracies")])[0]
+    return sd if sd == sd else None
+
+
+def add_expected(rows: list[dict[str, Any]], confirmation_sd: float | None = None
+                 ) -> dict[str, Any] | None:
+    """Fill ``accuracy_expected`` (:mod:`nasl.stats.shrink`) on the trained rows within budget,
+    with the run's pooled seed std at the search fidelity, else ``confirmation_sd`` (the
+    confirmation's, a stand-in); → the rule and its numbers for pareto.json (None: no estimate)."""
+    done = [r for r in rows if r.get("state") == "COMPLETE" and r.get("feasible") is not False
+            and isinstance(r.get("accuracy"), (int, float)) and math.isfinite(r["accuracy"])
+            and (r.get("macs") or 0) > 0]
+    sd, source = pooled_seed_std(rows), "designs trained with several seeds at the search fidelity"
+    if sd is None and confirmation_sd is not None:
+        sd, source = confirmation_sd, "the confirmation's fresh seeds (a stand-in)"
+    est = None if sd is None else shrink.expected(
+        [r["accuracy"] for r in done], [r["macs"] for r in done],
+        [int(r.get("n_seeds") or 1) for r in done], sd)
+    if est is None:
+        return None
+    for r, v in zip(done, est.values, strict=True):
+        r.update(record.TrialRecord.columns(accuracy_expected=v))
+    return {**est.to_dict(), "seed_sd_from": source, "designs": len(done)}
 
 
 def confirmed_stats(store: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -245,6 +282,7 @@ def load_rows(study: optuna.Study) -> list[dict[str, Any]]:
         row.update(decided.get(str(t.number), {}))
         rows.append(row)
     verdict.add_seed_stats(rows)
+    add_expected(rows, confirmation_sd(attrs.get(record.DECIDE, {})))
     return rows
 
 
