@@ -268,16 +268,16 @@ def reuse(run: Path, out: Path, choices: dict[int, dict[str, Any]], have: list[d
 def reuse_baselines(out: Path, space: Any, rows: list[dict[str, Any]], have: list[dict[str, Any]],
                     dest: Path) -> list[dict[str, Any]]:
     """Copy the lines of the paper baselines from another run's re-check JSONL (``out``) of the
-    same space and data into ``dest``, when that run's folder is gone. A search enqueues the
-    space's baselines first, in the space's order, so trial k < len(baselines) is the same
-    design in every run; this is checked on this run's trials (each such trial must carry the
-    k-th baseline's name) before anything is copied."""
-    names = list(space.baselines)
-    by = {int(r["number"]): r.get("baseline") or "" for r in rows}
-    wrong = [k for k, n in enumerate(names) if by.get(k) != n]
-    if wrong:
-        raise SystemExit(f"--reuse-baselines: trial {wrong[0]} of this run is not the baseline "
-                         f"{names[wrong[0]]!r}; use --reuse RUN JSONL")
+    same space, budget and data into ``dest``, when that run's folder is gone. A search enqueues
+    the space's baselines within budget first, in the space's order, so trial k < their number
+    is the same design in every such run; this is checked on this run's trials (its baseline
+    trials must be 0, 1, ... in the space's order) before anything is copied."""
+    mine = sorted((int(r["number"]), r["baseline"]) for r in rows if r.get("baseline"))
+    order = [b for b in space.baselines if b in {n for _, n in mine}]
+    if [k for k, _ in mine] != list(range(len(mine))) or [n for _, n in mine] != order:
+        raise SystemExit("--reuse-baselines: this run's baselines are not trials 0.. in the "
+                         "space's order; use --reuse RUN JSONL")
+    names = [n for _, n in mine]
     done = {(x["recipe"], x["number"], x["seed"], x["epochs"]) for x in have}
     new = []
     for x in (json.loads(s) for s in out.read_text().splitlines()):

@@ -12,10 +12,10 @@ import pytest
 from nasl.decide import Arm, Plan, Sample, adjust, decide, family, pair_test, pooled, priority, run
 from nasl.decide.answer import answer, lines
 from nasl.decide.claims import Hypothesis
-from nasl.decide.plan import claims_of
+from nasl.decide.plan import claims_of, contender, screening_sd, selection
 from nasl.decide.recommend import recommend
 from nasl.decide.simulate import World, simulate, summary
-from nasl.decide.split import selection_order, split_family
+from nasl.decide.split import split_family
 from nasl.decide.stats import image_limits, image_var, trainings_to_decide
 from nasl.stats.latency_stats import latency_summary
 
@@ -130,7 +130,7 @@ def test_latency_enters_the_cost_conditions():
 
 def test_plan_spends_its_budget_in_priority_order_and_replays():
     arms = _arms()
-    order = priority(arms, front=["2", "3", "5"], knee="3", margin=0.01)
+    order = priority(arms, front=["2", "3", "5"], knee="3", margin=0.01, with_contender=False)
     assert order[:2] == ["2", "3"] and "0" in order and "1" in order
     truth = {"0": 0.80, "1": 0.78, "2": 0.85, "3": 0.78, "4": 0.9, "5": 0.7}
     rng = np.random.default_rng(0)
@@ -232,15 +232,15 @@ def _trainer(truth: dict[str, float], first: dict[str, float] | None = None, sd:
 
 def test_split_chooses_on_the_first_seed_and_tests_on_the_later_ones():
     arms = _arms()
-    order = priority(arms, front=["2", "3", "5"], knee="3", margin=0.01)
+    order = priority(arms, front=["2", "3", "5"], knee="3", margin=0.01, with_contender=False)
     # the search rated #3 worse than #2; its first high-fidelity seed is wildly optimistic
     truth = {"0": 0.80, "1": 0.78, "2": 0.79, "3": 0.78, "4": 0.9, "5": 0.7}
     train, calls, seen = _trainer(truth, first={"3": 0.95})
-    plan = Plan(budget=16, seeds=2)
+    plan = Plan(budget=16, seeds=2, contender=False)
     d = run(arms, order, train, plan)
     assert d.spent == len(calls) <= 16
     # the selection stage gave one seed to each candidate, the baselines with their candidates
-    sel = selection_order(arms, order, 0.01)
+    sel = selection(arms, order, plan)
     assert calls[: len(d.order)] == d.order == sel[: len(d.order)]
     # #3 was chosen on its first seed (superiority over both baselines it costs no more than)
     hyps = {(c.kind, c.design, c.other) for c in d.claims}
@@ -441,3 +441,60 @@ def test_an_undecided_claim_names_a_holdout_factor_only_up_to_the_cap() -> None:
     far = sentence(dataclasses.replace(c, holdout_factor=193.7))
     assert "193.7" not in far and f"over {HOLDOUT_CAP}x the holdout's images would be needed" in far
     assert "would let seeds decide it" not in far
+
+
+# ------------------------------------------------------------------------- the top's contender
+def _flat() -> list[Arm]:
+    """A flat short-proxy field: a small baseline on top, a 3x costlier one 0.2 points behind,
+    searched designs around a log-MACs trend, and a costly design far behind."""
+    return [Arm("0", 12e6, None, "small", 0.850), Arm("1", 39e6, None, "large", 0.848),
+            Arm("2", 12e6, None, None, 0.841), Arm("3", 9e6, None, None, 0.836),
+            Arm("4", 25e6, None, None, 0.846), Arm("5", 6e6, None, None, 0.822),
+            Arm("6", 4e6, None, None, 0.815), Arm("7", 40e6, None, None, 0.700)]
+
+
+def test_contender_is_the_costliest_design_tied_with_the_top():
+    arms = _flat()
+    sd = screening_sd(arms)
+    assert sd is not None and 0 < sd < 0.1
+    assert screening_sd(arms[:4]) is None  # too few designs for a trend and a spread
+    # #1 (39 M, 0.2 points behind) ties; #7 (40 M) is 15 points behind: out of any noise band
+    assert contender(arms, "0") == "1"
+    assert contender(arms, "1") is None  # the top is already the costliest tied design
+    far = [Arm(a.name, a.macs, None, a.baseline, 0.60 if a.name == "1" else a.low_accuracy)
+           for a in arms]
+    assert contender(far, "0") in (None, "4")  # #1 far behind now: at most the 25 M design
+    # the order: the top, its contender, then the rest; with_contender=False: the order before
+    order = priority(arms, front=["0", "3", "5", "6"], knee="3", margin=0.01)
+    assert order[:3] == ["0", "1", "3"]
+    before = priority(arms, front=["0", "3", "5", "6"], knee="3", margin=0.01, with_contender=False)
+    assert "1" not in before[:2]
+    # the selection stage trains it right after the top, before the top's challengers
+    assert selection(arms, order, Plan(budget=12))[:2] == ["0", "1"]
+    assert selection(arms, before, Plan(budget=12, contender=False))[0] == "0"
+    assert "1" not in selection(arms, before, Plan(budget=12, contender=False))[:2]
+
+
+def test_contender_is_confirmed_and_picked_when_longer_training_lifts_it():
+    """The truth at the confirmation's fidelity favours the costlier baseline by a point: with
+    the contender confirmed, the most accurate pick is it; without, the small top is."""
+    arms = _flat()
+    truth = {"0": 0.860, "1": 0.872, "2": 0.852, "3": 0.850, "4": 0.858, "5": 0.84, "6": 0.83, "7": 0.7}
+    picks = {}
+    for flag in (True, False):
+        train, _, _ = _trainer(truth)
+        order = priority(arms, front=["0", "3", "5", "6"], knee="3", margin=0.01, with_contender=flag)
+        d = run(arms, order, train, Plan(budget=8, contender=flag))
+        picks[flag] = next(p.design for p in d.picks if p.tradeoff == "accurate")
+    assert picks == {True: "1", False: "0"}
+
+
+def test_contender_keeps_false_claims_bounded_and_lifts_the_pick_at_the_default_budget():
+    """Paired synthetic worlds (bench/bench_contender.py measures more): no design truly better
+    than a baseline; the short proxy favours small designs (World.tilt). At the default budget
+    (8) the pick within δ of the truly best design rises, false claims stay within bound."""
+    w = World(scenario="null")
+    on = summary(simulate(w, Plan(budget=8), runs=300, seed=5))
+    off = summary(simulate(w, Plan(budget=8, contender=False), runs=300, seed=5))
+    assert on["any_false"] <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 300)
+    assert on["within_margin"] > off["within_margin"] + 0.08  # measured: 0.67 → 0.88 (1,000 runs)

@@ -6,7 +6,8 @@ a callable that trains one more fresh seed of a design at the confirmation fidel
 returns its :class:`~nasl.decide.stats.Sample` contribution. Out: :class:`Decision` (samples,
 claims, recommendation, what was spent).
 
-Order of the candidates that can change the answer: the most accurate front member, the
+Order of the candidates that can change the answer: the most accurate front member, its
+contender (:func:`contender`: the costliest design tied with it at the search's fidelity), the
 knee, then per baseline (strongest first) the baseline, its superiority challenger and its
 non-inferiority challenger (:func:`nasl.decide.claims.family`), then the rest of the front.
 
@@ -32,10 +33,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from nasl.decide.claims import Arm, Claim, decide, family
 from nasl.decide.recommend import Pick, recommend
 from nasl.decide.split import CANDIDATES, selection_order, split_family, views
 from nasl.decide.stats import Sample, pooled
+from nasl.stats.confidence import TIE_FACTOR
 
 #: Selection share of the budget, and trainings per tested claim (sample splitting).
 SELECT_SHARE = 3
@@ -72,6 +76,9 @@ class Plan:
     #: with sample splitting: False spreads the budget left over the family's designs in turn
     #: (no look at the tested seeds before the end); True feeds the claim nearest to a decision.
     adaptive: bool = False
+    #: confirm the top of the front's :func:`contender` (the costliest design tied with it at
+    #: the search's fidelity) right after it (False: the order before).
+    contender: bool = True
 
 
 @dataclass
@@ -92,13 +99,55 @@ class Decision:
         return pooled(list(self.samples.values()))[0]
 
 
-def priority(arms: Sequence[Arm], front: Sequence[str], knee: str | None, margin: float) -> list[str]:
-    """Names of the arms in the order they should be confirmed (no repeats)."""
+def screening_sd(arms: Sequence[Arm]) -> float | None:
+    """The residual std of the arms' search accuracies around their trend on log MACs, robustly
+    (Theil-Sen trend, 1.4826 x the median absolute residual, so a few failed or poor designs
+    neither tilt nor widen it): seed noise plus what the trend does not explain, so an upper bound of the
+    search's seed noise that needs no repeated seed (None with fewer than 5 arms)."""
+    pts = [(math.log(a.macs), a.low_accuracy) for a in arms
+           if a.macs > 0 and math.isfinite(a.low_accuracy)]
+    if len(pts) < 5:
+        return None
+    from scipy.stats import theilslopes
+
+    x = np.array([lm for lm, _ in pts])
+    y = np.array([acc for _, acc in pts])
+    slope, intercept = theilslopes(y, x)[:2] if np.ptp(x) > 0 else (0.0, float(np.median(y)))
+    resid = y - (intercept + slope * x)
+    return float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+
+
+def contender(arms: Sequence[Arm], top: str | None) -> str | None:
+    """The costliest arm (most MACs) whose search accuracy ties with ``top``'s — within twice
+    the combined std of two one-seed numbers, with :func:`screening_sd` as the std — when it is
+    not ``top`` itself: the design that longer training is most likely to lift above the top of
+    the front (a short proxy favours small, fast-converging designs; on five re-checked
+    Fashion-MNIST runs the 3-epoch front's top was a 12-25 M MACs design twice while 37-39 M MACs
+    baselines tied with it were best at 30 epochs, docs/benchmarks.md). None: no such arm."""
+    by = {a.name: a for a in arms}
+    sd = screening_sd(arms)
+    if top not in by or sd is None or not math.isfinite(by[top].low_accuracy):
+        return None
+    band = TIE_FACTOR * math.sqrt(2.0) * sd
+    tied = [a for a in arms if math.isfinite(a.low_accuracy)
+            and a.low_accuracy >= by[top].low_accuracy - band]
+    best = max(tied, key=lambda a: (a.macs, a.low_accuracy))
+    return None if best.name == top or best.macs <= by[top].macs else best.name
+
+
+def priority(arms: Sequence[Arm], front: Sequence[str], knee: str | None, margin: float,
+             with_contender: bool = True) -> list[str]:
+    """Names of the arms in the order they should be confirmed (no repeats): the most accurate
+    front member, its :func:`contender` (``with_contender``), the knee, each baseline (strongest
+    first) with its challengers, the rest of the front."""
     by = {a.name: a for a in arms}
     on_front = sorted((by[n] for n in front if n in by), key=lambda a: -a.low_accuracy)
     order: list[str] = []
     if on_front:
         order.append(on_front[0].name)
+        rival = contender(arms, on_front[0].name) if with_contender else None
+        if rival is not None:
+            order.append(rival)
     if knee in by:
         order.append(str(knee))
     hyps = family(arms, margin)
@@ -147,6 +196,17 @@ def claims_of(arms: Sequence[Arm], samples: dict[str, Sample], plan: Plan) -> li
                   correction=plan.correction, hypotheses=fam)
 
 
+def selection(arms: Sequence[Arm], order: Sequence[str], plan: Plan) -> list[str]:
+    """The designs the selection stage trains, in order: the first :func:`selection_size` of
+    :func:`~nasl.decide.split.selection_order` (the top of the front and its contender first
+    when ``order`` has one)."""
+    names = {a.name for a in arms}
+    cands = plan.candidates if plan.candidates is not None else max(CANDIDATES, plan.budget // 16)
+    lead = 2 if plan.contender and len(order) > 1 and contender(arms, order[0]) == order[1] else 1
+    return [n for n in selection_order(arms, order, plan.margin, cands, lead)
+            if n in names][: selection_size(plan)]
+
+
 def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample],
         plan: Plan, *, recipe: str = "", epochs: int = 0,
         on_step: Callable[[str, int, int], None] | None = None) -> Decision:
@@ -176,9 +236,7 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
             step(name)
 
     if k > 0:
-        cands = plan.candidates if plan.candidates is not None else max(CANDIDATES, plan.budget // 16)
-        chosen = [n for n in selection_order(arms, order, plan.margin, cands)
-                  if n in names][: selection_size(plan)]
+        chosen = selection(arms, order, plan)
         for name in chosen:
             fill(name, k)
         first = views(samples, k, plan.split_images, plan.select_images)[0]

@@ -145,7 +145,7 @@ def simulate_one(rng: np.random.Generator, w: World, plan: Plan) -> Outcome:
     """One synthetic run through :func:`nasl.decide.plan.run` → Outcome."""
     arms, truth, planted = _world(rng, w, plan.margin)
     front, knee = _low_front(arms)
-    order = priority(arms, front, knee, plan.margin)
+    order = priority(arms, front, knee, plan.margin, plan.contender)
     seen: dict[str, list[float]] = {}
     train = _image_trainer(rng, w, truth) if w.images > 0 else None
 

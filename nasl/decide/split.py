@@ -116,12 +116,14 @@ def views(samples: Mapping[str, Sample], k: int = 1, split_images: bool = True,
 
 
 def selection_order(arms: Sequence[Arm], order: Sequence[str], margin: float,
-                    candidates: int = CANDIDATES) -> list[str]:
+                    candidates: int = CANDIDATES, lead: int = 1) -> list[str]:
     """``order`` (:func:`nasl.decide.plan.priority`) with, after each baseline, up to
     ``candidates`` superiority and non-inferiority candidates more, from the search's numbers
     (most accurate at no more cost; strictly cheaper rated within δ, most accurate first),
     and after a searched design listed before any baseline it could beat, the strongest
-    such baseline (so that its selection seed can be compared)."""
+    such baseline (so that its selection seed can be compared). The first ``lead`` names of
+    ``order`` come first, before any of these additions (the top of the front and its
+    contender, :func:`nasl.decide.plan.contender`)."""
     by = {a.name: a for a in arms}
     searched = [a for a in arms if a.baseline is None and math.isfinite(a.low_accuracy)]
     extra: dict[str, list[str]] = {}
@@ -133,7 +135,7 @@ def selection_order(arms: Sequence[Arm], order: Sequence[str], margin: float,
         near = [s for s in cheap if s.low_accuracy >= b.low_accuracy - margin] or cheap
         extra.setdefault(b.name, []).extend(s.name for s in near[:candidates])
     bases = sorted((a for a in arms if a.baseline is not None), key=lambda a: -a.low_accuracy)
-    out: list[str] = []
+    out: list[str] = [x for x in order[:max(1, lead)] if x in by]
     for n in (x for x in order if x in by):
         out.append(n)
         if by[n].baseline is not None:

@@ -104,7 +104,7 @@ def confirm(session: Any) -> list[int]:
     knee = verdict.low_fidelity_knee(rows, objectives)
     which = recipes_of(session)
     plan = plan_of(session, len(which))
-    order = priority(arms, front, knee, plan.margin)
+    order = priority(arms, front, knee, plan.margin, plan.contender)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     epochs = session.confirm_epochs
     confirmed: list[int] = []
