@@ -117,13 +117,19 @@ def screening_sd(arms: Sequence[Arm]) -> float | None:
     return float(1.4826 * np.median(np.abs(resid - np.median(resid))))
 
 
+#: Tied designs within this share of the costliest tied design's MACs count as equally costly:
+#: among them the contender is the most accurate at the search's fidelity.
+COST_TIER = 0.95
+
+
 def contender(arms: Sequence[Arm], top: str | None) -> str | None:
-    """The costliest arm (most MACs) whose search accuracy ties with ``top``'s — within twice
-    the combined std of two one-seed numbers, with :func:`screening_sd` as the std — when it is
-    not ``top`` itself: the design that longer training is most likely to lift above the top of
-    the front (a short proxy favours small, fast-converging designs; on five re-checked
-    Fashion-MNIST runs the 3-epoch front's top was a 12-25 M MACs design twice while 37-39 M MACs
-    baselines tied with it were best at 30 epochs, docs/benchmarks.md). None: no such arm."""
+    """The costliest arm (most MACs; among arms within :data:`COST_TIER` of that, the most
+    accurate) whose search accuracy ties with ``top``'s — within twice the combined std of two
+    one-seed numbers, with :func:`screening_sd` as the std — when it is costlier than ``top``:
+    the design that longer training is most likely to lift above the top of the front (a short
+    proxy favours small, fast-converging designs; in two of five re-checked Fashion-MNIST runs
+    the 37-39 M MACs baselines tied with or trailed a smaller top at 3 epochs and were the best
+    designs at 30, docs/benchmarks.md). None: no such arm."""
     by = {a.name: a for a in arms}
     sd = screening_sd(arms)
     if top not in by or sd is None or not math.isfinite(by[top].low_accuracy):
@@ -131,7 +137,9 @@ def contender(arms: Sequence[Arm], top: str | None) -> str | None:
     band = TIE_FACTOR * math.sqrt(2.0) * sd
     tied = [a for a in arms if math.isfinite(a.low_accuracy)
             and a.low_accuracy >= by[top].low_accuracy - band]
-    best = max(tied, key=lambda a: (a.macs, a.low_accuracy))
+    dearest = max(a.macs for a in tied)
+    tier = [a for a in tied if a.macs >= COST_TIER * dearest]  # costs that barely differ
+    best = max(tier, key=lambda a: (a.low_accuracy, a.macs))
     return None if best.name == top or best.macs <= by[top].macs else best.name
 
 
