@@ -302,6 +302,9 @@ def main() -> None:
     p.add_argument("--contested", type=float, default=1.0, help="points")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--summarize", action="store_true")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: one process per recipe side by side; two "
+                        "processes of two threads each on two cores spin-wait and crawl)")
     p.add_argument("--reuse", nargs=2, action="append", default=[], metavar=("RUN", "JSONL"),
                    help="take the trainings of identical designs (same choices, recipe, seed, "
                         "epochs) from another run's re-check on the same data instead of "
@@ -315,6 +318,7 @@ def main() -> None:
     if a.summarize:
         print(summarize(a.run, lines))
         return
+    torch.set_num_threads(max(1, a.threads))
     rows, env = load_run(a.run)
     space = load_space(a.run / "space.yaml")
     epochs = a.epochs or 10 * int(env["epochs"])
