@@ -102,8 +102,8 @@ class Decision:
 def screening_sd(arms: Sequence[Arm]) -> float | None:
     """The residual std of the arms' search accuracies around their trend on log MACs, robustly
     (Theil-Sen trend, 1.4826 x the median absolute residual, so a few failed or poor designs
-    neither tilt nor widen it): seed noise plus what the trend does not explain, so an upper bound of the
-    search's seed noise that needs no repeated seed (None with fewer than 5 arms)."""
+    neither tilt nor widen it): seed noise plus what the trend does not explain, so an upper
+    bound of the search's seed noise that needs no repeated seed (None with fewer than 5 arms)."""
     pts = [(math.log(a.macs), a.low_accuracy) for a in arms
            if a.macs > 0 and math.isfinite(a.low_accuracy)]
     if len(pts) < 5:
@@ -127,9 +127,9 @@ def contender(arms: Sequence[Arm], top: str | None) -> str | None:
     accurate) whose search accuracy ties with ``top``'s — within twice the combined std of two
     one-seed numbers, with :func:`screening_sd` as the std — when it is costlier than ``top``:
     the design that longer training is most likely to lift above the top of the front (a short
-    proxy favours small, fast-converging designs; in two of five re-checked Fashion-MNIST runs
-    the 37-39 M MACs baselines tied with or trailed a smaller top at 3 epochs and were the best
-    designs at 30, docs/benchmarks.md). None: no such arm."""
+    proxy favours small, fast-converging designs; in two of seven re-checked Fashion-MNIST runs
+    the 37-39 M MACs baselines tied with or trailed a smaller top at 3 epochs, were never
+    confirmed and were the best designs at 30, docs/benchmarks.md). None: no such arm."""
     by = {a.name: a for a in arms}
     sd = screening_sd(arms)
     if top not in by or sd is None or not math.isfinite(by[top].low_accuracy):
