@@ -213,14 +213,22 @@ def write_tables(run: RunDir, rows: list[dict[str, Any]], choice_names: Sequence
     return front
 
 
+def _first_recipe(store: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the first — the run's — recipe of the ``decide`` attribute, its designs with at least
+    one accuracy as trial number → Sample)."""
+    from nasl.decide.stats import Sample
+
+    first = next(iter(store.values()), {}) if store else {}
+    return first, {n: Sample(tuple(d["accuracies"])) for n, d in first.get("designs", {}).items()
+                   if d.get("accuracies")}
+
+
 def confirmation_sd(store: dict[str, Any]) -> float | None:
     """The pooled seed std of the first (the run's) recipe of the ``decide`` attribute: the
     confirmation's fresh seeds at its fidelity (None before any design has two)."""
-    from nasl.decide.stats import Sample, pooled
+    from nasl.decide.stats import pooled
 
-    first = next(iter(store.values()), {}) if store else {}
-    sd = pooled([Sample(tuple(d["accuracies"])) for d in first.get("designs", {}).values()
-                 if d.get("accuracies")])[0]
+    sd = pooled(list(_first_recipe(store)[1].values()))[0]
     return sd if sd == sd else None
 
 
@@ -250,11 +258,9 @@ def confirmed_stats(store: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ``decide`` attribute: mean, 95 % t-interval with the pooled seed std, seeds, epochs."""
     if not store:
         return {}
-    from nasl.decide.stats import Sample, interval, pooled
+    from nasl.decide.stats import interval, pooled
 
-    first = next(iter(store.values()))
-    designs = {n: Sample(tuple(d["accuracies"])) for n, d in first.get("designs", {}).items()
-               if d.get("accuracies")}
+    first, designs = _first_recipe(store)
     sd, dof = pooled(list(designs.values()))
     out = {}
     for n, s in designs.items():
