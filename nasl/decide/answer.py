@@ -61,7 +61,7 @@ def answer(per_recipe: Sequence[Mapping[str, Any]], names: Mapping[str, str], *,
             "scored_on": r["scored_on"], "spent": r["spent"], "budget": r["budget"],
             "images_split": bool(r.get("images_split", False)),
             "recommendation": [{**p.to_dict(), "name": names.get(p.design, f"#{p.design}"),
-                                "runner_up_name": names.get(p.runner_up or "", None)
+                                "runner_up_name": names.get(p.runner_up, f"#{p.runner_up}")
                                 if p.runner_up else None, "label": LABELS[p.tradeoff]}
                                for p in picks],
             "claims": [{**c.to_dict(), "name": names.get(c.design, f"#{c.design}"),
@@ -118,6 +118,21 @@ def _pts(x: float | None, sign: str = "") -> str:
     return f"{100 * x:{sign}.{digits}f}"
 
 
+def _fast_text(p: Mapping[str, Any]) -> str:
+    """What the ``fast`` pick rests on: the non-inferiority test that showed it within δ of the
+    most accurate design, or (none shown: the pick is that design) the faster design whose mean
+    alone is within δ, with its difference from it."""
+    other = p.get("runner_up_name")
+    if p["shown"]:
+        return (f"; within δ of {other}: {_pts(p['diff'], '+')} [{_pts(p['diff_low'])}, "
+                f"{_pts(p['diff_high'])}] points, shown")
+    if not other:
+        return "; no faster design within δ"
+    neg = lambda x: None if x is None else -x  # noqa: E731
+    return (f"; no faster design shown within δ: {other} {_pts(neg(p['diff']), '+')} "
+            f"[{_pts(neg(p['diff_high']))}, {_pts(neg(p['diff_low']))}] points from it, undecided")
+
+
 def lines(ans: Mapping[str, Any]) -> list[str]:
     """The answer as terminal lines (recommendation, claims, undecided, disagreements, rule)."""
     if not ans or not ans.get("recipes"):
@@ -128,7 +143,9 @@ def lines(ans: Mapping[str, Any]) -> list[str]:
                    f"{r['spent']}/{r['budget']} trainings):")
         for p in r["recommendation"]:
             vs = ""
-            if p.get("runner_up_name"):
+            if p.get("tradeoff") == "fast" and p.get("shown") is not None:
+                vs = _fast_text(p)
+            elif p.get("runner_up_name"):
                 gap = (f"{_pts(p['diff'], '+')} [{_pts(p['diff_low'])}, {_pts(p['diff_high'])}]"
                        if p.get("diff") is not None else "")
                 verdict = ("undecided" if not p["ahead"] else "more accurate beyond noise"

@@ -270,11 +270,11 @@ def run(arms: Sequence[Arm], order: Sequence[str], train: Callable[[str], Sample
             step(c.design if samples[c.design].n <= samples[c.other].n else c.other)
             continue
         # every claim decided (or out of reach): sharpen the most accurate pick vs its runner-up
-        pick = next((p for p in recommend(confirmed, samples, plan.margin)
+        pick = next((p for p in recommend(confirmed, samples, plan.margin, plan.alpha)
                      if p.tradeoff == "accurate"), None)
         if pick is None or pick.runner_up is None or pick.ahead:  # None: noise unknown yet
             break
         a, b = samples[pick.design], samples[pick.runner_up]
         step(pick.design if a.n <= b.n else pick.runner_up)
     return Decision(recipe, epochs, samples, claims_of(confirmed, samples, plan),
-                    recommend(confirmed, samples, plan.margin), spent, plan.budget, list(chosen))
+                    recommend(confirmed, samples, plan.margin, plan.alpha), spent, plan.budget, list(chosen))

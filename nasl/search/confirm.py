@@ -169,7 +169,7 @@ def finalize(session: Any) -> dict[str, Any] | None:
                     "epochs": store[label].get("epochs"),
                     "scored_on": "the table's values (and the space's noise)" if table
                     else session.scored_on,
-                    "claims": claims, "picks": recommend(confirmed, samples, plan.margin),
+                    "claims": claims, "picks": recommend(confirmed, samples, plan.margin, plan.alpha),
                     "images_split": images_split(samples, plan),
                     "spent": sum(s.n for s in samples.values()), "budget": plan.budget})
     ans = make_answer(per, names, margin=plan.margin, alpha=session.opts.alpha,
