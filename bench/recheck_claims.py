@@ -360,6 +360,8 @@ def main() -> None:
             one(recipe, n, 0)
     for r in (env.get("answer") or {}).get("recipes", []):
         rec = r["recipe"].split("+")[0]
+        if rec not in a.recipes:  # one process per recipe: each trains its own second seeds
+            continue
         t = {x["number"]: x["accuracy"] for x in lines if x["recipe"] == rec}
         for c in r["claims"]:
             d, o = int(c["design"]), int(c["other"])
