@@ -125,6 +125,9 @@ def test_confirmation_at_higher_fidelity_and_interleaved_retiming(tiny_space: Pa
     assert next(iter(pareto)) == "answer"  # the answer first
     ans = pareto["answer"]
     assert [p["tradeoff"] for p in ans["recommendation"]] == ["accurate", "fast", "knee"]
+    acc, fast, _ = ans["recommendation"]
+    assert isinstance(fast["shown"], bool)  # shown within δ, or the most accurate itself
+    assert fast["shown"] or fast["design"] == acc["design"]
     assert ans["correction"] == "holm" and ans["alpha"] == 0.05 and "Holm" in ans["rule"]
     assert [r["recipe"] for r in ans["recipes"]] == ["plain", "crop"]
     assert "split over 2 recipes" in ans["rule"] and "left out of their tests" in ans["rule"]
