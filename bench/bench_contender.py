@@ -14,7 +14,6 @@ standard errors and the paired difference of the best-pick rate (with its standa
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _sim_args import sim_parser  # noqa: E402
 
 from nasl.decide import Plan  # noqa: E402
 from nasl.decide.simulate import World, simulate  # noqa: E402
@@ -36,14 +37,8 @@ def paired(a: list[bool], b: list[bool]) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=400)
-    p.add_argument("--budgets", type=int, nargs="+", default=[8, 24])
-    p.add_argument("--sizes", nargs="+", default=["20x10"], help="DESIGNSxBASELINES")
-    p.add_argument("--scenarios", nargs="+", default=["null", "superior", "noninferior"])
+    p = sim_parser(__doc__, ["20x10"], ["null", "superior", "noninferior"])
     p.add_argument("--tilt", type=float, default=None, help="fidelity tilt (default World's)")
-    p.add_argument("--margin", type=float, default=1.0, help="δ, points")
-    p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
     rows = []
     t0, c0 = time.perf_counter(), time.process_time()

@@ -17,7 +17,6 @@ Fashion-MNIST re-checks show between 9 and 30 epochs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _sim_args import sim_parser  # noqa: E402
 
 from nasl.decide import Plan  # noqa: E402
 from nasl.decide.simulate import World, simulate  # noqa: E402
@@ -38,16 +39,10 @@ def rate(xs: list[float]) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=400)
-    p.add_argument("--budgets", type=int, nargs="+", default=[8, 24])
-    p.add_argument("--sizes", nargs="+", default=["20x10", "30x15", "10x5"], help="DESIGNSxBASELINES")
-    p.add_argument("--scenarios", nargs="+", default=["null", "noninferior"])
+    p = sim_parser(__doc__, ["20x10", "30x15", "10x5"], ["null", "noninferior"])
     p.add_argument("--confirm-tilts", type=float, nargs="+", default=[0.0, 0.01])
     p.add_argument("--images", type=int, nargs="+", default=[0, 1000],
                    help="holdout images scored one by one (0: seed noise only)")
-    p.add_argument("--margin", type=float, default=1.0, help="δ, points")
-    p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
     rows = []
     t0, c0 = time.perf_counter(), time.process_time()
