@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -17,3 +18,11 @@ def sim_parser(doc: str, sizes: list[str], scenarios: list[str]) -> argparse.Arg
     p.add_argument("--margin", type=float, default=1.0, help="δ, points")
     p.add_argument("--out", type=Path)
     return p
+
+
+def cells(a: argparse.Namespace) -> Iterator[tuple[str, int, int, str]]:
+    """(size, designs, baselines, scenario) for every ``--sizes`` × ``--scenarios``."""
+    for size in a.sizes:
+        nd, nb = (int(x) for x in size.split("x"))
+        for scen in a.scenarios:
+            yield size, nd, nb, scen

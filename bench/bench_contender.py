@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _sim_args import sim_parser  # noqa: E402
+from _sim_args import cells, sim_parser  # noqa: E402
 
 from nasl.decide import Plan  # noqa: E402
 from nasl.decide.simulate import World, simulate  # noqa: E402
@@ -42,44 +42,42 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     rows = []
     t0, c0 = time.perf_counter(), time.process_time()
-    for size in a.sizes:
-        nd, nb = (int(x) for x in size.split("x"))
-        for scen in a.scenarios:
-            w = World(designs=nd, baselines=nb, scenario=scen)
-            if a.tilt is not None:
-                w = replace(w, tilt=a.tilt)
-            for budget in a.budgets:
-                res = {}
-                for flag in (False, True):
-                    plan = Plan(budget=budget, margin=a.margin / 100, contender=flag)
-                    res[flag] = simulate(w, plan, runs=a.runs, seed=0)
-                row = {"size": size, "scenario": scen, "budget": budget, "runs": a.runs,
-                       "tilt": w.tilt}
-                for flag, outs in res.items():
-                    key = "contender" if flag else "before"
-                    n = len(outs)
-                    found = [o.found for o in outs if o.found is not None]
-                    row[key] = {
-                        "any_false": float(np.mean([o.false_claims > 0 for o in outs])),
-                        "power": float(np.mean(found)) if found else None,
-                        "best_picked": float(np.mean([o.best_picked for o in outs])),
-                        "within_margin": float(np.mean([o.within_margin for o in outs])),
-                        "n": n}
-                row["best_picked_diff"] = paired([o.best_picked for o in res[False]],
-                                                 [o.best_picked for o in res[True]])
-                row["within_diff"] = paired([o.within_margin for o in res[False]],
-                                            [o.within_margin for o in res[True]])
-                if res[False][0].found is not None:
-                    row["power_diff"] = paired([bool(o.found) for o in res[False]],
-                                               [bool(o.found) for o in res[True]])
-                rows.append(row)
-                b, c = row["before"], row["contender"]
-                print(f"{size} {scen:11} budget {budget:3}: false {b['any_false']:.3f} → "
-                      f"{c['any_false']:.3f}; power {b['power']} → {c['power']}; best picked "
-                      f"{b['best_picked']:.3f} → {c['best_picked']:.3f} "
-                      f"(diff {row['best_picked_diff'][0]:+.3f} ± {row['best_picked_diff'][1]:.3f}); "
-                      f"within δ {b['within_margin']:.3f} → "
-                      f"{c['within_margin']:.3f}", flush=True)
+    for size, nd, nb, scen in cells(a):
+        w = World(designs=nd, baselines=nb, scenario=scen)
+        if a.tilt is not None:
+            w = replace(w, tilt=a.tilt)
+        for budget in a.budgets:
+            res = {}
+            for flag in (False, True):
+                plan = Plan(budget=budget, margin=a.margin / 100, contender=flag)
+                res[flag] = simulate(w, plan, runs=a.runs, seed=0)
+            row = {"size": size, "scenario": scen, "budget": budget, "runs": a.runs,
+                   "tilt": w.tilt}
+            for flag, outs in res.items():
+                key = "contender" if flag else "before"
+                n = len(outs)
+                found = [o.found for o in outs if o.found is not None]
+                row[key] = {
+                    "any_false": float(np.mean([o.false_claims > 0 for o in outs])),
+                    "power": float(np.mean(found)) if found else None,
+                    "best_picked": float(np.mean([o.best_picked for o in outs])),
+                    "within_margin": float(np.mean([o.within_margin for o in outs])),
+                    "n": n}
+            row["best_picked_diff"] = paired([o.best_picked for o in res[False]],
+                                             [o.best_picked for o in res[True]])
+            row["within_diff"] = paired([o.within_margin for o in res[False]],
+                                        [o.within_margin for o in res[True]])
+            if res[False][0].found is not None:
+                row["power_diff"] = paired([bool(o.found) for o in res[False]],
+                                           [bool(o.found) for o in res[True]])
+            rows.append(row)
+            b, c = row["before"], row["contender"]
+            print(f"{size} {scen:11} budget {budget:3}: false {b['any_false']:.3f} → "
+                  f"{c['any_false']:.3f}; power {b['power']} → {c['power']}; best picked "
+                  f"{b['best_picked']:.3f} → {c['best_picked']:.3f} "
+                  f"(diff {row['best_picked_diff'][0]:+.3f} ± {row['best_picked_diff'][1]:.3f}); "
+                  f"within δ {b['within_margin']:.3f} → "
+                  f"{c['within_margin']:.3f}", flush=True)
     wall = time.perf_counter() - t0
     print(f"{wall:.0f} s wall, CPU/wall {(time.process_time() - c0) / wall:.2f}")
     if a.out:

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _sim_args import sim_parser  # noqa: E402
+from _sim_args import cells, sim_parser  # noqa: E402
 
 from nasl.decide import Plan  # noqa: E402
 from nasl.decide.simulate import World, simulate  # noqa: E402
@@ -46,30 +46,28 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     rows = []
     t0, c0 = time.perf_counter(), time.process_time()
-    for size in a.sizes:
-        nd, nb = (int(x) for x in size.split("x"))
-        for scen in a.scenarios:
-            for tilt in a.confirm_tilts:
-                for images in a.images:
-                    w = World(designs=nd, baselines=nb, scenario=scen, confirm_tilt=tilt, images=images)
-                    for budget in a.budgets:
-                        outs = simulate(w, Plan(budget=budget, margin=a.margin / 100), runs=a.runs, seed=0)
-                        row = {"size": size, "scenario": scen, "confirm_tilt": tilt, "images": images,
-                               "budget": budget, "runs": a.runs,
-                               "shown_within": rate([o.fast_within for o in outs]),
-                               "mean_within": rate([o.old_fast_within for o in outs]),
-                               "accurate_within": rate([o.within_margin for o in outs]),
-                               "within_diff": rate([o.fast_within - o.old_fast_within for o in outs]),
-                               "shown_macs": rate([o.fast_macs for o in outs]),
-                               "mean_macs": rate([o.old_fast_macs for o in outs]),
-                               "shown_faster": rate([o.fast_macs < 1 for o in outs])}
-                        rows.append(row)
-                        print(f"{size} {scen:11} tilt {tilt:.3f} images {images:4} budget {budget:2}: "
-                              f"within δ mean-rule {row['mean_within'][0]:.3f} → shown-rule "
-                              f"{row['shown_within'][0]:.3f} (paired {row['within_diff'][0]:+.3f} ± "
-                              f"{row['within_diff'][1]:.3f}; accurate pick {row['accurate_within'][0]:.3f}); "
-                              f"MACs / accurate pick {row['mean_macs'][0]:.2f} → {row['shown_macs'][0]:.2f}; "
-                              f"a faster design shown in {row['shown_faster'][0]:.3f}", flush=True)
+    for size, nd, nb, scen in cells(a):
+        for tilt in a.confirm_tilts:
+            for images in a.images:
+                w = World(designs=nd, baselines=nb, scenario=scen, confirm_tilt=tilt, images=images)
+                for budget in a.budgets:
+                    outs = simulate(w, Plan(budget=budget, margin=a.margin / 100), runs=a.runs, seed=0)
+                    row = {"size": size, "scenario": scen, "confirm_tilt": tilt, "images": images,
+                           "budget": budget, "runs": a.runs,
+                           "shown_within": rate([o.fast_within for o in outs]),
+                           "mean_within": rate([o.old_fast_within for o in outs]),
+                           "accurate_within": rate([o.within_margin for o in outs]),
+                           "within_diff": rate([o.fast_within - o.old_fast_within for o in outs]),
+                           "shown_macs": rate([o.fast_macs for o in outs]),
+                           "mean_macs": rate([o.old_fast_macs for o in outs]),
+                           "shown_faster": rate([o.fast_macs < 1 for o in outs])}
+                    rows.append(row)
+                    print(f"{size} {scen:11} tilt {tilt:.3f} images {images:4} budget {budget:2}: "
+                          f"within δ mean-rule {row['mean_within'][0]:.3f} → shown-rule "
+                          f"{row['shown_within'][0]:.3f} (paired {row['within_diff'][0]:+.3f} ± "
+                          f"{row['within_diff'][1]:.3f}; accurate pick {row['accurate_within'][0]:.3f}); "
+                          f"MACs / accurate pick {row['mean_macs'][0]:.2f} → {row['shown_macs'][0]:.2f}; "
+                          f"a faster design shown in {row['shown_faster'][0]:.3f}", flush=True)
     wall = time.perf_counter() - t0
     cpu = (time.process_time() - c0) / wall
     print(f"{wall:.0f} s wall, CPU/wall {cpu:.2f}")
