@@ -151,7 +151,8 @@ def markdown(rows: list[Row]) -> str:
     for r in rows:
         picks = "; ".join(f"{p['tradeoff']} {p['name']} {100 * p['gap']:.1f} ({100 * p['noise']:.1f})"
                           + (" **beyond noise**" if p["beyond"] and p["tradeoff"] == "accurate" else "")
-                          + (" **beyond δ**" if p["beyond_margin"] else "") for p in r.picks) or "–"
+                          + (" **beyond δ**" if p["beyond_margin"] and p["tradeoff"] == "fast" else "")
+                          for p in r.picks) or "–"
         hold = f"{r.held}" + (f" (+{r.not_rechecked} not re-checked)" if r.not_rechecked else "")
         out.append(f"| {r.run} | {r.recipe} | {r.claims} | {hold} | {r.missed} / "
                    f"{r.rightly_undecided} | {picks} |")

@@ -14,7 +14,7 @@ the most accurate design as its runner-up. When none is shown the pick is the mo
 design itself (``shown`` False), and its runner-up the cheapest design whose mean alone is
 within δ (what the pick was before this rule, ``fast="mean"``), so the answer can say what
 might be faster and how far it is from being shown. Why: on seven re-checked Fashion-MNIST
-runs, 4 of 11 mean-within-δ picks, most with one seed at 9 epochs, were more than δ below the
+runs, 5 of 14 mean-within-δ picks, each with one seed at 9 epochs, were more than δ below the
 best design after 30 epochs (``bench/recheck_scoreboard.py``, docs/benchmarks.md).
 """
 
