@@ -23,6 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from recheck_scoreboard import truths  # noqa: E402
+
 from nasl.common import record  # noqa: E402
 from nasl.decide.recommend import FAST_RULES, recommend  # noqa: E402
 from nasl.run import results  # noqa: E402
@@ -40,14 +42,11 @@ def rows_of(run: Path, jsonl: Path) -> list[str]:
     store = study.user_attrs.get(record.DECIDE, {})
     margin, alpha = float(ans.get("margin", 0.01)), float(ans.get("alpha", 0.05)) / max(1, len(store))
     names = {str(r["number"]): (r.get("baseline") or f"#{r['number']}") for r in rows}
-    truth: dict[str, dict[str, dict[int, float]]] = {}
-    for x in (json.loads(s) for s in jsonl.read_text().splitlines() if s.strip()):
-        truth.setdefault(x["recipe"], {}).setdefault(str(x["number"]), {}).setdefault(
-            int(x["seed"]), float(x["accuracy"]))
+    truth = truths([json.loads(s) for s in jsonl.read_text().splitlines() if s.strip()])
     arms = arms_of(rows, OBJECTIVES)
     out = []
     for label, st in store.items():
-        t = {n: float(np.mean(list(v.values()))) for n, v in truth.get(label.split("+")[0], {}).items()}
+        t = {str(n): float(np.mean(v)) for n, v in truth.get(label.split("+")[0], {}).items()}
         s = samples_of(st)
         confirmed = [a for a in arms if a.name in s]
         best = max(t, key=lambda n: t[n]) if t else None
